@@ -1,0 +1,46 @@
+//! `accounts`: the loans.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One row of `accounts`.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "accounts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+    pub id: String,
+    #[sea_orm(column_type = "Text")]
+    pub borrower_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub product: String,
+    #[sea_orm(column_type = "Text")]
+    pub currency: String,
+    #[sea_orm(column_type = "Decimal(Some((20, 4)))")]
+    pub amount_due: Decimal,
+    #[sea_orm(column_type = "Decimal(Some((20, 4)))")]
+    pub balance: Decimal,
+    pub due_date: Date,
+    /// `;`-joined tags.
+    #[sea_orm(column_type = "Text")]
+    pub tags: String,
+    /// `;`-joined flag codes.
+    #[sea_orm(column_type = "Text")]
+    pub flags: String,
+    /// JSON object `{model: number}`.
+    #[sea_orm(column_type = "Text")]
+    pub scores: String,
+    /// JSON object `{name: string}`.
+    #[sea_orm(column_type = "Text")]
+    pub attrs: String,
+    pub broken_promises: i32,
+    /// The stage the last plan run put the account in.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub stage: Option<String>,
+    pub updated_at: DateTimeUtc,
+}
+
+/// No relations are declared: the schema has no foreign keys.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,32 @@
+//! `attempts`: contact attempts and their outcomes.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One row of `attempts`.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "attempts")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(column_type = "Text")]
+    pub account_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub borrower_id: String,
+    pub task_id: Option<i64>,
+    #[sea_orm(column_type = "Text")]
+    pub channel: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub address: Option<String>,
+    pub at: DateTimeUtc,
+    #[sea_orm(column_type = "Text")]
+    pub outcome: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub note: Option<String>,
+}
+
+/// No relations are declared: the schema has no foreign keys.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

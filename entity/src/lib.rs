@@ -1,0 +1,17 @@
+//! sea-orm entities of the arrears store, one module per table (generated style, no logic).
+//!
+//! The schema itself is defined by the `migration` crate; these mirror it column for column.
+
+pub mod prelude;
+
+pub mod accounts;
+pub mod attempts;
+pub mod audit_log;
+pub mod borrowers;
+pub mod contact_points;
+pub mod payments;
+pub mod plan_runs;
+pub mod promises;
+pub mod stage_history;
+pub mod strategy_versions;
+pub mod tasks;

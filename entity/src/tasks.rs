@@ -1,0 +1,48 @@
+//! `tasks`: units of work planned for an account's local day.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One row of `tasks`.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "tasks")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub plan_run_id: i64,
+    #[sea_orm(column_type = "Text")]
+    pub account_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub borrower_id: String,
+    pub local_date: Date,
+    pub dpd: i32,
+    #[sea_orm(column_type = "Text")]
+    pub stage: String,
+    #[sea_orm(column_type = "Text")]
+    pub strategy: String,
+    #[sea_orm(column_type = "Text")]
+    pub rule: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub arm: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub channel: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub queue: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub template: Option<String>,
+    pub attempt: i32,
+    pub calls_allowed: i32,
+    pub not_before: DateTimeUtc,
+    pub not_after: DateTimeUtc,
+    #[sea_orm(column_type = "Double")]
+    pub priority: f64,
+    #[sea_orm(column_type = "Text")]
+    pub state: String,
+    pub created_at: DateTimeUtc,
+}
+
+/// No relations are declared: the schema has no foreign keys.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,18 @@
+//! Schema migrations of the arrears store, run by `arrears migrate` and at `serve` start.
+//!
+//! Every migration is written with the sea-query schema builder so that it runs unchanged on
+//! SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_init;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_init::Migration)]
+    }
+}

@@ -1,0 +1,65 @@
+//! What a plan run decides: tasks, and skips with their reason codes.
+
+use crate::domain::Channel;
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// One unit of work for one account on its local day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    /// The account to work.
+    pub account_id: String,
+    /// Its borrower.
+    pub borrower_id: String,
+    /// The borrower's local day this task belongs to (primary zone).
+    pub local_date: NaiveDate,
+    /// Days past due on that day.
+    pub dpd: i32,
+    /// Stage name.
+    pub stage: Arc<str>,
+    /// Strategy name.
+    pub strategy: Arc<str>,
+    /// The rule that matched.
+    pub rule: Arc<str>,
+    /// Experiment arm, when the stage runs an experiment.
+    pub arm: Option<Arc<str>>,
+    /// Channel.
+    pub channel: Channel,
+    /// Human work queue (human channel only).
+    pub queue: Option<Arc<str>>,
+    /// Template name (`sms/reminder`).
+    pub template: Option<Arc<str>>,
+    /// 1-based attempt number within the day.
+    pub attempt: u32,
+    /// Calls this task may place (human tasks: the rule's `calls_per_day` within the caps; others: 1).
+    pub calls_allowed: u32,
+    /// Earliest contact instant, at the borrower's primary offset.
+    pub not_before: DateTime<FixedOffset>,
+    /// Latest contact instant, at the borrower's primary offset.
+    pub not_after: DateTime<FixedOffset>,
+    /// Larger is served first.
+    pub priority: f64,
+}
+
+/// Why an account gets no task today.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skip {
+    /// The account.
+    pub account_id: String,
+    /// Its stage, when one was found.
+    pub stage: Option<Arc<str>>,
+    /// Stable reason code (`not_due`, `flag:deceased`, `cap:calls_7d`, ...).
+    pub reason: String,
+    /// A sentence for people.
+    pub detail: String,
+}
+
+/// The outcome of planning a book.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Tasks, in account order.
+    pub tasks: Vec<Task>,
+    /// Skips, in account order.
+    pub skips: Vec<Skip>,
+}

@@ -1,0 +1,325 @@
+//! Loading the loan book: accounts, borrowers and contact points into domain types.
+
+use super::StoreError;
+use super::sql::{PAGE_ROWS, is_postgres, json_page, page_key};
+use crate::domain::{Account, Borrower, Channel, ContactKind, ContactPoint, Flags, Portfolio, parse_timezone};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use sea_orm::ConnectionTrait;
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Loads every account (ordered by id, byte-wise, on every backend) and every borrower with its
+/// contact points. Reads page by page by primary key, one query per page; each page comes back
+/// as one JSON text built by the database (see [`json_page`]).
+pub async fn load_portfolio(db: &impl ConnectionTrait) -> Result<Portfolio, StoreError> {
+    let mut accounts = load_accounts(db).await?;
+    // Pages come in the database's collation order; the contract is byte order.
+    accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut borrowers = load_borrowers(db).await?;
+    attach_contact_points(db, &mut borrowers).await?;
+    Ok(Portfolio { accounts, borrowers })
+}
+
+/// One packed `accounts` row.
+#[derive(Deserialize)]
+struct AccountRow<'a>(
+    String,
+    String,
+    String,
+    String,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    Pairs<f64>,
+    Pairs<String>,
+    i64,
+);
+
+/// Reads a packed page.
+pub(crate) fn unpack<'a, T: Deserialize<'a>>(text: &'a str, table: &'static str) -> Result<Vec<T>, StoreError> {
+    serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+        table,
+        id: "(page)".into(),
+        message: error.to_string(),
+    })
+}
+
+/// A stored amount of money read as text: exact on both backends (SQLite turns its REAL into
+/// the shortest text that reads back the same, exact for up to 15 significant digits).
+pub(crate) fn money_text(text: &str) -> Option<crate::domain::Money> {
+    use std::str::FromStr;
+    let money = crate::domain::Money::from_str(text).or_else(|_| crate::domain::Money::from_scientific(text)).ok()?;
+    Some(money.round_dp(4).normalize())
+}
+
+/// The text of a money column in a packed row.
+pub(crate) fn money_field(backend: sea_orm::DbBackend, column: &str) -> String {
+    if is_postgres(backend) { format!("{column}::text") } else { format!("CAST({column} AS TEXT)") }
+}
+
+async fn load_accounts(db: &impl ConnectionTrait) -> Result<Vec<Account>, StoreError> {
+    let backend = db.get_database_backend();
+    let fields = format!(
+        "id, borrower_id, product, currency, {}, {}, due_date, tags, flags, {}, {}, broken_promises",
+        money_field(backend, "amount_due"),
+        money_field(backend, "balance"),
+        if is_postgres(backend) { "scores::json" } else { "json(scores)" },
+        if is_postgres(backend) { "attrs::json" } else { "json(attrs)" },
+    );
+    let columns = "id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, \
+                   scores, attrs, broken_promises";
+    let mut accounts = Vec::new();
+    let mut last = String::new();
+    loop {
+        let after = std::mem::take(&mut last);
+        let page = json_page(
+            db,
+            columns,
+            &fields,
+            "accounts",
+            |sql| {
+                sql.push("id > ");
+                sql.bind(after);
+            },
+            "id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<AccountRow<'_>> = unpack(&page, "accounts")?;
+        let count = rows.len() as u64;
+        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
+            last.clone_from(key);
+        }
+        accounts.reserve(rows.len());
+        for AccountRow(
+            id,
+            borrower_id,
+            product,
+            currency,
+            amount_due,
+            balance,
+            due_date,
+            tags,
+            flags,
+            scores,
+            attrs,
+            broken,
+        ) in rows
+        {
+            let corrupt = |message: String| StoreError::Corrupt { table: "accounts", id: id.clone(), message };
+            let amount_due = money_text(&amount_due).ok_or_else(|| corrupt(format!("amount_due `{amount_due}`")))?;
+            let balance = money_text(&balance).ok_or_else(|| corrupt(format!("balance `{balance}`")))?;
+            let due_date = NaiveDate::parse_from_str(&due_date, "%Y-%m-%d")
+                .map_err(|_| corrupt(format!("due_date `{due_date}`")))?;
+            let flags = Flags::parse_list(&flags).map_err(|error| corrupt(error.to_string()))?;
+            accounts.push(Account {
+                borrower_id,
+                product,
+                currency,
+                amount_due,
+                balance,
+                due_date,
+                tags: split_list(&tags).map(str::to_string).collect(),
+                flags,
+                scores: scores.0,
+                attrs: attrs.0,
+                broken_promises: u32::try_from(broken).unwrap_or(0),
+                id,
+            });
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    Ok(accounts)
+}
+
+/// One packed `borrowers` row.
+#[derive(Deserialize)]
+struct BorrowerRow<'a>(String, String, #[serde(borrow)] Cow<'a, str>, i64);
+
+async fn load_borrowers(db: &impl ConnectionTrait) -> Result<HashMap<String, Borrower>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut borrowers = HashMap::new();
+    // Most borrowers share a handful of zone lists: parse each distinct text once.
+    let mut zones: HashMap<String, Vec<Tz>> = HashMap::new();
+    let mut last = String::new();
+    loop {
+        let after = std::mem::take(&mut last);
+        let page = json_page(
+            db,
+            "id, name, timezones, consent_robot",
+            "id, name, timezones, CASE WHEN consent_robot THEN 1 ELSE 0 END",
+            "borrowers",
+            |sql| {
+                sql.push("id > ");
+                sql.bind(after);
+            },
+            "id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<BorrowerRow<'_>> = unpack(&page, "borrowers")?;
+        let count = rows.len() as u64;
+        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
+            last.clone_from(key);
+        }
+        borrowers.reserve(rows.len());
+        for BorrowerRow(id, name, timezones, consent_robot) in rows {
+            let timezones = match zones.get(timezones.as_ref()) {
+                Some(parsed) => parsed.clone(),
+                None => {
+                    let parsed = split_list(&timezones)
+                        .map(parse_timezone)
+                        .collect::<Result<Vec<Tz>, String>>()
+                        .map_err(|message| StoreError::Corrupt { table: "borrowers", id: id.clone(), message })?;
+                    zones.insert(timezones.into_owned(), parsed.clone());
+                    parsed
+                }
+            };
+            let borrower = Borrower {
+                id: id.clone(),
+                name,
+                timezones,
+                contact_points: Vec::new(),
+                consent_robot: consent_robot != 0,
+            };
+            borrowers.insert(id, borrower);
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    Ok(borrowers)
+}
+
+/// One packed `contact_points` row.
+#[derive(Deserialize)]
+struct ContactRow<'a>(
+    i64,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    String,
+    #[serde(borrow)] Cow<'a, str>,
+    i64,
+);
+
+async fn attach_contact_points(
+    db: &impl ConnectionTrait,
+    borrowers: &mut HashMap<String, Borrower>,
+) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    let mut last = 0i64;
+    loop {
+        let after = last;
+        let page = json_page(
+            db,
+            "id, borrower_id, kind, address, opted_out, wrong_number",
+            "id, borrower_id, kind, address, opted_out, CASE WHEN wrong_number THEN 1 ELSE 0 END",
+            "contact_points",
+            |sql| {
+                sql.push("id > ");
+                sql.bind(after);
+            },
+            "id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<ContactRow<'_>> = unpack(&page, "contact_points")?;
+        let count = rows.len() as u64;
+        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
+            last = *key;
+        }
+        for ContactRow(id, borrower_id, kind, address, opted_out, wrong_number) in rows {
+            let Some(borrower) = borrowers.get_mut(borrower_id.as_ref()) else {
+                continue;
+            };
+            let corrupt =
+                |message: String| StoreError::Corrupt { table: "contact_points", id: id.to_string(), message };
+            let kind = parse_kind(&kind).ok_or_else(|| corrupt(format!("unknown kind `{kind}`")))?;
+            let opted_out = split_list(&opted_out)
+                .map(str::parse::<Channel>)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| corrupt(error.to_string()))?;
+            borrower.contact_points.push(ContactPoint { kind, address, opted_out, wrong_number: wrong_number != 0 });
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The items of a stored `;`-joined list.
+pub(crate) fn split_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(';').map(str::trim).filter(|item| !item.is_empty())
+}
+
+/// The contact kind of a stored code.
+pub(crate) fn parse_kind(code: &str) -> Option<ContactKind> {
+    match code {
+        "phone" => Some(ContactKind::Phone),
+        "email" => Some(ContactKind::Email),
+        _ => None,
+    }
+}
+
+/// A JSON object read as a list of pairs in stored order (no intermediate map).
+pub(crate) struct Pairs<V>(pub(crate) Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for PairsVisitor<V> {
+            type Value = Pairs<V>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pairs<V>, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<String, V>()? {
+                    pairs.push(entry);
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+
+        deserializer.deserialize_map(PairsVisitor(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_json_objects_read_as_pairs_in_order() {
+        let Pairs(scores) = serde_json::from_str::<Pairs<f64>>(r#"{"loss":0.25,"churn":1}"#).unwrap();
+        assert_eq!(scores, vec![("loss".to_string(), 0.25), ("churn".to_string(), 1.0)]);
+        assert!(serde_json::from_str::<Pairs<f64>>(r#"{"loss":"high"}"#).is_err());
+        assert!(serde_json::from_str::<Pairs<String>>("[1]").is_err());
+    }
+
+    #[test]
+    fn stored_money_text_is_exact() {
+        assert_eq!(money_text("1200.5000").unwrap().to_string(), "1200.5");
+        assert_eq!(money_text("1.0e+15").unwrap().to_string(), "1000000000000000");
+        assert!(money_text("abc").is_none());
+    }
+
+    #[test]
+    fn stored_lists_ignore_empty_items() {
+        assert_eq!(split_list(" a;;b ;").collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(split_list("").count(), 0);
+    }
+}

@@ -1,0 +1,273 @@
+//! Loading what already happened: recent attempts, open promises, last conversations and the
+//! local days that already have tasks.
+
+use super::StoreError;
+use super::book::{money_field, money_text, unpack};
+use super::sql::{PAGE_ROWS, is_postgres, json_page, page_key};
+use crate::domain::{AttemptRecord, Channel, History, Outcome, PromiseRecord};
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::ConnectionTrait;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::ops::RangeInclusive;
+
+/// Loads the history the planner needs for the whole book:
+/// - attempts at or after `attempts_since`, by borrower, oldest first;
+/// - the open promise of each account (the latest one when several are open);
+/// - the last conversation of each account, over all time (see [`Outcome::is_conversation`]);
+/// - the `(account, local date)` pairs that already have tasks, for dates in `planned_dates`.
+pub async fn load_history(
+    db: &impl ConnectionTrait,
+    attempts_since: DateTime<Utc>,
+    planned_dates: RangeInclusive<NaiveDate>,
+) -> Result<History, StoreError> {
+    let mut history = History::default();
+    load_attempts(db, attempts_since, &mut history).await?;
+    load_open_promises(db, &mut history).await?;
+    load_last_conversations(db, &mut history).await?;
+    load_planned_days(db, planned_dates, &mut history).await?;
+    Ok(history)
+}
+
+/// One packed `attempts` row.
+#[derive(Deserialize)]
+struct AttemptRow<'a>(
+    i64,
+    String,
+    String,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    Option<String>,
+    #[serde(borrow)] Cow<'a, str>,
+);
+
+/// A stored instant, as the packed rows carry it (RFC 3339 on both backends).
+fn instant(text: &str, table: &'static str, id: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)).map_err(|_| StoreError::Corrupt {
+        table,
+        id: id.to_string(),
+        message: format!("`{text}` is not a timestamp"),
+    })
+}
+
+async fn load_attempts(
+    db: &impl ConnectionTrait,
+    since: DateTime<Utc>,
+    history: &mut History,
+) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    // Keyset over (at, id): served by the `(at, id)` index, bounded by the window, not the table.
+    let mut last: Option<(DateTime<Utc>, i64)> = None;
+    loop {
+        let after = last;
+        let page = json_page(
+            db,
+            "id, borrower_id, account_id, at, channel, address, outcome",
+            "id, borrower_id, account_id, at, channel, address, outcome",
+            "attempts",
+            |sql| {
+                sql.push("at >= ");
+                sql.bind(since);
+                if let Some((at, id)) = after {
+                    sql.push(" AND (at > ");
+                    let at_number = sql.bind(at);
+                    sql.push(" OR (at = ");
+                    sql.reuse(at_number);
+                    sql.push(" AND id > ");
+                    sql.bind(id);
+                    sql.push("))");
+                }
+            },
+            "at, id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<AttemptRow<'_>> = unpack(&page, "attempts")?;
+        let count = rows.len() as u64;
+        for AttemptRow(id, borrower_id, account_id, at, channel, address, outcome) in rows {
+            let key = id.to_string();
+            let corrupt = |message: String| StoreError::Corrupt { table: "attempts", id: key.clone(), message };
+            let at = instant(&at, "attempts", &key)?;
+            let record = AttemptRecord {
+                account_id,
+                at,
+                channel: channel.parse::<Channel>().map_err(|error| corrupt(error.to_string()))?,
+                address,
+                outcome: outcome.parse::<Outcome>().map_err(|error| corrupt(error.to_string()))?,
+            };
+            history.attempts_by_borrower.entry(borrower_id).or_default().push(record);
+            // PostgreSQL pages are ordered (the last row is the key); SQLite's: take the greatest.
+            if is_postgres(backend) || last.is_none_or(|previous| (at, id) > previous) {
+                last = Some((at, id));
+            }
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    for attempts in history.attempts_by_borrower.values_mut() {
+        attempts.sort_by_key(|attempt| attempt.at);
+    }
+    Ok(())
+}
+
+/// One packed `promises` row.
+#[derive(Deserialize)]
+struct PromiseRow<'a>(
+    i64,
+    String,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+);
+
+async fn load_open_promises(db: &impl ConnectionTrait, history: &mut History) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    let fields = format!("id, account_id, {}, due_on, made_at", money_field(backend, "amount"));
+    let mut last = 0i64;
+    loop {
+        let after = last;
+        let page = json_page(
+            db,
+            "id, account_id, amount, due_on, made_at",
+            &fields,
+            "promises",
+            |sql| {
+                sql.push("status = 'open' AND id > ");
+                sql.bind(after);
+            },
+            "id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<PromiseRow<'_>> = unpack(&page, "promises")?;
+        let count = rows.len() as u64;
+        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
+            last = *key;
+        }
+        for PromiseRow(id, account_id, amount, due_on, made_at) in rows {
+            let key = id.to_string();
+            let corrupt = |message: String| StoreError::Corrupt { table: "promises", id: key.clone(), message };
+            let promise = PromiseRecord {
+                amount: money_text(&amount).ok_or_else(|| corrupt(format!("amount `{amount}`")))?,
+                due_on: NaiveDate::parse_from_str(&due_on, "%Y-%m-%d")
+                    .map_err(|_| corrupt(format!("due_on `{due_on}`")))?,
+                made_at: instant(&made_at, "promises", &key)?,
+            };
+            match history.open_promises.get(&account_id) {
+                Some(existing) if existing.made_at >= promise.made_at => {}
+                _ => {
+                    history.open_promises.insert(account_id, promise);
+                }
+            }
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The conversation outcome codes, quoted for an SQL `IN (...)` list.
+fn conversation_codes() -> String {
+    Outcome::ALL
+        .iter()
+        .filter(|outcome| outcome.is_conversation())
+        .map(|outcome| format!("'{}'", outcome.code()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn load_last_conversations(db: &impl ConnectionTrait, history: &mut History) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    let codes = conversation_codes();
+    let mut last = String::new();
+    loop {
+        let after = std::mem::take(&mut last);
+        let page = json_page(
+            db,
+            "account_id, MAX(at) AS at",
+            "account_id, at",
+            "attempts",
+            |sql| {
+                sql.push("outcome IN (");
+                sql.push(&codes);
+                sql.push(") AND account_id > ");
+                sql.bind(after);
+                sql.push(" GROUP BY account_id");
+            },
+            "account_id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<(String, Cow<'_, str>)> = unpack(&page, "attempts")?;
+        let count = rows.len() as u64;
+        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
+            last.clone_from(key);
+        }
+        for (account_id, at) in rows {
+            let at = instant(&at, "attempts", &account_id)?;
+            history.last_conversation.insert(account_id, at);
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn load_planned_days(
+    db: &impl ConnectionTrait,
+    dates: RangeInclusive<NaiveDate>,
+    history: &mut History,
+) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    let mut last = 0i64;
+    loop {
+        let after = last;
+        let page = json_page(
+            db,
+            "id, account_id, local_date",
+            "id, account_id, local_date",
+            "tasks",
+            |sql| {
+                sql.push("local_date >= ");
+                sql.bind(*dates.start());
+                sql.push(" AND local_date <= ");
+                sql.bind(*dates.end());
+                sql.push(" AND id > ");
+                sql.bind(after);
+            },
+            "id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<(i64, String, Cow<'_, str>)> = unpack(&page, "tasks")?;
+        let count = rows.len() as u64;
+        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
+            last = *key;
+        }
+        for (id, account_id, date) in rows {
+            let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+                table: "tasks",
+                id: id.to_string(),
+                message: format!("local_date `{date}`"),
+            })?;
+            history.planned_days.insert((account_id, date));
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_codes_are_the_domain_ones() {
+        assert_eq!(conversation_codes(), "'rpc', 'promise', 'refused', 'dispute', 'callback', 'do_not_call'");
+    }
+}

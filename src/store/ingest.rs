@@ -1,0 +1,461 @@
+//! Writing what the servicing system sends: borrowers with contact points, accounts, payments,
+//! attempts and promises. Bulk, idempotent statements; the caller holds the transaction.
+
+use super::StoreError;
+use super::book::split_list;
+use super::sql::{Sql, get, get_money, in_list_chunk, insert_values, push_in_list, rows_per_statement};
+use crate::domain::{Account, Borrower, Channel, ContactKind, Money, Outcome};
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{ConnectionTrait, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// What an upsert did to the rows it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertCounts {
+    /// Rows that did not exist.
+    pub inserted: u64,
+    /// Rows that existed with different values.
+    pub updated: u64,
+    /// Rows that existed with the same values (left untouched, `updated_at` included).
+    pub unchanged: u64,
+}
+
+/// Number of rows of one of the store's tables.
+pub(crate) async fn count_rows(db: &impl ConnectionTrait, table: &'static str) -> Result<u64, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT COUNT(*) FROM ");
+    sql.push(table);
+    let row = db.query_one_raw(sql.statement()).await?;
+    let count: i64 = match row {
+        Some(row) => get(&row, 0, table, "count")?,
+        None => 0,
+    };
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+fn counts(given: usize, before: u64, after: u64, affected: u64) -> UpsertCounts {
+    let inserted = after.saturating_sub(before);
+    let updated = affected.saturating_sub(inserted);
+    UpsertCounts { inserted, updated, unchanged: (given as u64).saturating_sub(inserted + updated) }
+}
+
+/// Upserts borrowers (name, time zones, robot consent) and adds their contact points.
+///
+/// Contact points are only ever added, never removed, and a contact point's opt-outs are the
+/// union of the stored ones and the given ones: a file cannot undo a STOP. `wrong_number` marks
+/// are left alone. Rows whose values are unchanged are not touched (`updated_at` included).
+/// The counts are about the borrowers.
+pub async fn upsert_borrowers(
+    db: &impl ConnectionTrait,
+    borrowers: &[Borrower],
+    now: DateTime<Utc>,
+) -> Result<UpsertCounts, StoreError> {
+    let before = count_rows(db, "borrowers").await?;
+    let affected = insert_values(
+        db,
+        "INSERT INTO borrowers (updated_at, id, name, timezones, consent_robot)",
+        &[Value::from(now)],
+        4,
+        borrowers,
+        |borrower, values| {
+            let zones: Vec<&str> = borrower.timezones.iter().map(|zone| zone.name()).collect();
+            values.push(Value::from(borrower.id.as_str()));
+            values.push(Value::from(borrower.name.as_str()));
+            values.push(Value::from(zones.join(";")));
+            values.push(Value::from(borrower.consent_robot));
+        },
+        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, timezones = excluded.timezones, \
+         consent_robot = excluded.consent_robot, updated_at = excluded.updated_at \
+         WHERE borrowers.name IS DISTINCT FROM excluded.name \
+         OR borrowers.timezones IS DISTINCT FROM excluded.timezones \
+         OR borrowers.consent_robot IS DISTINCT FROM excluded.consent_robot",
+    )
+    .await?;
+    let after = count_rows(db, "borrowers").await?;
+    upsert_contact_points(db, borrowers).await?;
+    Ok(counts(borrowers.len(), before, after, affected))
+}
+
+/// One contact point row to upsert.
+struct ContactRow<'a> {
+    borrower_id: &'a str,
+    kind: ContactKind,
+    address: &'a str,
+    opted_out: String,
+}
+
+/// `;`-joined channel codes, in contract order, without repeats.
+fn channel_list(channels: impl IntoIterator<Item = Channel>) -> String {
+    let mut channels: Vec<Channel> = channels.into_iter().collect();
+    channels.sort();
+    channels.dedup();
+    channels.iter().map(|channel| channel.code()).collect::<Vec<_>>().join(";")
+}
+
+async fn upsert_contact_points(db: &impl ConnectionTrait, borrowers: &[Borrower]) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    let mut rows: Vec<ContactRow<'_>> = Vec::new();
+    for borrower in borrowers {
+        for point in &borrower.contact_points {
+            rows.push(ContactRow {
+                borrower_id: &borrower.id,
+                kind: point.kind,
+                address: &point.address,
+                opted_out: channel_list(point.opted_out.iter().copied()),
+            });
+        }
+    }
+
+    // Opt-outs merge with the stored ones: read those of the borrowers concerned (rare).
+    let with_opt_outs: Vec<&str> = {
+        let mut ids: Vec<&str> =
+            rows.iter().filter(|row| !row.opted_out.is_empty()).map(|row| row.borrower_id).collect();
+        ids.dedup();
+        ids
+    };
+    let mut stored: HashMap<(String, String, String), String> = HashMap::new();
+    for chunk in with_opt_outs.chunks(in_list_chunk(backend, 0)) {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT borrower_id, kind, address, opted_out FROM contact_points WHERE ");
+        push_in_list(&mut sql, "borrower_id", chunk);
+        for row in db.query_all_raw(sql.statement()).await? {
+            let borrower_id: String = get(&row, 0, "contact_points", "?")?;
+            let kind: String = get(&row, 1, "contact_points", &borrower_id)?;
+            let address: String = get(&row, 2, "contact_points", &borrower_id)?;
+            let opted_out: String = get(&row, 3, "contact_points", &borrower_id)?;
+            stored.insert((borrower_id, kind, address), opted_out);
+        }
+    }
+    for row in rows.iter_mut().filter(|row| !row.opted_out.is_empty()) {
+        let key = (row.borrower_id.to_string(), row.kind.code().to_string(), row.address.to_string());
+        if let Some(existing) = stored.get(&key) {
+            let merged = split_list(existing)
+                .filter_map(|code| code.parse::<Channel>().ok())
+                .chain(split_list(&row.opted_out).filter_map(|code| code.parse::<Channel>().ok()));
+            row.opted_out = channel_list(merged);
+        }
+    }
+
+    insert_values(
+        db,
+        "INSERT INTO contact_points (borrower_id, kind, address, opted_out)",
+        &[],
+        4,
+        &rows,
+        |row, values| {
+            values.push(Value::from(row.borrower_id));
+            values.push(Value::from(row.kind.code()));
+            values.push(Value::from(row.address));
+            values.push(Value::from(row.opted_out.as_str()));
+        },
+        " ON CONFLICT (borrower_id, kind, address) DO UPDATE SET opted_out = excluded.opted_out \
+         WHERE excluded.opted_out <> '' AND contact_points.opted_out <> excluded.opted_out",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Upserts accounts: everything the servicing system owns (borrower, product, currency,
+/// amounts, due date, tags, flags, scores, attributes). `broken_promises` and `stage` belong to
+/// the engine and are not touched. Unchanged rows are left alone (`updated_at` included).
+pub async fn upsert_accounts(
+    db: &impl ConnectionTrait,
+    accounts: &[Account],
+    now: DateTime<Utc>,
+) -> Result<UpsertCounts, StoreError> {
+    let before = count_rows(db, "accounts").await?;
+    let affected = insert_values(
+        db,
+        "INSERT INTO accounts (updated_at, id, borrower_id, product, currency, amount_due, balance, \
+         due_date, tags, flags, scores, attrs)",
+        &[Value::from(now)],
+        11,
+        accounts,
+        |account, values| {
+            values.push(Value::from(account.id.as_str()));
+            values.push(Value::from(account.borrower_id.as_str()));
+            values.push(Value::from(account.product.as_str()));
+            values.push(Value::from(account.currency.as_str()));
+            values.push(Value::from(account.amount_due));
+            values.push(Value::from(account.balance));
+            values.push(Value::from(account.due_date));
+            values.push(Value::from(account.tags.join(";")));
+            values.push(Value::from(account.flags.to_list()));
+            values.push(Value::from(scores_json(&account.scores)));
+            values.push(Value::from(attrs_json(&account.attrs)));
+        },
+        " ON CONFLICT (id) DO UPDATE SET borrower_id = excluded.borrower_id, \
+         product = excluded.product, currency = excluded.currency, \
+         amount_due = excluded.amount_due, balance = excluded.balance, \
+         due_date = excluded.due_date, tags = excluded.tags, flags = excluded.flags, \
+         scores = excluded.scores, attrs = excluded.attrs, updated_at = excluded.updated_at \
+         WHERE accounts.borrower_id IS DISTINCT FROM excluded.borrower_id \
+         OR accounts.product IS DISTINCT FROM excluded.product \
+         OR accounts.currency IS DISTINCT FROM excluded.currency \
+         OR accounts.amount_due IS DISTINCT FROM excluded.amount_due \
+         OR accounts.balance IS DISTINCT FROM excluded.balance \
+         OR accounts.due_date IS DISTINCT FROM excluded.due_date \
+         OR accounts.tags IS DISTINCT FROM excluded.tags \
+         OR accounts.flags IS DISTINCT FROM excluded.flags \
+         OR accounts.scores IS DISTINCT FROM excluded.scores \
+         OR accounts.attrs IS DISTINCT FROM excluded.attrs",
+    )
+    .await?;
+    let after = count_rows(db, "accounts").await?;
+    Ok(counts(accounts.len(), before, after, affected))
+}
+
+/// Scores as stored: a JSON object with keys in name order.
+fn scores_json(scores: &[(String, f64)]) -> String {
+    let map: BTreeMap<&str, f64> = scores.iter().map(|(name, value)| (name.as_str(), *value)).collect();
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
+}
+
+/// Attributes as stored: a JSON object with keys in name order.
+fn attrs_json(attrs: &[(String, String)]) -> String {
+    let map: BTreeMap<&str, &str> = attrs.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
+}
+
+/// What the importers need to know about an existing account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRef {
+    /// Its borrower.
+    pub borrower_id: String,
+    /// Amount overdue now.
+    pub amount_due: Money,
+    /// Outstanding balance.
+    pub balance: Money,
+}
+
+/// The stored accounts among `ids` (unknown ids are simply absent from the map).
+pub async fn account_refs(db: &impl ConnectionTrait, ids: &[&str]) -> Result<HashMap<String, AccountRef>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(in_list_chunk(backend, 0)) {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT id, borrower_id, amount_due, balance FROM accounts WHERE ");
+        push_in_list(&mut sql, "id", chunk);
+        for row in db.query_all_raw(sql.statement()).await? {
+            let id: String = get(&row, 0, "accounts", "?")?;
+            let account = AccountRef {
+                borrower_id: get(&row, 1, "accounts", &id)?,
+                amount_due: get_money(&row, 2, backend, "accounts", &id)?,
+                balance: get_money(&row, 3, backend, "accounts", &id)?,
+            };
+            found.insert(id, account);
+        }
+    }
+    Ok(found)
+}
+
+/// A payment as already stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPayment {
+    /// The account paid.
+    pub account_id: String,
+    /// Amount paid.
+    pub amount: Money,
+    /// When.
+    pub paid_at: DateTime<Utc>,
+}
+
+/// The stored payments among `references`, by reference.
+pub async fn stored_payments(
+    db: &impl ConnectionTrait,
+    references: &[&str],
+) -> Result<HashMap<String, StoredPayment>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut found = HashMap::new();
+    for chunk in references.chunks(in_list_chunk(backend, 0)) {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT reference, account_id, amount, paid_at FROM payments WHERE ");
+        push_in_list(&mut sql, "reference", chunk);
+        for row in db.query_all_raw(sql.statement()).await? {
+            let reference: String = get(&row, 0, "payments", "?")?;
+            let payment = StoredPayment {
+                account_id: get(&row, 1, "payments", &reference)?,
+                amount: get_money(&row, 2, backend, "payments", &reference)?,
+                paid_at: get(&row, 3, "payments", &reference)?,
+            };
+            found.insert(reference, payment);
+        }
+    }
+    Ok(found)
+}
+
+/// A payment to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPayment {
+    /// The account paid.
+    pub account_id: String,
+    /// Amount paid.
+    pub amount: Money,
+    /// When.
+    pub paid_at: DateTime<Utc>,
+    /// The servicing system's reference: the idempotency key.
+    pub reference: String,
+}
+
+/// Inserts payments, skipping references already stored; returns how many were inserted.
+/// Adjusting the accounts is the caller's job ([`apply_balance_changes`]).
+pub async fn insert_payments(
+    db: &impl ConnectionTrait,
+    payments: &[NewPayment],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    insert_values(
+        db,
+        "INSERT INTO payments (created_at, account_id, amount, paid_at, reference)",
+        &[Value::from(now)],
+        4,
+        payments,
+        |payment, values| {
+            values.push(Value::from(payment.account_id.as_str()));
+            values.push(Value::from(payment.amount));
+            values.push(Value::from(payment.paid_at));
+            values.push(Value::from(payment.reference.as_str()));
+        },
+        " ON CONFLICT (reference) DO NOTHING",
+    )
+    .await
+}
+
+/// New amounts of one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalanceChange {
+    /// The account.
+    pub account_id: String,
+    /// New amount overdue.
+    pub amount_due: Money,
+    /// New outstanding balance.
+    pub balance: Money,
+}
+
+/// Sets accounts' `amount_due` and `balance` (and `updated_at`), many accounts per statement.
+pub async fn apply_balance_changes(
+    db: &impl ConnectionTrait,
+    changes: &[BalanceChange],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    for chunk in changes.chunks(rows_per_statement(backend, 3, 1)) {
+        let mut sql = Sql::new(backend);
+        sql.push("WITH v(id, amount_due, balance) AS (VALUES ");
+        for (index, change) in chunk.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.bind_row([
+                Value::from(change.account_id.as_str()),
+                Value::from(change.amount_due),
+                Value::from(change.balance),
+            ]);
+        }
+        sql.push(") UPDATE accounts SET amount_due = v.amount_due, balance = v.balance, updated_at = ");
+        sql.bind(now);
+        sql.push(" FROM v WHERE accounts.id = v.id");
+        db.execute_raw(sql.statement()).await?;
+    }
+    Ok(())
+}
+
+/// A contact attempt to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAttempt {
+    /// The account the attempt was about.
+    pub account_id: String,
+    /// Its borrower.
+    pub borrower_id: String,
+    /// The task it carried out, when known.
+    pub task_id: Option<i64>,
+    /// How.
+    pub channel: Channel,
+    /// The phone number or e-mail address used, when known.
+    pub address: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Free text from the agent or dialler.
+    pub note: Option<String>,
+}
+
+/// Inserts attempts, skipping those already stored (same account, channel and instant);
+/// returns how many were inserted.
+pub async fn insert_attempts(db: &impl ConnectionTrait, attempts: &[NewAttempt]) -> Result<u64, StoreError> {
+    insert_values(
+        db,
+        "INSERT INTO attempts (account_id, borrower_id, task_id, channel, address, at, outcome, note)",
+        &[],
+        8,
+        attempts,
+        |attempt, values| {
+            values.push(Value::from(attempt.account_id.as_str()));
+            values.push(Value::from(attempt.borrower_id.as_str()));
+            values.push(Value::BigInt(attempt.task_id));
+            values.push(Value::from(attempt.channel.code()));
+            values.push(Value::String(attempt.address.clone()));
+            values.push(Value::from(attempt.at));
+            values.push(Value::from(attempt.outcome.code()));
+            values.push(Value::String(attempt.note.clone()));
+        },
+        " ON CONFLICT (account_id, channel, at) DO NOTHING",
+    )
+    .await
+}
+
+/// Marks `(borrower id, phone)` contact points as wrong numbers; returns how many changed.
+pub async fn mark_wrong_numbers(db: &impl ConnectionTrait, phones: &[(&str, &str)]) -> Result<u64, StoreError> {
+    let backend = db.get_database_backend();
+    let mut changed = 0;
+    for chunk in phones.chunks(rows_per_statement(backend, 2, 0)) {
+        let mut sql = Sql::new(backend);
+        sql.push(
+            "UPDATE contact_points SET wrong_number = TRUE WHERE kind = 'phone' \
+             AND wrong_number = FALSE AND (borrower_id, address) IN (VALUES ",
+        );
+        for (index, (borrower_id, phone)) in chunk.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.bind_row([Value::from(*borrower_id), Value::from(*phone)]);
+        }
+        sql.push(")");
+        changed += db.execute_raw(sql.statement()).await?.rows_affected();
+    }
+    Ok(changed)
+}
+
+/// A promise to pay to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPromise {
+    /// The account.
+    pub account_id: String,
+    /// Promised amount.
+    pub amount: Money,
+    /// The day by which the borrower promised to pay.
+    pub due_on: NaiveDate,
+    /// When the promise was made.
+    pub made_at: DateTime<Utc>,
+}
+
+/// Inserts open promises, skipping those already stored (same account and instant); returns
+/// how many were inserted.
+pub async fn insert_promises(db: &impl ConnectionTrait, promises: &[NewPromise]) -> Result<u64, StoreError> {
+    insert_values(
+        db,
+        "INSERT INTO promises (account_id, amount, due_on, made_at)",
+        &[],
+        4,
+        promises,
+        |promise, values| {
+            values.push(Value::from(promise.account_id.as_str()));
+            values.push(Value::from(promise.amount));
+            values.push(Value::from(promise.due_on));
+            values.push(Value::from(promise.made_at));
+        },
+        " ON CONFLICT (account_id, made_at) DO NOTHING",
+    )
+    .await
+}

@@ -1,0 +1,94 @@
+//! The store: sea-orm repositories over SQLite (embedded default) and PostgreSQL (scale-out).
+//!
+//! Queries are small functions taking `&impl ConnectionTrait`, so they run alike on a pooled
+//! connection and inside a transaction. Bulk paths (import, plan persistence) build multi-row,
+//! parameterised statements chunked below each backend's bind-parameter limit; loaders page
+//! through big tables by key so memory stays bounded.
+
+mod audit;
+mod book;
+mod history;
+mod ingest;
+mod plans;
+mod sql;
+
+pub use audit::{record_audit, record_audit_at, record_strategy_version, record_strategy_version_at};
+pub use book::load_portfolio;
+pub use history::load_history;
+pub use ingest::{
+    AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise, StoredPayment, UpsertCounts, account_refs,
+    apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
+    upsert_accounts, upsert_borrowers,
+};
+pub use plans::{NewPlanRun, count_tasks, raw_insert_tasks, save_plan, stage_history_of, tasks_for_account};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+use std::time::Duration;
+
+/// The default `DATABASE_URL`: an SQLite file in the working directory, created when missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://arrears.db?mode=rwc";
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a statement, or could not be reached.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    /// A stored value could not be read back into the domain (hand-edited or foreign data).
+    #[error("corrupt row in {table} (id {id}): {message}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        id: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// Connects to `url` (`sqlite://…` or `postgres://…`).
+///
+/// SQLite connections use WAL, `busy_timeout` 5000 ms, `synchronous=NORMAL` and a 64 MiB page
+/// cache; the file is created when the URL says `mode=rwc` or names no mode. An in-memory SQLite
+/// database gets a single connection (each connection would otherwise see its own database).
+/// Statements are logged by sqlx at DEBUG level only.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.sqlx_logging_level(log::LevelFilter::Debug);
+    if url.starts_with("sqlite:") {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let names_mode = url.contains("mode=");
+        options.max_connections(if in_memory { 1 } else { 4 });
+        options.map_sqlx_sqlite_opts(move |sqlite| {
+            let sqlite = sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_millis(5000))
+                .synchronous(SqliteSynchronous::Normal)
+                .pragma("cache_size", "-65536");
+            if names_mode { sqlite } else { sqlite.create_if_missing(true) }
+        });
+    }
+    Ok(Database::connect(options).await?)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
+    Migrator::up(db, None).await?;
+    Ok(())
+}
+
+/// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite (takes the write lock up front, so
+/// a read-then-write transaction never fails half-way on a busy database), a plain transaction
+/// on PostgreSQL.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, StoreError> {
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    Ok(db.begin_with_options(options).await?)
+}

@@ -1,0 +1,462 @@
+//! Persisting plan runs: the run row, its tasks (bulk, idempotent per account, day and attempt)
+//! and the stage changes it decided.
+
+use super::book::unpack;
+use super::sql::{PAGE_ROWS, Sql, get, in_list_chunk, insert_values, is_postgres, json_page, page_key, push_in_list};
+use super::{StoreError, begin_write};
+use crate::plan::Task;
+use chrono::{DateTime, Utc};
+use entity::{stage_history, tasks};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, SqlErr, TransactionTrait, Value,
+};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Rows per `UNNEST` statement on PostgreSQL (arrays are not subject to the bind limit).
+const UNNEST_ROWS: usize = 20_000;
+
+/// The task columns written per row, after the shared `plan_run_id` and `created_at`.
+const TASK_COLUMNS: &str = "plan_run_id, created_at, account_id, borrower_id, local_date, dpd, \
+     stage, strategy, rule, arm, channel, queue, template, attempt, calls_allowed, not_before, \
+     not_after, priority";
+/// Values bound per task row on SQLite.
+const TASK_BINDS: usize = 16;
+
+/// The summary row of one plan run, written by [`save_plan`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewPlanRun {
+    /// The plan instant (what "now" was for the planner).
+    pub as_of: DateTime<Utc>,
+    /// When the run started (wall clock, read by the caller).
+    pub started_at: DateTime<Utc>,
+    /// Accounts considered.
+    pub accounts: u64,
+    /// Tasks planned.
+    pub tasks: u64,
+    /// Skips decided.
+    pub skips: u64,
+    /// Skips by reason code.
+    pub skip_counts: BTreeMap<String, u64>,
+    /// The strategies in force: `(name, content hash)`.
+    pub strategies: Vec<(String, String)>,
+}
+
+/// Persists a plan run in one transaction and returns its id:
+/// - inserts the `plan_runs` row;
+/// - inserts the tasks in multi-row statements (`UNNEST` arrays on PostgreSQL), skipping those
+///   whose `(account_id, local_date, attempt)` already exists, so re-planning a day adds nothing;
+/// - sets `accounts.stage` where `stages` (account id → stage) differs from the stored stage and
+///   writes one `stage_history` row per change, at `run.as_of`.
+///
+/// Task times are stored in UTC; `created_at` of the tasks is `run.started_at`; the run's
+/// `finished_at` is the moment everything was written, just before the commit.
+pub async fn save_plan(
+    db: &DatabaseConnection,
+    run: &NewPlanRun,
+    tasks: &[Task],
+    stages: &[(String, Arc<str>)],
+) -> Result<i64, StoreError> {
+    let txn = begin_write(db).await?;
+    let run_id = insert_run(&txn, run).await?;
+    insert_tasks(&txn, run_id, run.started_at, tasks, true).await?;
+    if is_postgres(txn.get_database_backend()) {
+        move_stages_postgres(&txn, run_id, run.as_of, stages).await?;
+    } else {
+        let changes = stage_changes(&txn, stages).await?;
+        apply_stage_changes(&txn, run_id, run.as_of, &changes).await?;
+    }
+    let mut sql = Sql::new(txn.get_database_backend());
+    sql.push("UPDATE plan_runs SET finished_at = ");
+    sql.bind(Utc::now());
+    sql.push(" WHERE id = ");
+    sql.bind(run_id);
+    txn.execute_raw(sql.statement()).await?;
+    txn.commit().await?;
+    Ok(run_id)
+}
+
+/// The plainest fast bulk insert of the same task rows into the same table, in one
+/// transaction, with no conflict handling, no run row and no stage bookkeeping: the physical
+/// limit [`save_plan`] is measured against. Rows get `plan_run_id` 0 and `created_at` at the
+/// Unix epoch. Fails if a row already exists.
+pub async fn raw_insert_tasks(db: &DatabaseConnection, tasks: &[Task]) -> Result<u64, StoreError> {
+    let txn = begin_write(db).await?;
+    let inserted = insert_tasks(&txn, 0, DateTime::UNIX_EPOCH, tasks, false).await?;
+    txn.commit().await?;
+    Ok(inserted)
+}
+
+/// Number of stored tasks.
+pub async fn count_tasks(db: &impl ConnectionTrait) -> Result<u64, StoreError> {
+    super::ingest::count_rows(db, "tasks").await
+}
+
+/// Every stored task of an account, by local date, attempt and id.
+pub async fn tasks_for_account(db: &impl ConnectionTrait, account_id: &str) -> Result<Vec<tasks::Model>, StoreError> {
+    Ok(tasks::Entity::find()
+        .filter(tasks::Column::AccountId.eq(account_id))
+        .order_by_asc(tasks::Column::LocalDate)
+        .order_by_asc(tasks::Column::Attempt)
+        .order_by_asc(tasks::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Every stage change of an account, oldest first.
+pub async fn stage_history_of(
+    db: &impl ConnectionTrait,
+    account_id: &str,
+) -> Result<Vec<stage_history::Model>, StoreError> {
+    Ok(stage_history::Entity::find()
+        .filter(stage_history::Column::AccountId.eq(account_id))
+        .order_by_asc(stage_history::Column::Id)
+        .all(db)
+        .await?)
+}
+
+async fn insert_run(db: &impl ConnectionTrait, run: &NewPlanRun) -> Result<i64, StoreError> {
+    let strategies: Vec<serde_json::Value> =
+        run.strategies.iter().map(|(name, hash)| serde_json::json!({ "name": name, "hash": hash })).collect();
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push(
+        "INSERT INTO plan_runs (as_of, started_at, finished_at, accounts, tasks, skips, \
+         skip_counts, strategies) VALUES ",
+    );
+    sql.bind_row([
+        Value::from(run.as_of),
+        Value::from(run.started_at),
+        Value::ChronoDateTimeUtc(None),
+        Value::from(count_i64(run.accounts)),
+        Value::from(count_i64(run.tasks)),
+        Value::from(count_i64(run.skips)),
+        Value::from(serde_json::to_string(&run.skip_counts).unwrap_or_else(|_| "{}".into())),
+        Value::from(serde_json::Value::Array(strategies).to_string()),
+    ]);
+    sql.push(" RETURNING id");
+    let row = db.query_one_raw(sql.statement()).await?.ok_or_else(|| StoreError::Corrupt {
+        table: "plan_runs",
+        id: String::new(),
+        message: "the insert returned no id".into(),
+    })?;
+    get(&row, 0, "plan_runs", "new")
+}
+
+fn count_i64(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn small_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// Inserts tasks in chunks; returns how many rows were inserted.
+///
+/// With `skip_existing`, rows that already exist are skipped (`ON CONFLICT ... DO NOTHING`).
+/// On PostgreSQL, where that clause costs a third more time, the chunks are first written as
+/// plain `INSERT`s inside one savepoint, and only when one of them hits an existing row (a
+/// re-plan) is the savepoint rolled back and everything written again with the clause: the
+/// first plan of a day — the big one — does not pay for conflict checks, and a re-plan fails on
+/// its first chunk. One savepoint, not one per chunk: PostgreSQL slows down once a transaction
+/// has more than 64 subtransactions.
+async fn insert_tasks(
+    txn: &DatabaseTransaction,
+    run_id: i64,
+    created_at: DateTime<Utc>,
+    tasks: &[Task],
+    skip_existing: bool,
+) -> Result<u64, StoreError> {
+    let conflict = " ON CONFLICT (account_id, local_date, attempt) DO NOTHING";
+    if !skip_existing {
+        return write_tasks(txn, run_id, created_at, tasks, "").await;
+    }
+    if !is_postgres(txn.get_database_backend()) {
+        // SQLite checks the unique index on every insert anyway: the clause costs nothing.
+        return write_tasks(txn, run_id, created_at, tasks, conflict).await;
+    }
+    let savepoint = txn.begin().await?;
+    match write_tasks(&savepoint, run_id, created_at, tasks, "").await {
+        Ok(inserted) => {
+            savepoint.commit().await?;
+            Ok(inserted)
+        }
+        Err(StoreError::Db(error)) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            savepoint.rollback().await?;
+            write_tasks(txn, run_id, created_at, tasks, conflict).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes tasks in statements below the bind limit (`UNNEST` arrays on PostgreSQL).
+async fn write_tasks(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    created_at: DateTime<Utc>,
+    tasks: &[Task],
+    conflict: &str,
+) -> Result<u64, StoreError> {
+    let backend = db.get_database_backend();
+    let mut inserted = 0;
+    if is_postgres(backend) {
+        for chunk in tasks.chunks(UNNEST_ROWS) {
+            let statement = unnest_tasks(run_id, created_at, chunk, conflict);
+            inserted += db.execute_raw(statement).await?.rows_affected();
+        }
+    } else {
+        let head = format!("INSERT INTO tasks ({TASK_COLUMNS})");
+        let shared = [Value::from(run_id), Value::from(created_at)];
+        inserted = insert_values(
+            db,
+            &head,
+            &shared,
+            TASK_BINDS,
+            tasks,
+            |task, values| values.extend(task_values(task)),
+            conflict,
+        )
+        .await?;
+    }
+    Ok(inserted)
+}
+
+/// The per-row values of a task, in [`TASK_COLUMNS`] order after the two shared ones.
+fn task_values(task: &Task) -> [Value; TASK_BINDS] {
+    [
+        Value::String(Some(task.account_id.clone())),
+        Value::String(Some(task.borrower_id.clone())),
+        Value::ChronoDate(Some(task.local_date)),
+        Value::Int(Some(task.dpd)),
+        Value::String(Some(task.stage.to_string())),
+        Value::String(Some(task.strategy.to_string())),
+        Value::String(Some(task.rule.to_string())),
+        Value::String(task.arm.as_deref().map(str::to_string)),
+        Value::String(Some(task.channel.code().to_string())),
+        Value::String(task.queue.as_deref().map(str::to_string)),
+        Value::String(task.template.as_deref().map(str::to_string)),
+        Value::Int(Some(small_i32(task.attempt))),
+        Value::Int(Some(small_i32(task.calls_allowed))),
+        Value::ChronoDateTimeUtc(Some(task.not_before.with_timezone(&Utc))),
+        Value::ChronoDateTimeUtc(Some(task.not_after.with_timezone(&Utc))),
+        Value::Double(Some(task.priority)),
+    ]
+}
+
+/// `INSERT ... SELECT ... FROM UNNEST($3::text[], ...)`: one array per column, so a statement
+/// carries any number of rows with 18 parameters. Optional texts travel as `''` (arrays of
+/// nullable values are not supported by the binder) and come back as NULL through `NULLIF`.
+fn unnest_tasks(run_id: i64, created_at: DateTime<Utc>, tasks: &[Task], conflict: &str) -> sea_orm::Statement {
+    let n = tasks.len();
+    let mut account_id = Vec::with_capacity(n);
+    let mut borrower_id = Vec::with_capacity(n);
+    let mut local_date = Vec::with_capacity(n);
+    let mut dpd = Vec::with_capacity(n);
+    let mut stage = Vec::with_capacity(n);
+    let mut strategy = Vec::with_capacity(n);
+    let mut rule = Vec::with_capacity(n);
+    let mut arm = Vec::with_capacity(n);
+    let mut channel = Vec::with_capacity(n);
+    let mut queue = Vec::with_capacity(n);
+    let mut template = Vec::with_capacity(n);
+    let mut attempt = Vec::with_capacity(n);
+    let mut calls_allowed = Vec::with_capacity(n);
+    let mut not_before = Vec::with_capacity(n);
+    let mut not_after = Vec::with_capacity(n);
+    let mut priority = Vec::with_capacity(n);
+    for task in tasks {
+        account_id.push(task.account_id.clone());
+        borrower_id.push(task.borrower_id.clone());
+        local_date.push(task.local_date);
+        dpd.push(task.dpd);
+        stage.push(task.stage.to_string());
+        strategy.push(task.strategy.to_string());
+        rule.push(task.rule.to_string());
+        arm.push(task.arm.as_deref().unwrap_or("").to_string());
+        channel.push(task.channel.code().to_string());
+        queue.push(task.queue.as_deref().unwrap_or("").to_string());
+        template.push(task.template.as_deref().unwrap_or("").to_string());
+        attempt.push(small_i32(task.attempt));
+        calls_allowed.push(small_i32(task.calls_allowed));
+        not_before.push(task.not_before.with_timezone(&Utc));
+        not_after.push(task.not_after.with_timezone(&Utc));
+        priority.push(task.priority);
+    }
+    let sql = format!(
+        "INSERT INTO tasks ({TASK_COLUMNS}) SELECT $1, $2, u.account_id, u.borrower_id, \
+         u.local_date, u.dpd, u.stage, u.strategy, u.rule, NULLIF(u.arm, ''), u.channel, \
+         NULLIF(u.queue, ''), NULLIF(u.template, ''), u.attempt, u.calls_allowed, u.not_before, \
+         u.not_after, u.priority FROM UNNEST($3::text[], $4::text[], $5::date[], $6::int4[], \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+         $14::int4[], $15::int4[], $16::timestamptz[], $17::timestamptz[], $18::float8[]) AS \
+         u(account_id, borrower_id, local_date, dpd, stage, strategy, rule, arm, channel, queue, \
+         template, attempt, calls_allowed, not_before, not_after, priority){conflict}"
+    );
+    let values: Vec<Value> = vec![
+        Value::from(run_id),
+        Value::from(created_at),
+        Value::from(account_id),
+        Value::from(borrower_id),
+        Value::from(local_date),
+        Value::from(dpd),
+        Value::from(stage),
+        Value::from(strategy),
+        Value::from(rule),
+        Value::from(arm),
+        Value::from(channel),
+        Value::from(queue),
+        Value::from(template),
+        Value::from(attempt),
+        Value::from(calls_allowed),
+        Value::from(not_before),
+        Value::from(not_after),
+        Value::from(priority),
+    ];
+    sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// One account whose stage changes.
+struct StageChange<'a> {
+    account_id: &'a str,
+    from: Option<String>,
+    to: &'a Arc<str>,
+}
+
+/// Accounts per stage statement on PostgreSQL (a whole book of up to a million at once).
+const STAGE_ROWS: usize = 1_000_000;
+
+/// PostgreSQL: one statement finds the accounts whose stage changes (as the statement's
+/// snapshot sees them), updates them and records the changes in `stage_history`.
+///
+/// The planned stages come as arrays, which the planner cannot size, so it would probe the
+/// primary key once per account (about 2 µs each); for a whole book, hashing the arrays against
+/// one sequential scan is three times faster. The statement therefore runs with nested loops
+/// off and enough `work_mem` for the hash, both reset right after (`SET LOCAL`, this
+/// transaction only).
+async fn move_stages_postgres(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    at: DateTime<Utc>,
+    stages: &[(String, Arc<str>)],
+) -> Result<(), StoreError> {
+    if stages.is_empty() {
+        return Ok(());
+    }
+    db.execute_unprepared("SET LOCAL enable_nestloop = off; SET LOCAL work_mem = '256MB'").await?;
+    let mut result = Ok(());
+    for chunk in stages.chunks(STAGE_ROWS) {
+        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+        let to: Vec<String> = chunk.iter().map(|(_, stage)| stage.to_string()).collect();
+        let statement = sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH planned AS (SELECT * FROM UNNEST($1::text[], $2::text[]) AS p(id, stage)), \
+             changed AS (SELECT a.id, a.stage AS from_stage, planned.stage AS to_stage \
+                         FROM accounts a JOIN planned ON a.id = planned.id \
+                         WHERE a.stage IS DISTINCT FROM planned.stage), \
+             moved AS (UPDATE accounts a SET stage = changed.to_stage FROM changed \
+                       WHERE a.id = changed.id) \
+             INSERT INTO stage_history (account_id, from_stage, to_stage, at, plan_run_id) \
+             SELECT id, from_stage, to_stage, $3, $4 FROM changed",
+            [Value::from(ids), Value::from(to), Value::from(at), Value::from(run_id)],
+        );
+        result = db.execute_raw(statement).await.map(|_| ());
+        if result.is_err() {
+            break;
+        }
+    }
+    // On an error the transaction is aborted and rolls back, settings included.
+    result?;
+    db.execute_unprepared("SET LOCAL enable_nestloop = DEFAULT; SET LOCAL work_mem = DEFAULT").await?;
+    Ok(())
+}
+
+/// SQLite: compares the planned stages with the stored ones, reading `accounts` page by page.
+async fn stage_changes<'a>(
+    db: &impl ConnectionTrait,
+    stages: &'a [(String, Arc<str>)],
+) -> Result<Vec<StageChange<'a>>, StoreError> {
+    if stages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let planned: HashMap<&str, &'a (String, Arc<str>)> = stages.iter().map(|entry| (entry.0.as_str(), entry)).collect();
+    let backend = db.get_database_backend();
+    let mut changes = Vec::new();
+    let mut last = String::new();
+    loop {
+        let after = std::mem::take(&mut last);
+        let page = json_page(
+            db,
+            "id, stage",
+            "id, stage",
+            "accounts",
+            |sql| {
+                sql.push("id > ");
+                sql.bind(after);
+            },
+            "id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<(Cow<'_, str>, Option<String>)> = unpack(&page, "accounts")?;
+        let count = rows.len() as u64;
+        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
+            last = key.to_string();
+        }
+        for (id, from) in rows {
+            if let Some((account_id, to)) = planned.get(id.as_ref()).map(|entry| (&entry.0, &entry.1))
+                && from.as_deref() != Some(&**to)
+            {
+                changes.push(StageChange { account_id, from, to });
+            }
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    Ok(changes)
+}
+
+/// SQLite: writes the stage changes — batched `UPDATE`s grouped by new stage and a bulk
+/// insert into `stage_history`.
+async fn apply_stage_changes(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    at: DateTime<Utc>,
+    changes: &[StageChange<'_>],
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    let mut by_stage: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for change in changes {
+        by_stage.entry(&**change.to).or_default().push(change.account_id);
+    }
+    for (stage, ids) in &by_stage {
+        for chunk in ids.chunks(in_list_chunk(backend, 1)) {
+            let mut sql = Sql::with_capacity(backend, 64 + chunk.len() * 8, chunk.len() + 1);
+            sql.push("UPDATE accounts SET stage = ");
+            sql.bind(*stage);
+            sql.push(" WHERE ");
+            push_in_list(&mut sql, "id", chunk);
+            db.execute_raw(sql.statement()).await?;
+        }
+    }
+
+    insert_values(
+        db,
+        "INSERT INTO stage_history (at, plan_run_id, account_id, from_stage, to_stage)",
+        &[Value::from(at), Value::from(run_id)],
+        3,
+        changes,
+        |change, values| {
+            values.push(Value::from(change.account_id));
+            values.push(Value::String(change.from.clone()));
+            values.push(Value::from(&**change.to));
+        },
+        "",
+    )
+    .await?;
+    Ok(())
+}
