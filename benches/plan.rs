@@ -1,0 +1,215 @@
+//! Planning benchmarks, reported as ratios against the physical limit measured in the same run:
+//!
+//! 1. pure planning (600 rules, 300 tags) — accounts per second on one core;
+//! 2. CSV import of the book into SQLite;
+//! 3. plan-and-persist of the whole book vs. a raw bulk INSERT of the same task rows, on SQLite
+//!    and (when `ARREARS_TEST_DATABASE_URL` or `ARREARS_BENCH_DATABASE_URL` is set) PostgreSQL;
+//! 4. peak resident memory.
+//!
+//! `cargo bench --bench plan` (1,000,000 accounts); `ARREARS_BENCH_ACCOUNTS=100000` for a quick run.
+
+use arrears::domain::{Account, Borrower, ContactKind, ContactPoint, Flags, History, Portfolio};
+use arrears::policy::PolicySettings;
+use arrears::strategy::{LoadOptions, SourceFile, StrategySet, load_sources};
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+const TAGS: usize = 300;
+const RULES: usize = 600;
+const STAGES: [(&str, i32, i32); 6] =
+    [("pre", -5, -1), ("m1a", 1, 7), ("m1", 8, 30), ("m2", 31, 60), ("m3", 61, 90), ("m4", 91, 720)];
+
+fn strategy_text() -> String {
+    let mut text = String::from("name = \"bench\"\npolicy = \"cn-gbt-45251\"\n[stages]\n");
+    for (name, first, last) in STAGES {
+        writeln!(text, "{name} = {{ dpd = [{first}, {last}] }}").unwrap();
+    }
+    let per_stage = RULES / STAGES.len();
+    for index in 0..RULES {
+        let stage = STAGES[index / per_stage].0;
+        let last_of_stage = index % per_stage == per_stage - 1;
+        let (channel, extra) = match index % 3 {
+            0 => ("sms", "template = \"sms/t\"\n".to_string()),
+            1 => ("robot", "template = \"robot/t\"\nattempts_per_day = 3\nmin_gap = \"2h\"\nwindows = [\"09:00-12:00\", \"14:00-20:00\"]\n".to_string()),
+            _ => ("human", format!("queue = \"q{}\"\npriority = \"balance\"\n", index % 7)),
+        };
+        writeln!(text, "\n[[rule]]\nname = \"r{index}\"\nstage = \"{stage}\"\nchannel = \"{channel}\"\n{extra}")
+            .unwrap();
+        if !last_of_stage {
+            let (a, b) = ((index * 7) % TAGS, (index * 13 + 5) % TAGS);
+            writeln!(
+                text,
+                "when = {{ tags_any = [\"t{a}\", \"t{b}\"], \"score.loss\" = {{ max = {:.2} }}, balance = {{ min = \"{}\" }} }}",
+                0.3 + (index % 50) as f64 / 100.0,
+                (index % 10) * 1000
+            )
+            .unwrap();
+        }
+    }
+    text
+}
+
+fn strategies() -> (StrategySet, tempfile::TempDir) {
+    let templates = tempfile::tempdir().expect("tempdir");
+    for (dir, body) in [("sms", "Hi {{borrower.name}}"), ("robot", "Hello {{borrower.name}}")] {
+        std::fs::create_dir_all(templates.path().join(dir)).expect("template dir");
+        std::fs::write(templates.path().join(dir).join("t.hbs"), body).expect("template");
+    }
+    let settings = PolicySettings::default();
+    let options = LoadOptions { templates_dir: templates.path(), default_policy: "cn-gbt-45251", settings: &settings };
+    let set = load_sources(&[SourceFile { name: "bench.toml".into(), text: strategy_text() }], &options)
+        .unwrap_or_else(|errors| panic!("bench strategy invalid:\n{errors}"));
+    (set, templates)
+}
+
+fn portfolio(accounts: usize, now: DateTime<Utc>) -> Portfolio {
+    let mut rng = SmallRng::seed_from_u64(42);
+    let zones = [chrono_tz::Asia::Shanghai, chrono_tz::Asia::Urumqi];
+    let mut book = Portfolio::default();
+    book.accounts.reserve(accounts);
+    for index in 0..accounts {
+        let borrower_id = format!("B{index:08}");
+        let zone_list = if index % 10 == 0 { zones.to_vec() } else { vec![zones[0]] };
+        book.borrowers.insert(
+            borrower_id.clone(),
+            Borrower {
+                id: borrower_id.clone(),
+                name: format!("Borrower {index}"),
+                timezones: zone_list,
+                contact_points: vec![ContactPoint {
+                    kind: ContactKind::Phone,
+                    address: format!("+86138{index:08}"),
+                    opted_out: vec![],
+                    wrong_number: false,
+                }],
+                consent_robot: true,
+            },
+        );
+        let dpd = match rng.random_range(0..6) {
+            0 => rng.random_range(-5..=-1),
+            1 => rng.random_range(1..=7),
+            2 => rng.random_range(8..=30),
+            3 => rng.random_range(31..=60),
+            4 => rng.random_range(61..=90),
+            _ => rng.random_range(91..=720),
+        };
+        book.accounts.push(Account {
+            id: format!("A{index:08}"),
+            borrower_id,
+            product: "cash".into(),
+            currency: "CNY".into(),
+            amount_due: rng.random_range(100..5000).into(),
+            balance: rng.random_range(500..60000).into(),
+            due_date: (now - Duration::days(dpd)).date_naive(),
+            tags: (0..3).map(|_| format!("t{}", rng.random_range(0..TAGS))).collect(),
+            flags: Flags::NONE,
+            scores: vec![("loss".into(), rng.random_range(0.0..1.0))],
+            attrs: vec![],
+            broken_promises: 0,
+        });
+    }
+    book
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let accounts: usize =
+        std::env::var("ARREARS_BENCH_ACCOUNTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let now: DateTime<Utc> = "2026-11-22T01:00:00Z".parse().expect("instant");
+    let (set, _templates) = strategies();
+    let rules: usize = set.strategies.iter().map(|s| s.rules.len()).sum();
+    println!("# arrears planning benchmark: {accounts} accounts, {rules} rules, {TAGS} tags");
+
+    let pure_accounts = accounts.min(300_000);
+    let book = portfolio(pure_accounts, now);
+    let history = History::default();
+    let _warm = arrears::plan::plan(&book, &history, &set, now);
+    let started = Instant::now();
+    let plan = arrears::plan::plan(&book, &history, &set, now);
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "pure plan(): {pure_accounts} accounts in {elapsed:.3} s = {:.0} accounts/s on one core ({} tasks, {} skips); target 1,000,000/s: {:.2}x",
+        pure_accounts as f64 / elapsed,
+        plan.tasks.len(),
+        plan.skips.len(),
+        pure_accounts as f64 / elapsed / 1_000_000.0
+    );
+    drop(book);
+    drop(plan);
+
+    if std::env::var("ARREARS_BENCH_ONLY").is_ok_and(|only| only == "pure") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(persist::run(accounts, now, &set));
+    println!("peak resident memory: {:.0} MiB", peak_rss_mib());
+}
+
+mod persist {
+    use super::*;
+    use arrears::import::ImportKind;
+    use sea_orm::ConnectionTrait;
+
+    /// A new, empty database on the server `url` points at (dropped first if a previous run left it).
+    async fn fresh_postgres_database(url: &str) -> String {
+        let admin = sea_orm::Database::connect(url).await.expect("connect to PostgreSQL");
+        let name = "arrears_bench_plan";
+        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.expect("drop");
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create");
+        let (base, _) = url.rsplit_once('/').expect("a database URL ends with /NAME");
+        format!("{base}/{name}")
+    }
+
+    pub async fn run(accounts: usize, now: DateTime<Utc>, strategies: &StrategySet) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = Instant::now();
+        arrears::demo::write_portfolio(dir.path(), accounts, 42, now).expect("portfolio csv");
+        println!("generated accounts.csv ({accounts} rows) in {:.1} s", started.elapsed().as_secs_f64());
+        let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+        let mut urls = vec![("SQLite", sqlite)];
+        if let Ok(url) =
+            std::env::var("ARREARS_BENCH_DATABASE_URL").or_else(|_| std::env::var("ARREARS_TEST_DATABASE_URL"))
+        {
+            urls.push(("PostgreSQL", url));
+        }
+        for (name, url) in urls {
+            let url = if name == "PostgreSQL" { fresh_postgres_database(&url).await } else { url };
+            let db = arrears::store::connect(&url).await.expect("connect");
+            arrears::store::migrate(&db).await.expect("migrate");
+            let started = Instant::now();
+            arrears::import::import_file(&db, ImportKind::Accounts, &dir.path().join("accounts.csv"))
+                .await
+                .expect("import");
+            println!("{name}: import {accounts} accounts from CSV: {:.1} s", started.elapsed().as_secs_f64());
+            let started = Instant::now();
+            let outcome = arrears::ops::plan_and_persist(&db, strategies, now, false).await.expect("plan");
+            let engine = started.elapsed().as_secs_f64();
+            let tasks = outcome.plan.tasks;
+            db.execute_unprepared("DELETE FROM tasks").await.expect("clear tasks");
+            let started = Instant::now();
+            arrears::store::raw_insert_tasks(&db, &tasks).await.expect("raw insert");
+            let raw = started.elapsed().as_secs_f64();
+            println!(
+                "{name}: plan and persist {accounts} accounts ({} tasks): {engine:.2} s; raw bulk INSERT of the same rows: {raw:.2} s; ratio {:.2}x (target <= 2x)",
+                tasks.len(),
+                engine / raw
+            );
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The command line: each subcommand parses its arguments and calls one function in `ops`.
+
+use crate::config::Config;
+use crate::import::ImportKind;
+use crate::ops::{self, PlanFormat, Settings};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// arrears: post-loan collections orchestration, strategies as code.
+#[derive(Debug, Parser)]
+#[command(name = "arrears", version, about)]
+pub struct Cli {
+    /// Database URL: sqlite://FILE?mode=rwc or postgres://...
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "sqlite://arrears.db?mode=rwc")]
+    pub database_url: String,
+    /// Directory of strategy files.
+    #[arg(long, global = true, default_value = "strategies")]
+    pub strategies: PathBuf,
+    /// Directory of templates.
+    #[arg(long, global = true, default_value = "templates")]
+    pub templates: PathBuf,
+    /// Configuration file (optional unless given).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Import a CSV file: accounts, payments, attempts or promises. All rows or none.
+    Import {
+        /// accounts | payments | attempts | promises
+        kind: ImportKind,
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Check strategy files or print their JSON Schema.
+    Strategy {
+        #[command(subcommand)]
+        command: StrategyCommand,
+    },
+    /// Plan each account's local day: tasks with windows, or a skip with its reason.
+    Plan {
+        /// Print the plan without saving it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Plan as of this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// text (a summary) or jsonl (one JSON object per task or skip).
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormat,
+    },
+    /// Build arrears.db with a synthetic portfolio and run the engine on it.
+    Demo {
+        /// Number of accounts.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// Random seed (the same seed gives the same portfolio).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+/// `arrears strategy ...`.
+#[derive(Debug, Subcommand)]
+pub enum StrategyCommand {
+    /// Check every strategy file of a directory (default: --strategies).
+    Check {
+        /// Directory to check.
+        dir: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of strategy files.
+    Schema,
+}
+
+/// Runs the command line; prints errors and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ARREARS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("arrears.toml"));
+    let config = Config::load(&config_path, cli.config.is_some())?;
+    let settings = Settings {
+        database_url: cli.database_url,
+        strategies_dir: cli.strategies,
+        templates_dir: cli.templates,
+        config,
+    };
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Migrate => ops::migrate(&settings).await?,
+        Command::Import { kind, file } => {
+            let report = ops::import(&settings, kind, &file).await?;
+            eprintln!("{}: {report}", file.display());
+        }
+        Command::Strategy { command: StrategyCommand::Schema } => ops::print_schema(&mut out)?,
+        Command::Strategy { command: StrategyCommand::Check { dir } } => {
+            let dir = dir.unwrap_or_else(|| settings.strategies_dir.clone());
+            if !ops::check_strategies(&settings, &dir, &mut out)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Plan { dry_run, as_of, format } => {
+            let now = as_of.map(|at| at.to_utc()).unwrap_or_else(chrono::Utc::now);
+            ops::plan_command(&settings, now, dry_run, format, &mut out).await?;
+        }
+        Command::Demo { accounts, seed } => {
+            crate::demo::run(&settings, accounts, seed, &mut out).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,115 @@
+//! `arrears.toml` and its `ARREARS_<KEY>` environment overrides. Read once at start-up.
+
+use crate::policy::PolicySettings;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One webhook endpoint (used by dispatch).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// Where to POST.
+    pub url: String,
+    /// `whsec_...` signing secret.
+    pub secret: String,
+}
+
+/// Cron schedules, in the portfolio time zone.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// When the daily plan runs.
+    #[serde(default = "Schedule::default_plan")]
+    pub plan: String,
+}
+
+impl Schedule {
+    fn default_plan() -> String {
+        "0 0 6 * * *".into()
+    }
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule { plan: Self::default_plan() }
+    }
+}
+
+/// The whole configuration; every key is optional.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP bind address.
+    #[serde(default = "Config::default_bind")]
+    pub bind: String,
+    /// Portfolio time zone: schedules and reports.
+    #[serde(default = "Config::default_timezone")]
+    pub timezone: String,
+    /// Default compliance profile for strategies that name none.
+    #[serde(default = "Config::default_policy")]
+    pub policy: String,
+    /// The lender's name in messages.
+    #[serde(default = "Config::default_lender")]
+    pub lender_name: String,
+    /// Profile settings left to the lender.
+    #[serde(default)]
+    pub policies: PolicySettings,
+    /// Schedules.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Webhook endpoints by channel (`robot`, `sms`, `email`, `human`).
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl Config {
+    fn default_bind() -> String {
+        "127.0.0.1:8080".into()
+    }
+    fn default_timezone() -> String {
+        "UTC".into()
+    }
+    fn default_policy() -> String {
+        "us-reg-f".into()
+    }
+    fn default_lender() -> String {
+        "Example Finance".into()
+    }
+
+    /// Reads `path` (when it exists; `arrears.toml` is optional) and applies `ARREARS_BIND`,
+    /// `ARREARS_TIMEZONE`, `ARREARS_POLICY` and `ARREARS_LENDER_NAME` on top.
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Config> {
+        let mut config: Config = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|error| {
+                let position = error
+                    .span()
+                    .map(|span| {
+                        let before = &text[..span.start.min(text.len())];
+                        let line = before.matches('\n').count() + 1;
+                        let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+                        format!("{line}:{column}: ")
+                    })
+                    .unwrap_or_default();
+                anyhow::anyhow!("{}:{position}{}", path.display(), error.message())
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => toml::from_str("")?,
+            Err(error) => anyhow::bail!("cannot read {}: {error}", path.display()),
+        };
+        let overrides: [(&str, &mut String); 4] = [
+            ("ARREARS_BIND", &mut config.bind),
+            ("ARREARS_TIMEZONE", &mut config.timezone),
+            ("ARREARS_POLICY", &mut config.policy),
+            ("ARREARS_LENDER_NAME", &mut config.lender_name),
+        ];
+        for (name, slot) in overrides {
+            if let Ok(value) = std::env::var(name) {
+                *slot = value;
+            }
+        }
+        crate::domain::parse_timezone(&config.timezone).map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
+        crate::policy::Policy::builtin(&config.policy, &config.policies)
+            .map_err(|error| anyhow::anyhow!("policy: {}", error.message))?;
+        Ok(config)
+    }
+}
