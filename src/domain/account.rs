@@ -3,7 +3,7 @@
 use super::{Channel, Flags, Money};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Whether a contact point is a telephone number or an e-mail address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

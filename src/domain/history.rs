@@ -3,7 +3,7 @@
 
 use super::{Channel, Money, Outcome};
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// One contact attempt as the caps and cool-downs need it.
 #[derive(Debug, Clone, PartialEq)]

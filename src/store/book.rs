@@ -5,11 +5,11 @@ use super::sql::{PAGE_ROWS, is_postgres, json_page, page_key};
 use crate::domain::{Account, Borrower, Channel, ContactKind, ContactPoint, Flags, Portfolio, parse_timezone};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
+use rustc_hash::FxHashMap as HashMap;
 use sea_orm::ConnectionTrait;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -147,9 +147,9 @@ struct BorrowerRow<'a>(String, String, #[serde(borrow)] Cow<'a, str>, i64);
 
 async fn load_borrowers(db: &impl ConnectionTrait) -> Result<HashMap<String, Borrower>, StoreError> {
     let backend = db.get_database_backend();
-    let mut borrowers = HashMap::new();
+    let mut borrowers = HashMap::default();
     // Most borrowers share a handful of zone lists: parse each distinct text once.
-    let mut zones: HashMap<String, Vec<Tz>> = HashMap::new();
+    let mut zones: HashMap<String, Vec<Tz>> = HashMap::default();
     let mut last = String::new();
     loop {
         let after = std::mem::take(&mut last);

@@ -372,7 +372,7 @@ fn compile_rule(
     let escalate = match &def.escalate {
         None => None,
         Some(escalate) => {
-            if channel != Some(Channel::Robot) {
+            if channel.is_some() && channel != Some(Channel::Robot) {
                 problems.push(here(escalate.span(), "escalate is for robot rules".into()));
             }
             let value = escalate.get_ref();
