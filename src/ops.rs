@@ -140,6 +140,8 @@ pub async fn plan_and_persist(
     let plan = crate::plan::plan(&portfolio, &history, strategies, now);
     tracing::info!(tasks = plan.tasks.len(), skips = plan.skips.len(), elapsed = ?clock.elapsed(), "planned");
     let accounts = portfolio.accounts.len();
+    drop(portfolio);
+    drop(history);
     if dry_run {
         return Ok(PlanOutcome { plan, run_id: None, accounts });
     }
