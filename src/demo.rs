@@ -65,26 +65,8 @@ pub fn write_portfolio(dir: &Path, accounts: usize, seed: u64, now: DateTime<Utc
     let mut rng = SmallRng::seed_from_u64(seed);
     let today: NaiveDate = now.date_naive();
     let mut accounts_csv = csv::Writer::from_path(dir.join("accounts.csv"))?;
-    accounts_csv.write_record([
-        "account_id",
-        "borrower_id",
-        "name",
-        "phones",
-        "email",
-        "timezones",
-        "product",
-        "currency",
-        "amount_due",
-        "balance",
-        "due_date",
-        "tags",
-        "flags",
-        "consent_robot",
-        "score.loss",
-        "score.contact",
-        "attr.state",
-        "attr.city",
-    ])?;
+    let extra = ["score.loss", "score.contact", "attr.state", "attr.city"];
+    accounts_csv.write_record(crate::import::ACCOUNT_COLUMNS.iter().chain(&extra))?;
     let mut attempts_csv = csv::Writer::from_path(dir.join("attempts.csv"))?;
     attempts_csv.write_record(["account_id", "channel", "phone", "at", "outcome"])?;
     let mut promises_csv = csv::Writer::from_path(dir.join("promises.csv"))?;

@@ -15,26 +15,25 @@ use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-const SPEC: ColumnSpec = ColumnSpec {
-    required: &[
-        "account_id",
-        "borrower_id",
-        "name",
-        "phones",
-        "email",
-        "timezones",
-        "product",
-        "currency",
-        "amount_due",
-        "balance",
-        "due_date",
-        "tags",
-        "flags",
-        "consent_robot",
-    ],
-    optional: &["opt_outs"],
-    dynamic: true,
-};
+/// The required columns of `accounts.csv`, in the contract's order.
+pub const ACCOUNT_COLUMNS: &[&str] = &[
+    "account_id",
+    "borrower_id",
+    "name",
+    "phones",
+    "email",
+    "timezones",
+    "product",
+    "currency",
+    "amount_due",
+    "balance",
+    "due_date",
+    "tags",
+    "flags",
+    "consent_robot",
+];
+
+const SPEC: ColumnSpec = ColumnSpec { required: ACCOUNT_COLUMNS, optional: &["opt_outs"], dynamic: true };
 
 /// Where each column is.
 struct Columns {

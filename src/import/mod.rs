@@ -7,6 +7,7 @@
 //! twice changes nothing. The file contracts are in `docs/import.md`.
 
 mod accounts;
+pub use accounts::ACCOUNT_COLUMNS;
 mod csvfile;
 mod events;
 
