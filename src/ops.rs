@@ -4,7 +4,6 @@
 use crate::config::Config;
 use crate::import::{ImportKind, ImportReport};
 use crate::plan::{Plan, Skip, Task};
-use crate::policy::PolicySettings;
 use crate::store::{self, NewPlanRun};
 use crate::strategy::{self, LoadOptions, StrategyErrors, StrategySet};
 use anyhow::Context as _;
@@ -146,8 +145,9 @@ pub async fn plan_and_persist(
         return Ok(PlanOutcome { plan, run_id: None, accounts });
     }
     for strategy in &strategies.strategies {
-        let content = std::fs::read_to_string(&strategy.file).unwrap_or_default();
-        if store::record_strategy_version(db, &strategy.name, &strategy.file, &strategy.content_hash, &content).await? {
+        if store::record_strategy_version(db, &strategy.name, &strategy.file, &strategy.content_hash, &strategy.content)
+            .await?
+        {
             store::record_audit(
                 db,
                 "planner",
@@ -324,9 +324,4 @@ pub fn write_summary(outcome: &PlanOutcome, now: DateTime<Utc>, out: &mut impl W
         writeln!(out, "{reason:<32} {count:>9}")?;
     }
     Ok(())
-}
-
-/// The configured policy settings (for callers that build their own options).
-pub fn policy_settings(settings: &Settings) -> &PolicySettings {
-    &settings.config.policies
 }

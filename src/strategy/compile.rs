@@ -26,6 +26,7 @@ pub(crate) struct Context<'a> {
 pub(crate) fn compile(
     file_name: &str,
     content_hash: String,
+    content: String,
     file: StrategyFile,
     rules: Vec<Spanned<RuleDef>>,
     experiments: Vec<Spanned<ExperimentDef>>,
@@ -90,6 +91,7 @@ pub(crate) fn compile(
         name: name.into(),
         file: file_name.to_string(),
         content_hash,
+        content,
         products,
         policy,
         stages,

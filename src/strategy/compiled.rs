@@ -309,6 +309,8 @@ pub struct Strategy {
     pub file: String,
     /// SHA-256 of the file's content, hex.
     pub content_hash: String,
+    /// The file's text as loaded (what the hash is of), kept for the strategy-version record.
+    pub content: String,
     /// Products it claims; empty = the catch-all.
     pub products: Vec<String>,
     /// The policy in force for its accounts (its profile, tightened by its limits).

@@ -352,13 +352,14 @@ pub fn load_sources(sources: &[SourceFile], options: &LoadOptions<'_>) -> Result
             templates: &mut templates,
             symbols: &mut set.symbols,
         };
-        let strategy = match compile::compile(&source.name, hash, file, rules, experiments, &mut context) {
-            Ok(strategy) => strategy,
-            Err(problems) => {
-                errors.extend(problems.into_iter().map(|(span, message)| positions.error(span, message)));
-                continue;
-            }
-        };
+        let strategy =
+            match compile::compile(&source.name, hash, source.text.clone(), file, rules, experiments, &mut context) {
+                Ok(strategy) => strategy,
+                Err(problems) => {
+                    errors.extend(problems.into_iter().map(|(span, message)| positions.error(span, message)));
+                    continue;
+                }
+            };
         let index = set.strategies.len();
         if let Some(other) = names.insert(strategy.name.to_string(), source.name.clone()) {
             errors.push(
