@@ -23,6 +23,11 @@ pub struct Model {
     pub outcome: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub note: Option<String>,
+    /// The time the borrower asked to be called back (`callback` outcomes).
+    pub callback_at: Option<DateTimeUtc>,
+    /// Who reported it: `agent:<id>`, `dialler`, or `import`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub actor: Option<String>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

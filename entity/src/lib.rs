@@ -5,13 +5,16 @@
 pub mod prelude;
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod attempts;
 pub mod audit_log;
 pub mod borrowers;
 pub mod contact_points;
+pub mod deliveries;
 pub mod payments;
 pub mod plan_runs;
 pub mod promises;
+pub mod scheduler_locks;
 pub mod stage_history;
 pub mod strategy_versions;
 pub mod tasks;

@@ -1,13 +1,16 @@
 //! Every entity under its table's name.
 
 pub use super::accounts::Entity as Accounts;
+pub use super::api_tokens::Entity as ApiTokens;
 pub use super::attempts::Entity as Attempts;
 pub use super::audit_log::Entity as AuditLog;
 pub use super::borrowers::Entity as Borrowers;
 pub use super::contact_points::Entity as ContactPoints;
+pub use super::deliveries::Entity as Deliveries;
 pub use super::payments::Entity as Payments;
 pub use super::plan_runs::Entity as PlanRuns;
 pub use super::promises::Entity as Promises;
+pub use super::scheduler_locks::Entity as SchedulerLocks;
 pub use super::stage_history::Entity as StageHistory;
 pub use super::strategy_versions::Entity as StrategyVersions;
 pub use super::tasks::Entity as Tasks;

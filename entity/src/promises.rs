@@ -19,6 +19,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub status: String,
     pub resolved_at: Option<DateTimeUtc>,
+    /// The attempt whose outcome made the promise (null when imported).
+    pub attempt_id: Option<i64>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

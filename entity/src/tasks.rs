@@ -39,6 +39,15 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub state: String,
     pub created_at: DateTimeUtc,
+    /// The agent holding the task's lease, while `state` is `leased`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub lease_agent: Option<String>,
+    pub lease_expires_at: Option<DateTimeUtc>,
+    /// When `state` last changed (null while still as planned).
+    pub state_changed_at: Option<DateTimeUtc>,
+    /// Why the task reached its state (`paid_in_full`, `promise`, `window_closed`, ...).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub state_reason: Option<String>,
 }
 
 /// No relations are declared: the schema has no foreign keys.
