@@ -4,6 +4,7 @@
 //! shell (`store`, `import`, `ops`, `cli`, `demo`) does, and calls the core.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
