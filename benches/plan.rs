@@ -233,8 +233,13 @@ mod persist {
             let outcome = arrears::ops::plan_and_persist(&db, strategies, now, false).await.expect("plan");
             let engine = started.elapsed().as_secs_f64();
             let peak = peak_rss_mib();
-            let tasks = outcome.plan.tasks;
+            let saved = outcome.totals.tasks;
+            // The same task rows again, for the raw insert: with the tasks gone, a dry run plans
+            // exactly what was saved (outside the measurement).
             db.execute_unprepared("DELETE FROM tasks").await.expect("clear tasks");
+            let (_, plan) = arrears::ops::plan_collect(&db, strategies, now, true).await.expect("dry run");
+            let tasks = plan.tasks;
+            assert_eq!(tasks.len() as u64, saved, "the dry run plans what was saved");
             let started = Instant::now();
             arrears::store::raw_insert_tasks(&db, &tasks).await.expect("raw insert");
             let raw = started.elapsed().as_secs_f64();

@@ -7,6 +7,7 @@ use arrears::import::ImportKind;
 use arrears::policy::PolicySettings;
 use arrears::strategy::{LoadOptions, StrategySet};
 use chrono::{DateTime, Utc};
+use sea_orm::{EntityTrait, PaginatorTrait};
 use std::path::Path;
 
 fn shipped_strategies() -> StrategySet {
@@ -44,29 +45,30 @@ async fn the_same_book_plans_the_same_on_every_store_and_replanning_adds_nothing
     for test_db in common::all_dbs().await {
         let db = &test_db.db;
         load_book(db, dir.path()).await;
-        let dry = arrears::ops::plan_and_persist(db, &strategies, now, true).await.unwrap();
+        let (_, dry) = arrears::ops::plan_collect(db, &strategies, now, true).await.unwrap();
         assert_eq!(arrears::store::count_tasks(db).await.unwrap(), 0, "{}: a dry run saves nothing", test_db.backend);
-        let first = arrears::ops::plan_and_persist(db, &strategies, now, false).await.unwrap();
-        assert_eq!(first.plan, dry.plan, "{}: the dry run shows what is saved", test_db.backend);
+        let (first_run, first) = arrears::ops::plan_collect(db, &strategies, now, false).await.unwrap();
+        assert_eq!(first, dry, "{}: the dry run shows what is saved", test_db.backend);
         let saved = arrears::store::count_tasks(db).await.unwrap();
-        assert_eq!(saved, first.plan.tasks.len() as u64, "{}", test_db.backend);
+        assert_eq!(saved, first.tasks.len() as u64, "{}", test_db.backend);
         assert!(saved > 500, "{}: only {saved} tasks", test_db.backend);
 
         let later: DateTime<Utc> = "2026-11-01T15:00:00Z".parse().unwrap();
-        let again = arrears::ops::plan_and_persist(db, &strategies, later, false).await.unwrap();
+        let (_, again) = arrears::ops::plan_collect(db, &strategies, later, false).await.unwrap();
         assert_eq!(
             arrears::store::count_tasks(db).await.unwrap(),
             saved,
             "{}: the same local day adds nothing",
             test_db.backend
         );
-        assert!(again.plan.tasks.iter().all(|task| !first.plan.tasks.iter().any(|t| t.account_id == task.account_id)));
-        assert!(again.plan.skips.iter().filter(|s| s.reason == "already_planned").count() as u64 >= saved / 3);
+        assert!(again.tasks.iter().all(|task| !first.tasks.iter().any(|t| t.account_id == task.account_id)));
+        assert!(again.skips.iter().filter(|s| s.reason == "already_planned").count() as u64 >= saved / 3);
 
-        let planned = &first.plan.tasks[0];
+        assert_eq!(first_run.totals.tasks, saved, "{}", test_db.backend);
+        let planned = &first.tasks[0];
         let history = arrears::store::stage_history_of(db, &planned.account_id).await.unwrap();
         assert!(!history.is_empty(), "{}: the first stage of an account is recorded", test_db.backend);
-        plans.push((test_db.backend, jsonl(&first.plan)));
+        plans.push((test_db.backend, jsonl(&first)));
     }
     for (backend, plan) in &plans[1..] {
         assert_eq!(plan, &plans[0].1, "{backend} planned differently from {}", plans[0].0);
@@ -82,12 +84,12 @@ async fn every_account_appears_and_no_task_leaves_its_policy_hours() {
     let strategies = shipped_strategies();
     let test_db = common::sqlite_db().await;
     load_book(&test_db.db, dir.path()).await;
-    let outcome = arrears::ops::plan_and_persist(&test_db.db, &strategies, now, true).await.unwrap();
+    let (_, plan) = arrears::ops::plan_collect(&test_db.db, &strategies, now, true).await.unwrap();
     let book = arrears::store::load_portfolio(&test_db.db).await.unwrap();
-    let mut seen: std::collections::HashSet<&str> = outcome.plan.skips.iter().map(|s| s.account_id.as_str()).collect();
-    seen.extend(outcome.plan.tasks.iter().map(|t| t.account_id.as_str()));
+    let mut seen: std::collections::HashSet<&str> = plan.skips.iter().map(|s| s.account_id.as_str()).collect();
+    seen.extend(plan.tasks.iter().map(|t| t.account_id.as_str()));
     assert_eq!(seen.len(), book.accounts.len());
-    for task in &outcome.plan.tasks {
+    for task in &plan.tasks {
         let strategy = strategies.strategies.iter().find(|s| s.name == task.strategy).unwrap();
         let hours = strategy.policy.hours;
         let account = book.accounts.iter().find(|a| a.id == task.account_id).unwrap();
@@ -105,5 +107,56 @@ async fn every_account_appears_and_no_task_leaves_its_policy_hours() {
             }
             instant += chrono::Duration::minutes(5);
         }
+    }
+}
+
+#[tokio::test]
+async fn planning_page_by_page_decides_and_saves_exactly_what_planning_the_whole_book_does() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 1_000, 3, now).unwrap();
+    let strategies = shipped_strategies();
+    for test_db in common::all_dbs().await {
+        let db = &test_db.db;
+        load_book(db, dir.path()).await;
+        // The pure planner over the whole book at once.
+        let book = arrears::store::load_portfolio(db).await.unwrap();
+        let today = now.date_naive();
+        let history = arrears::store::load_history(
+            db,
+            now - chrono::Duration::days(8),
+            (today - chrono::Duration::days(1))..=(today + chrono::Duration::days(1)),
+        )
+        .await
+        .unwrap();
+        let whole = arrears::plan::plan(&book, &history, &strategies, now);
+
+        // Pages of 97 accounts: many pages, and borrowers whose accounts straddle two pages.
+        let mut paged = arrears::plan::Plan::default();
+        let outcome = arrears::ops::plan_pages_of(db, &strategies, now, false, 97, |page| {
+            assert!(page.tasks.len() + page.skips.len() >= 1);
+            paged.tasks.extend_from_slice(&page.tasks);
+            paged.skips.extend_from_slice(&page.skips);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let key = |plan: &arrears::plan::Plan| {
+            let mut tasks = plan.tasks.clone();
+            tasks.sort_by(|a, b| (&a.account_id, a.attempt).cmp(&(&b.account_id, b.attempt)));
+            let mut skips = plan.skips.clone();
+            skips.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+            (tasks, skips)
+        };
+        assert_eq!(key(&paged), key(&whole), "{}", test_db.backend);
+        assert_eq!(outcome.totals.accounts, 1_000, "{}", test_db.backend);
+        assert_eq!(outcome.totals.tasks, whole.tasks.len() as u64);
+        assert_eq!(outcome.totals.skips, whole.skips.len() as u64);
+        let saved = arrears::store::count_tasks(db).await.unwrap();
+        assert_eq!(saved, whole.tasks.len() as u64, "{}: every page was saved", test_db.backend);
+        let staged = whole.skips.iter().filter(|skip| skip.stage.is_some()).count()
+            + whole.tasks.iter().filter(|task| task.attempt == 1).count();
+        let moves = entity::prelude::StageHistory::find().count(db).await.unwrap();
+        assert_eq!(moves, staged as u64, "{}: one first stage per staged account", test_db.backend);
     }
 }

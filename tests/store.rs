@@ -114,9 +114,15 @@ async fn a_saved_plan_reads_back_in_utc_and_replanning_adds_nothing() {
             task("A-00000", day(22), 2, "M1"),
             task("A-00001", day(22), 1, "M2"),
         ];
-        let first = store::save_plan(&db, &run(at(22, 0), 3), &tasks, &stages(&[("A-00000", "M1"), ("A-00001", "M2")]))
-            .await
-            .unwrap();
+        let first = store::save_plan(
+            &db,
+            &run(at(22, 0), 3),
+            &tasks,
+            &stages(&[("A-00000", "M1"), ("A-00001", "M2")]),
+            at(22, 0),
+        )
+        .await
+        .unwrap();
         let stored = store::tasks_for_account(&*db, "A-00000").await.unwrap();
         assert_eq!(stored.len(), 2, "{}", db.backend);
         let second_attempt = &stored[1];
@@ -135,9 +141,15 @@ async fn a_saved_plan_reads_back_in_utc_and_replanning_adds_nothing() {
         assert_eq!(second_attempt.priority, 0.5);
 
         // Re-planning the same day: a new run, no new task, no stage change.
-        let again = store::save_plan(&db, &run(at(22, 1), 3), &tasks, &stages(&[("A-00000", "M1"), ("A-00001", "M2")]))
-            .await
-            .unwrap();
+        let again = store::save_plan(
+            &db,
+            &run(at(22, 1), 3),
+            &tasks,
+            &stages(&[("A-00000", "M1"), ("A-00001", "M2")]),
+            at(22, 1),
+        )
+        .await
+        .unwrap();
         assert_ne!(again, first);
         assert_eq!(store::count_tasks(&*db).await.unwrap(), 3, "{}", db.backend);
         assert_eq!(StageHistory::find().count(&db.db).await.unwrap(), 2, "{}", db.backend);
@@ -145,7 +157,8 @@ async fn a_saved_plan_reads_back_in_utc_and_replanning_adds_nothing() {
         // A re-plan that adds an attempt: only the new task is written, by the new run.
         let mut more = tasks.clone();
         more.insert(2, task("A-00000", day(22), 3, "M1"));
-        let third = store::save_plan(&db, &run(at(22, 2), 4), &more, &stages(&[("A-00000", "M1")])).await.unwrap();
+        let third =
+            store::save_plan(&db, &run(at(22, 2), 4), &more, &stages(&[("A-00000", "M1")]), at(22, 2)).await.unwrap();
         let stored = store::tasks_for_account(&*db, "A-00000").await.unwrap();
         let runs: Vec<(i32, i64)> = stored.iter().map(|task| (task.attempt, task.plan_run_id)).collect();
         assert_eq!(runs, [(1, first), (2, first), (3, third)], "{}", db.backend);
@@ -171,14 +184,16 @@ async fn a_saved_plan_reads_back_in_utc_and_replanning_adds_nothing() {
 async fn stage_changes_are_recorded_once_each() {
     for db in all_dbs().await {
         with_accounts(&db, 3).await;
-        let first = store::save_plan(&db, &run(at(22, 0), 0), &[], &stages(&[("A-00000", "M1"), ("A-00001", "M1")]))
-            .await
-            .unwrap();
+        let first =
+            store::save_plan(&db, &run(at(22, 0), 0), &[], &stages(&[("A-00000", "M1"), ("A-00001", "M1")]), at(22, 0))
+                .await
+                .unwrap();
         let second = store::save_plan(
             &db,
             &run(at(23, 0), 0),
             &[],
             &stages(&[("A-00000", "M1"), ("A-00001", "M2"), ("A-00002", "pre-due"), ("A-missing", "M1")]),
+            at(23, 0),
         )
         .await
         .unwrap();
@@ -210,7 +225,7 @@ async fn big_plans_are_split_below_the_bind_limits() {
         let ids = with_accounts(&db, n).await;
         let tasks: Vec<Task> = ids.iter().map(|id| task(id, day(22), 1, "M1")).collect();
         let pairs: Vec<(String, Arc<str>)> = ids.iter().map(|id| (id.clone(), Arc::from("M1"))).collect();
-        store::save_plan(&db, &run(at(22, 0), n), &tasks, &pairs).await.unwrap();
+        store::save_plan(&db, &run(at(22, 0), n), &tasks, &pairs, at(22, 0)).await.unwrap();
         assert_eq!(store::count_tasks(&*db).await.unwrap(), n as u64, "{}", db.backend);
         assert_eq!(StageHistory::find().count(&db.db).await.unwrap(), n as u64, "{}", db.backend);
         let book = store::load_portfolio(&*db).await.unwrap();

@@ -1,7 +1,7 @@
 //! Loading the loan book: accounts, borrowers and contact points into domain types.
 
 use super::StoreError;
-use super::sql::{PAGE_ROWS, is_postgres, json_page, page_key};
+use super::sql::{PAGE_ROWS, Sql, is_postgres, json_page, page_key};
 use crate::domain::{Account, Borrower, Channel, ContactKind, ContactPoint, Flags, Portfolio, parse_timezone};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -13,16 +13,61 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-/// Loads every account (ordered by id, byte-wise, on every backend) and every borrower with its
-/// contact points. Reads page by page by primary key, one query per page; each page comes back
-/// as one JSON text built by the database (see [`json_page`]).
+/// Loads the whole book: every account (ordered by id, byte-wise) and the borrowers of those
+/// accounts with their contact points, page after page (see [`load_book_page`]). Planning does
+/// not use this (it works a page at a time); explain, tests and tools do.
 pub async fn load_portfolio(db: &impl ConnectionTrait) -> Result<Portfolio, StoreError> {
-    let mut accounts = load_accounts(db).await?;
-    // Pages come in the database's collation order; the contract is byte order.
-    accounts.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut borrowers = load_borrowers(db).await?;
-    attach_contact_points(db, &mut borrowers).await?;
-    Ok(Portfolio { accounts, borrowers })
+    let mut book = Portfolio::default();
+    let mut after = String::new();
+    loop {
+        let page = load_book_page(db, &after, PAGE_ROWS).await?;
+        book.accounts.extend(page.portfolio.accounts);
+        book.borrowers.extend(page.portfolio.borrowers);
+        match page.next {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    Ok(book)
+}
+
+/// One page of the loan book.
+#[derive(Debug, Default)]
+pub struct BookPage {
+    /// The page's accounts, sorted by id (byte-wise), and all of their borrowers with their
+    /// contact points.
+    pub portfolio: Portfolio,
+    /// The stage stored on each account (the previous plan's), in `portfolio.accounts` order.
+    pub stored_stages: Vec<Option<String>>,
+    /// The key to pass as `after` for the next page; `None` after the last page.
+    pub next: Option<String>,
+}
+
+/// Loads up to `limit` accounts whose id comes after `after` (`""` for the first page), with
+/// their stored stages, their borrowers and the borrowers' contact points: four queries, each
+/// answered as one JSON text built by the database (see [`json_page`]). Pages follow the
+/// database's order of ids, which is byte order on SQLite and on a PostgreSQL database with the
+/// `C` collation; each page is sorted byte-wise.
+pub async fn load_book_page(db: &impl ConnectionTrait, after: &str, limit: u64) -> Result<BookPage, StoreError> {
+    let (mut rows, next) = load_accounts(db, after, limit).await?;
+    rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let (accounts, stored_stages): (Vec<Account>, Vec<Option<String>>) = rows.into_iter().unzip();
+    let mut borrowers = HashMap::default();
+    if !accounts.is_empty() {
+        borrowers = load_borrowers(db, after, limit).await?;
+        attach_contact_points(db, after, limit, &mut borrowers).await?;
+    }
+    Ok(BookPage { portfolio: Portfolio { accounts, borrowers }, stored_stages, next })
+}
+
+/// `<column> IN (the borrowers of the accounts page after `after`)`.
+fn of_page_borrowers(sql: &mut Sql, column: &str, after: &str, limit: u64) {
+    sql.push(column);
+    sql.push(" IN (SELECT borrower_id FROM accounts WHERE id > ");
+    sql.bind(after.to_string());
+    sql.push(" ORDER BY id LIMIT ");
+    sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    sql.push(")");
 }
 
 /// One packed `accounts` row.
@@ -40,6 +85,7 @@ struct AccountRow<'a>(
     Pairs<f64>,
     Pairs<String>,
     i64,
+    Option<String>,
 );
 
 /// Reads a packed page.
@@ -64,40 +110,41 @@ pub(crate) fn money_field(backend: sea_orm::DbBackend, column: &str) -> String {
     if is_postgres(backend) { format!("{column}::text") } else { format!("CAST({column} AS TEXT)") }
 }
 
-async fn load_accounts(db: &impl ConnectionTrait) -> Result<Vec<Account>, StoreError> {
+/// A page of accounts with their stored stages, and the key to continue after (`None` when the
+/// page was not full).
+async fn load_accounts(
+    db: &impl ConnectionTrait,
+    after: &str,
+    limit: u64,
+) -> Result<(Vec<(Account, Option<String>)>, Option<String>), StoreError> {
     let backend = db.get_database_backend();
     let fields = format!(
-        "id, borrower_id, product, currency, {}, {}, due_date, tags, flags, {}, {}, broken_promises",
+        "id, borrower_id, product, currency, {}, {}, due_date, tags, flags, {}, {}, broken_promises, stage",
         money_field(backend, "amount_due"),
         money_field(backend, "balance"),
         if is_postgres(backend) { "scores::json" } else { "json(scores)" },
         if is_postgres(backend) { "attrs::json" } else { "json(attrs)" },
     );
     let columns = "id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, \
-                   scores, attrs, broken_promises";
-    let mut accounts = Vec::new();
-    let mut last = String::new();
-    loop {
-        let after = std::mem::take(&mut last);
-        let page = json_page(
-            db,
-            columns,
-            &fields,
-            "accounts",
-            |sql| {
-                sql.push("id > ");
-                sql.bind(after);
-            },
-            "id",
-            PAGE_ROWS,
-        )
-        .await?;
-        let rows: Vec<AccountRow<'_>> = unpack(&page, "accounts")?;
-        let count = rows.len() as u64;
-        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
-            last.clone_from(key);
-        }
-        accounts.reserve(rows.len());
+                   scores, attrs, broken_promises, stage";
+    let page = json_page(
+        db,
+        columns,
+        &fields,
+        "accounts",
+        |sql| {
+            sql.push("id > ");
+            sql.bind(after.to_string());
+        },
+        "id",
+        limit,
+    )
+    .await?;
+    let rows: Vec<AccountRow<'_>> = unpack(&page, "accounts")?;
+    let full = rows.len() as u64 >= limit;
+    let next = if full { page_key(backend, rows.iter().map(|row| &row.0)).cloned() } else { None };
+    let mut accounts = Vec::with_capacity(rows.len());
+    {
         for AccountRow(
             id,
             borrower_id,
@@ -111,6 +158,7 @@ async fn load_accounts(db: &impl ConnectionTrait) -> Result<Vec<Account>, StoreE
             scores,
             attrs,
             broken,
+            stage,
         ) in rows
         {
             let corrupt = |message: String| StoreError::Corrupt { table: "accounts", id: id.clone(), message };
@@ -119,7 +167,7 @@ async fn load_accounts(db: &impl ConnectionTrait) -> Result<Vec<Account>, StoreE
             let due_date = NaiveDate::parse_from_str(&due_date, "%Y-%m-%d")
                 .map_err(|_| corrupt(format!("due_date `{due_date}`")))?;
             let flags = Flags::parse_list(&flags).map_err(|error| corrupt(error.to_string()))?;
-            accounts.push(Account {
+            let account = Account {
                 borrower_id,
                 product,
                 currency,
@@ -132,27 +180,30 @@ async fn load_accounts(db: &impl ConnectionTrait) -> Result<Vec<Account>, StoreE
                 attrs: attrs.0,
                 broken_promises: u32::try_from(broken).unwrap_or(0),
                 id,
-            });
-        }
-        if count < PAGE_ROWS {
-            break;
+            };
+            accounts.push((account, stage));
         }
     }
-    Ok(accounts)
+    Ok((accounts, next))
 }
 
 /// One packed `borrowers` row.
 #[derive(Deserialize)]
 struct BorrowerRow<'a>(String, String, #[serde(borrow)] Cow<'a, str>, i64);
 
-async fn load_borrowers(db: &impl ConnectionTrait) -> Result<HashMap<String, Borrower>, StoreError> {
+/// The borrowers of the accounts page after `after`.
+async fn load_borrowers(
+    db: &impl ConnectionTrait,
+    after: &str,
+    limit: u64,
+) -> Result<HashMap<String, Borrower>, StoreError> {
     let backend = db.get_database_backend();
     let mut borrowers = HashMap::default();
     // Most borrowers share a handful of zone lists: parse each distinct text once.
     let mut zones: HashMap<String, Vec<Tz>> = HashMap::default();
     let mut last = String::new();
     loop {
-        let after = std::mem::take(&mut last);
+        let from = std::mem::take(&mut last);
         let page = json_page(
             db,
             "id, name, timezones, consent_robot",
@@ -160,7 +211,9 @@ async fn load_borrowers(db: &impl ConnectionTrait) -> Result<HashMap<String, Bor
             "borrowers",
             |sql| {
                 sql.push("id > ");
-                sql.bind(after);
+                sql.bind(from);
+                sql.push(" AND ");
+                of_page_borrowers(sql, "id", after, limit);
             },
             "id",
             PAGE_ROWS,
@@ -211,14 +264,17 @@ struct ContactRow<'a>(
     i64,
 );
 
+/// Adds their contact points to the borrowers of the accounts page after `after`.
 async fn attach_contact_points(
     db: &impl ConnectionTrait,
+    after: &str,
+    limit: u64,
     borrowers: &mut HashMap<String, Borrower>,
 ) -> Result<(), StoreError> {
     let backend = db.get_database_backend();
     let mut last = 0i64;
     loop {
-        let after = last;
+        let from = last;
         let page = json_page(
             db,
             "id, borrower_id, kind, address, opted_out, wrong_number",
@@ -226,7 +282,9 @@ async fn attach_contact_points(
             "contact_points",
             |sql| {
                 sql.push("id > ");
-                sql.bind(after);
+                sql.bind(from);
+                sql.push(" AND ");
+                of_page_borrowers(sql, "borrower_id", after, limit);
             },
             "id",
             PAGE_ROWS,

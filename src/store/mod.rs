@@ -13,14 +13,17 @@ mod plans;
 mod sql;
 
 pub use audit::{record_audit, record_audit_at, record_strategy_version, record_strategy_version_at};
-pub use book::load_portfolio;
+pub use book::{BookPage, load_book_page, load_portfolio};
 pub use history::load_history;
 pub use ingest::{
     AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise, StoredPayment, UpsertCounts, account_refs,
     apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
     upsert_accounts, upsert_borrowers,
 };
-pub use plans::{NewPlanRun, count_tasks, raw_insert_tasks, save_plan, stage_history_of, tasks_for_account};
+pub use plans::{
+    NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
+    tasks_for_account,
+};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

@@ -22,6 +22,8 @@ const UNNEST_ROWS: usize = 20_000;
 const TASK_COLUMNS: &str = "plan_run_id, created_at, account_id, borrower_id, local_date, dpd, \
      stage, strategy, rule, arm, channel, queue, template, attempt, calls_allowed, not_before, \
      not_after, priority";
+/// Makes a task insert skip rows whose account, day and attempt already exist.
+const ON_CONFLICT_NOTHING: &str = " ON CONFLICT (account_id, local_date, attempt) DO NOTHING";
 /// Values bound per task row on SQLite.
 const TASK_BINDS: usize = 16;
 
@@ -44,7 +46,7 @@ pub struct NewPlanRun {
     pub strategies: Vec<(String, String)>,
 }
 
-/// Persists a plan run in one transaction and returns its id:
+/// Persists a whole plan run in one transaction and returns its id:
 /// - inserts the `plan_runs` row;
 /// - inserts the tasks in multi-row statements (`UNNEST` arrays on PostgreSQL), skipping those
 ///   whose `(account_id, local_date, attempt)` already exists, so re-planning a day adds nothing;
@@ -52,30 +54,93 @@ pub struct NewPlanRun {
 ///   writes one `stage_history` row per change, at `run.as_of`.
 ///
 /// Task times are stored in UTC; `created_at` of the tasks is `run.started_at`; the run's
-/// `finished_at` is the moment everything was written, just before the commit.
+/// `finished_at` is `finished_at`. The planner itself saves page by page instead (see
+/// [`begin_plan_run`]); this whole-plan form serves tools and tests.
 pub async fn save_plan(
     db: &DatabaseConnection,
     run: &NewPlanRun,
     tasks: &[Task],
     stages: &[(String, Arc<str>)],
+    finished_at: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let txn = begin_write(db).await?;
     let run_id = insert_run(&txn, run).await?;
     insert_tasks(&txn, run_id, run.started_at, tasks, true).await?;
-    if is_postgres(txn.get_database_backend()) {
-        move_stages_postgres(&txn, run_id, run.as_of, stages).await?;
-    } else {
-        let changes = stage_changes(&txn, stages).await?;
-        apply_stage_changes(&txn, run_id, run.as_of, &changes).await?;
-    }
-    let mut sql = Sql::new(txn.get_database_backend());
-    sql.push("UPDATE plan_runs SET finished_at = ");
-    sql.bind(Utc::now());
-    sql.push(" WHERE id = ");
-    sql.bind(run_id);
-    txn.execute_raw(sql.statement()).await?;
+    let changes = stage_changes(&txn, stages).await?;
+    apply_stage_changes(&txn, run_id, run.as_of, &changes).await?;
+    finish_run(&txn, run_id, run, finished_at).await?;
     txn.commit().await?;
     Ok(run_id)
+}
+
+/// A plan run being saved page by page: the open write transaction and the run's id.
+pub struct PlanRunWriter {
+    txn: DatabaseTransaction,
+    run_id: i64,
+    started_at: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+}
+
+/// Opens a write transaction and inserts the run's row (its counts are set by
+/// [`PlanRunWriter::finish`]). Nothing is visible to others until then; dropping the writer
+/// rolls everything back.
+pub async fn begin_plan_run(db: &DatabaseConnection, run: &NewPlanRun) -> Result<PlanRunWriter, StoreError> {
+    let txn = begin_write(db).await?;
+    let run_id = insert_run(&txn, run).await?;
+    Ok(PlanRunWriter { txn, run_id, started_at: run.started_at, as_of: run.as_of })
+}
+
+impl PlanRunWriter {
+    /// The run's id.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// Writes one page: its tasks (created at the run's start) and its accounts' stage changes
+    /// (at the plan instant). Returns the tasks inserted.
+    ///
+    /// The planner never plans an `(account, local day)` that already has tasks (it skips it as
+    /// `already_planned`), so on PostgreSQL the tasks go in as plain `INSERT`s: a conflict can
+    /// only come from another plan run saving the same day at the same moment, and it fails this
+    /// run whole. SQLite checks its unique index on every insert anyway, so there the rows are
+    /// written with `ON CONFLICT DO NOTHING` at no extra cost.
+    pub async fn save_page(&self, tasks: &[Task], changes: &[StageChange]) -> Result<u64, StoreError> {
+        let conflict = if is_postgres(self.txn.get_database_backend()) { "" } else { ON_CONFLICT_NOTHING };
+        let inserted = write_tasks(&self.txn, self.run_id, self.started_at, tasks, conflict).await?;
+        apply_stage_changes(&self.txn, self.run_id, self.as_of, changes).await?;
+        Ok(inserted)
+    }
+
+    /// Sets the run's final counts and `finished_at`, and commits.
+    pub async fn finish(self, run: &NewPlanRun, finished_at: DateTime<Utc>) -> Result<i64, StoreError> {
+        finish_run(&self.txn, self.run_id, run, finished_at).await?;
+        self.txn.commit().await?;
+        Ok(self.run_id)
+    }
+}
+
+/// Writes a run's final counts and the instant it finished.
+async fn finish_run(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    run: &NewPlanRun,
+    finished_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("UPDATE plan_runs SET finished_at = ");
+    sql.bind(finished_at);
+    sql.push(", accounts = ");
+    sql.bind(count_i64(run.accounts));
+    sql.push(", tasks = ");
+    sql.bind(count_i64(run.tasks));
+    sql.push(", skips = ");
+    sql.bind(count_i64(run.skips));
+    sql.push(", skip_counts = ");
+    sql.bind(serde_json::to_string(&run.skip_counts).unwrap_or_else(|_| "{}".into()));
+    sql.push(" WHERE id = ");
+    sql.bind(run_id);
+    db.execute_raw(sql.statement()).await?;
+    Ok(())
 }
 
 /// The plainest fast bulk insert of the same task rows into the same table, in one
@@ -168,7 +233,7 @@ async fn insert_tasks(
     tasks: &[Task],
     skip_existing: bool,
 ) -> Result<u64, StoreError> {
-    let conflict = " ON CONFLICT (account_id, local_date, attempt) DO NOTHING";
+    let conflict = ON_CONFLICT_NOTHING;
     if !skip_existing {
         return write_tasks(txn, run_id, created_at, tasks, "").await;
     }
@@ -317,69 +382,25 @@ fn unnest_tasks(run_id: i64, created_at: DateTime<Utc>, tasks: &[Task], conflict
 }
 
 /// One account whose stage changes.
-struct StageChange<'a> {
-    account_id: &'a str,
-    from: Option<String>,
-    to: &'a Arc<str>,
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageChange {
+    /// The account.
+    pub account_id: String,
+    /// Its stored stage before (none before its first plan).
+    pub from: Option<String>,
+    /// The stage the plan puts it in.
+    pub to: Arc<str>,
 }
 
-/// Accounts per stage statement on PostgreSQL (a whole book of up to a million at once).
-const STAGE_ROWS: usize = 1_000_000;
-
-/// PostgreSQL: one statement finds the accounts whose stage changes (as the statement's
-/// snapshot sees them), updates them and records the changes in `stage_history`.
-///
-/// The planned stages come as arrays, which the planner cannot size, so it would probe the
-/// primary key once per account (about 2 µs each); for a whole book, hashing the arrays against
-/// one sequential scan is three times faster. The statement therefore runs with nested loops
-/// off and enough `work_mem` for the hash, both reset right after (`SET LOCAL`, this
-/// transaction only).
-async fn move_stages_postgres(
+/// Compares planned stages with the stored ones, reading `accounts` page by page.
+async fn stage_changes(
     db: &impl ConnectionTrait,
-    run_id: i64,
-    at: DateTime<Utc>,
     stages: &[(String, Arc<str>)],
-) -> Result<(), StoreError> {
-    if stages.is_empty() {
-        return Ok(());
-    }
-    db.execute_unprepared("SET LOCAL enable_nestloop = off; SET LOCAL work_mem = '256MB'").await?;
-    let mut result = Ok(());
-    for chunk in stages.chunks(STAGE_ROWS) {
-        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-        let to: Vec<String> = chunk.iter().map(|(_, stage)| stage.to_string()).collect();
-        let statement = sea_orm::Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "WITH planned AS (SELECT * FROM UNNEST($1::text[], $2::text[]) AS p(id, stage)), \
-             changed AS (SELECT a.id, a.stage AS from_stage, planned.stage AS to_stage \
-                         FROM accounts a JOIN planned ON a.id = planned.id \
-                         WHERE a.stage IS DISTINCT FROM planned.stage), \
-             moved AS (UPDATE accounts a SET stage = changed.to_stage FROM changed \
-                       WHERE a.id = changed.id) \
-             INSERT INTO stage_history (account_id, from_stage, to_stage, at, plan_run_id) \
-             SELECT id, from_stage, to_stage, $3, $4 FROM changed",
-            [Value::from(ids), Value::from(to), Value::from(at), Value::from(run_id)],
-        );
-        result = db.execute_raw(statement).await.map(|_| ());
-        if result.is_err() {
-            break;
-        }
-    }
-    // On an error the transaction is aborted and rolls back, settings included.
-    result?;
-    db.execute_unprepared("SET LOCAL enable_nestloop = DEFAULT; SET LOCAL work_mem = DEFAULT").await?;
-    Ok(())
-}
-
-/// SQLite: compares the planned stages with the stored ones, reading `accounts` page by page.
-async fn stage_changes<'a>(
-    db: &impl ConnectionTrait,
-    stages: &'a [(String, Arc<str>)],
-) -> Result<Vec<StageChange<'a>>, StoreError> {
+) -> Result<Vec<StageChange>, StoreError> {
     if stages.is_empty() {
         return Ok(Vec::new());
     }
-    let planned: HashMap<&str, &'a (String, Arc<str>)> = stages.iter().map(|entry| (entry.0.as_str(), entry)).collect();
+    let planned: HashMap<&str, &Arc<str>> = stages.iter().map(|(id, stage)| (id.as_str(), stage)).collect();
     let backend = db.get_database_backend();
     let mut changes = Vec::new();
     let mut last = String::new();
@@ -404,10 +425,10 @@ async fn stage_changes<'a>(
             last = key.to_string();
         }
         for (id, from) in rows {
-            if let Some((account_id, to)) = planned.get(id.as_ref()).map(|entry| (&entry.0, &entry.1))
-                && from.as_deref() != Some(&**to)
+            if let Some(to) = planned.get(id.as_ref())
+                && from.as_deref() != Some(&***to)
             {
-                changes.push(StageChange { account_id, from, to });
+                changes.push(StageChange { account_id: id.into_owned(), from, to: Arc::clone(to) });
             }
         }
         if count < PAGE_ROWS {
@@ -417,21 +438,45 @@ async fn stage_changes<'a>(
     Ok(changes)
 }
 
-/// SQLite: writes the stage changes — batched `UPDATE`s grouped by new stage and a bulk
-/// insert into `stage_history`.
+/// Writes stage changes: the accounts' new stage and one `stage_history` row each. PostgreSQL:
+/// one `UPDATE ... FROM UNNEST` and one `INSERT ... SELECT FROM UNNEST` per chunk; SQLite:
+/// `UPDATE`s grouped by new stage and a multi-row insert.
 async fn apply_stage_changes(
     db: &impl ConnectionTrait,
     run_id: i64,
     at: DateTime<Utc>,
-    changes: &[StageChange<'_>],
+    changes: &[StageChange],
 ) -> Result<(), StoreError> {
     if changes.is_empty() {
         return Ok(());
     }
     let backend = db.get_database_backend();
+    if is_postgres(backend) {
+        for chunk in changes.chunks(UNNEST_ROWS) {
+            let ids: Vec<String> = chunk.iter().map(|change| change.account_id.clone()).collect();
+            let from: Vec<String> = chunk.iter().map(|change| change.from.clone().unwrap_or_default()).collect();
+            let to: Vec<String> = chunk.iter().map(|change| change.to.to_string()).collect();
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE accounts a SET stage = u.stage FROM UNNEST($1::text[], $2::text[]) AS u(id, stage) \
+                 WHERE a.id = u.id",
+                [Value::from(ids.clone()), Value::from(to.clone())],
+            ))
+            .await?;
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO stage_history (account_id, from_stage, to_stage, at, plan_run_id) \
+                 SELECT u.id, NULLIF(u.from_stage, ''), u.to_stage, $4, $5 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(id, from_stage, to_stage)",
+                [Value::from(ids), Value::from(from), Value::from(to), Value::from(at), Value::from(run_id)],
+            ))
+            .await?;
+        }
+        return Ok(());
+    }
     let mut by_stage: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for change in changes {
-        by_stage.entry(&**change.to).or_default().push(change.account_id);
+        by_stage.entry(&*change.to).or_default().push(&change.account_id);
     }
     for (stage, ids) in &by_stage {
         for chunk in ids.chunks(in_list_chunk(backend, 1)) {
@@ -443,7 +488,6 @@ async fn apply_stage_changes(
             db.execute_raw(sql.statement()).await?;
         }
     }
-
     insert_values(
         db,
         "INSERT INTO stage_history (at, plan_run_id, account_id, from_stage, to_stage)",
@@ -451,9 +495,9 @@ async fn apply_stage_changes(
         3,
         changes,
         |change, values| {
-            values.push(Value::from(change.account_id));
+            values.push(Value::from(change.account_id.as_str()));
             values.push(Value::String(change.from.clone()));
-            values.push(Value::from(&**change.to));
+            values.push(Value::from(&*change.to));
         },
         "",
     )
