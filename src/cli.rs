@@ -57,6 +57,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
     },
+    /// Why is this account (not) contacted today: stage, rules tried, caps, the decision, its tasks.
+    Explain {
+        /// The account id.
+        account_id: String,
+        /// Explain as of this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Build arrears.db with a synthetic portfolio and run the engine on it.
     Demo {
         /// Number of accounts.
@@ -133,6 +144,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan { dry_run, as_of, format } => {
             let now = as_of.map(|at| at.to_utc()).unwrap_or_else(chrono::Utc::now);
             ops::plan_command(&settings, now, dry_run, format, &mut out).await?;
+        }
+        Command::Explain { account_id, as_of, json } => {
+            let now = as_of.map(|at| at.to_utc()).unwrap_or_else(chrono::Utc::now);
+            if !ops::explain_command(&settings, &account_id, now, json, &mut out).await? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Demo { accounts, seed } => {
             crate::demo::run(&settings, accounts, seed, &mut out).await?;

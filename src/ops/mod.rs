@@ -1,7 +1,10 @@
 //! The use cases shared by the CLI (and later the HTTP API and the scheduler): migrate, import,
 //! check strategies, plan and persist. They read the clock only through their `now` argument.
 
+mod explain;
 mod planning;
+
+pub use explain::{AccountExplanation, explain_account, explain_command, write_explanation};
 
 pub use planning::{
     PLAN_PAGE_ACCOUNTS, PlanGroup, PlanOutcome, PlanTotals, plan_and_persist, plan_collect, plan_command, plan_pages,

@@ -2,9 +2,11 @@
 //! tasks with their windows, or one skip with a stable reason code. Pure: no I/O, no clock; every
 //! input is a parameter and every reason comes back as data.
 
+mod explain;
 mod spread;
 mod types;
 
+pub use explain::{ArmTrace, DecisionView, Explanation, FactsView, RuleTrace, explain};
 pub use spread::spread;
 pub use types::{Plan, Skip, Task};
 

@@ -49,25 +49,68 @@ pub struct BookPage {
 /// database's order of ids, which is byte order on SQLite and on a PostgreSQL database with the
 /// `C` collation; each page is sorted byte-wise.
 pub async fn load_book_page(db: &impl ConnectionTrait, after: &str, limit: u64) -> Result<BookPage, StoreError> {
-    let (mut rows, next) = load_accounts(db, after, limit).await?;
+    load_scope(db, Scope::After { after, limit }).await
+}
+
+/// One account with its stored stage, its borrower and the borrower's contact points; `None`
+/// when there is no such account. A borrower missing from the book leaves `borrowers` empty.
+pub async fn load_account(db: &impl ConnectionTrait, account_id: &str) -> Result<Option<BookPage>, StoreError> {
+    let page = load_scope(db, Scope::Account(account_id)).await?;
+    Ok(if page.portfolio.accounts.is_empty() { None } else { Some(page) })
+}
+
+/// Which accounts to load.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// The first `limit` accounts after the key `after`.
+    After { after: &'a str, limit: u64 },
+    /// One account.
+    Account(&'a str),
+}
+
+impl Scope<'_> {
+    /// The filter on `accounts` (without `WHERE`).
+    fn accounts(self, sql: &mut Sql) {
+        match self {
+            Scope::After { after, .. } => {
+                sql.push("id > ");
+                sql.bind(after.to_string());
+            }
+            Scope::Account(id) => {
+                sql.push("id = ");
+                sql.bind(id.to_string());
+            }
+        }
+    }
+
+    fn limit(self) -> u64 {
+        match self {
+            Scope::After { limit, .. } => limit,
+            Scope::Account(_) => 1,
+        }
+    }
+
+    /// `<column> IN (the borrowers of the scope's accounts)`.
+    fn borrowers(self, sql: &mut Sql, column: &str) {
+        sql.push(column);
+        sql.push(" IN (SELECT borrower_id FROM accounts WHERE ");
+        self.accounts(sql);
+        sql.push(" ORDER BY id LIMIT ");
+        sql.bind(i64::try_from(self.limit()).unwrap_or(i64::MAX));
+        sql.push(")");
+    }
+}
+
+async fn load_scope(db: &impl ConnectionTrait, scope: Scope<'_>) -> Result<BookPage, StoreError> {
+    let (mut rows, next) = load_accounts(db, scope).await?;
     rows.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     let (accounts, stored_stages): (Vec<Account>, Vec<Option<String>>) = rows.into_iter().unzip();
     let mut borrowers = HashMap::default();
     if !accounts.is_empty() {
-        borrowers = load_borrowers(db, after, limit).await?;
-        attach_contact_points(db, after, limit, &mut borrowers).await?;
+        borrowers = load_borrowers(db, scope).await?;
+        attach_contact_points(db, scope, &mut borrowers).await?;
     }
     Ok(BookPage { portfolio: Portfolio { accounts, borrowers }, stored_stages, next })
-}
-
-/// `<column> IN (the borrowers of the accounts page after `after`)`.
-fn of_page_borrowers(sql: &mut Sql, column: &str, after: &str, limit: u64) {
-    sql.push(column);
-    sql.push(" IN (SELECT borrower_id FROM accounts WHERE id > ");
-    sql.bind(after.to_string());
-    sql.push(" ORDER BY id LIMIT ");
-    sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-    sql.push(")");
 }
 
 /// One packed `accounts` row.
@@ -110,12 +153,11 @@ pub(crate) fn money_field(backend: sea_orm::DbBackend, column: &str) -> String {
     if is_postgres(backend) { format!("{column}::text") } else { format!("CAST({column} AS TEXT)") }
 }
 
-/// A page of accounts with their stored stages, and the key to continue after (`None` when the
-/// page was not full).
+/// The scope's accounts with their stored stages, and the key to continue after (`None` when
+/// the page was not full).
 async fn load_accounts(
     db: &impl ConnectionTrait,
-    after: &str,
-    limit: u64,
+    scope: Scope<'_>,
 ) -> Result<(Vec<(Account, Option<String>)>, Option<String>), StoreError> {
     let backend = db.get_database_backend();
     let fields = format!(
@@ -127,21 +169,9 @@ async fn load_accounts(
     );
     let columns = "id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, \
                    scores, attrs, broken_promises, stage";
-    let page = json_page(
-        db,
-        columns,
-        &fields,
-        "accounts",
-        |sql| {
-            sql.push("id > ");
-            sql.bind(after.to_string());
-        },
-        "id",
-        limit,
-    )
-    .await?;
+    let page = json_page(db, columns, &fields, "accounts", |sql| scope.accounts(sql), "id", scope.limit()).await?;
     let rows: Vec<AccountRow<'_>> = unpack(&page, "accounts")?;
-    let full = rows.len() as u64 >= limit;
+    let full = matches!(scope, Scope::After { .. }) && rows.len() as u64 >= scope.limit();
     let next = if full { page_key(backend, rows.iter().map(|row| &row.0)).cloned() } else { None };
     let mut accounts = Vec::with_capacity(rows.len());
     {
@@ -191,12 +221,8 @@ async fn load_accounts(
 #[derive(Deserialize)]
 struct BorrowerRow<'a>(String, String, #[serde(borrow)] Cow<'a, str>, i64);
 
-/// The borrowers of the accounts page after `after`.
-async fn load_borrowers(
-    db: &impl ConnectionTrait,
-    after: &str,
-    limit: u64,
-) -> Result<HashMap<String, Borrower>, StoreError> {
+/// The borrowers of the scope's accounts.
+async fn load_borrowers(db: &impl ConnectionTrait, scope: Scope<'_>) -> Result<HashMap<String, Borrower>, StoreError> {
     let backend = db.get_database_backend();
     let mut borrowers = HashMap::default();
     // Most borrowers share a handful of zone lists: parse each distinct text once.
@@ -213,7 +239,7 @@ async fn load_borrowers(
                 sql.push("id > ");
                 sql.bind(from);
                 sql.push(" AND ");
-                of_page_borrowers(sql, "id", after, limit);
+                scope.borrowers(sql, "id");
             },
             "id",
             PAGE_ROWS,
@@ -264,11 +290,10 @@ struct ContactRow<'a>(
     i64,
 );
 
-/// Adds their contact points to the borrowers of the accounts page after `after`.
+/// Adds their contact points to the borrowers of the scope's accounts.
 async fn attach_contact_points(
     db: &impl ConnectionTrait,
-    after: &str,
-    limit: u64,
+    scope: Scope<'_>,
     borrowers: &mut HashMap<String, Borrower>,
 ) -> Result<(), StoreError> {
     let backend = db.get_database_backend();
@@ -284,7 +309,7 @@ async fn attach_contact_points(
                 sql.push("id > ");
                 sql.bind(from);
                 sql.push(" AND ");
-                of_page_borrowers(sql, "borrower_id", after, limit);
+                scope.borrowers(sql, "borrower_id");
             },
             "id",
             PAGE_ROWS,

@@ -3,7 +3,7 @@
 
 use super::StoreError;
 use super::book::{money_field, money_text, unpack};
-use super::sql::{PAGE_ROWS, is_postgres, json_page, page_key};
+use super::sql::{PAGE_ROWS, Sql, is_postgres, json_page, page_key};
 use crate::domain::{AttemptRecord, Channel, History, Outcome, PromiseRecord};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::ConnectionTrait;
@@ -21,12 +21,40 @@ pub async fn load_history(
     attempts_since: DateTime<Utc>,
     planned_dates: RangeInclusive<NaiveDate>,
 ) -> Result<History, StoreError> {
+    load_history_in(db, None, attempts_since, planned_dates).await
+}
+
+/// [`load_history`] for one borrower and their accounts only (explain, lease-time re-checks).
+pub async fn load_borrower_history(
+    db: &impl ConnectionTrait,
+    borrower_id: &str,
+    attempts_since: DateTime<Utc>,
+    planned_dates: RangeInclusive<NaiveDate>,
+) -> Result<History, StoreError> {
+    load_history_in(db, Some(borrower_id), attempts_since, planned_dates).await
+}
+
+async fn load_history_in(
+    db: &impl ConnectionTrait,
+    borrower: Option<&str>,
+    attempts_since: DateTime<Utc>,
+    planned_dates: RangeInclusive<NaiveDate>,
+) -> Result<History, StoreError> {
     let mut history = History::default();
-    load_attempts(db, attempts_since, &mut history).await?;
-    load_open_promises(db, &mut history).await?;
-    load_last_conversations(db, &mut history).await?;
-    load_planned_days(db, planned_dates, &mut history).await?;
+    load_attempts(db, borrower, attempts_since, &mut history).await?;
+    load_open_promises(db, borrower, &mut history).await?;
+    load_last_conversations(db, borrower, &mut history).await?;
+    load_planned_days(db, borrower, planned_dates, &mut history).await?;
     Ok(history)
+}
+
+/// ` AND account_id IN (the borrower's accounts)` when a borrower is given.
+fn of_borrower_accounts(sql: &mut Sql, borrower: Option<&str>) {
+    if let Some(borrower) = borrower {
+        sql.push(" AND account_id IN (SELECT id FROM accounts WHERE borrower_id = ");
+        sql.bind(borrower.to_string());
+        sql.push(")");
+    }
 }
 
 /// One packed `attempts` row.
@@ -52,6 +80,7 @@ fn instant(text: &str, table: &'static str, id: &str) -> Result<DateTime<Utc>, S
 
 async fn load_attempts(
     db: &impl ConnectionTrait,
+    borrower: Option<&str>,
     since: DateTime<Utc>,
     history: &mut History,
 ) -> Result<(), StoreError> {
@@ -68,6 +97,10 @@ async fn load_attempts(
             |sql| {
                 sql.push("at >= ");
                 sql.bind(since);
+                if let Some(borrower) = borrower {
+                    sql.push(" AND borrower_id = ");
+                    sql.bind(borrower.to_string());
+                }
                 if let Some((at, id)) = after {
                     sql.push(" AND (at > ");
                     let at_number = sql.bind(at);
@@ -121,7 +154,11 @@ struct PromiseRow<'a>(
     #[serde(borrow)] Cow<'a, str>,
 );
 
-async fn load_open_promises(db: &impl ConnectionTrait, history: &mut History) -> Result<(), StoreError> {
+async fn load_open_promises(
+    db: &impl ConnectionTrait,
+    borrower: Option<&str>,
+    history: &mut History,
+) -> Result<(), StoreError> {
     let backend = db.get_database_backend();
     let fields = format!("id, account_id, {}, due_on, made_at", money_field(backend, "amount"));
     let mut last = 0i64;
@@ -135,6 +172,7 @@ async fn load_open_promises(db: &impl ConnectionTrait, history: &mut History) ->
             |sql| {
                 sql.push("status = 'open' AND id > ");
                 sql.bind(after);
+                of_borrower_accounts(sql, borrower);
             },
             "id",
             PAGE_ROWS,
@@ -178,7 +216,11 @@ fn conversation_codes() -> String {
         .join(", ")
 }
 
-async fn load_last_conversations(db: &impl ConnectionTrait, history: &mut History) -> Result<(), StoreError> {
+async fn load_last_conversations(
+    db: &impl ConnectionTrait,
+    borrower: Option<&str>,
+    history: &mut History,
+) -> Result<(), StoreError> {
     let backend = db.get_database_backend();
     let codes = conversation_codes();
     let mut last = String::new();
@@ -194,6 +236,7 @@ async fn load_last_conversations(db: &impl ConnectionTrait, history: &mut Histor
                 sql.push(&codes);
                 sql.push(") AND account_id > ");
                 sql.bind(after);
+                of_borrower_accounts(sql, borrower);
                 sql.push(" GROUP BY account_id");
             },
             "account_id",
@@ -218,6 +261,7 @@ async fn load_last_conversations(db: &impl ConnectionTrait, history: &mut Histor
 
 async fn load_planned_days(
     db: &impl ConnectionTrait,
+    borrower: Option<&str>,
     dates: RangeInclusive<NaiveDate>,
     history: &mut History,
 ) -> Result<(), StoreError> {
@@ -237,6 +281,7 @@ async fn load_planned_days(
                 sql.bind(*dates.end());
                 sql.push(" AND id > ");
                 sql.bind(after);
+                of_borrower_accounts(sql, borrower);
             },
             "id",
             PAGE_ROWS,

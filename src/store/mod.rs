@@ -13,8 +13,8 @@ mod plans;
 mod sql;
 
 pub use audit::{record_audit, record_audit_at, record_strategy_version, record_strategy_version_at};
-pub use book::{BookPage, load_book_page, load_portfolio};
-pub use history::load_history;
+pub use book::{BookPage, load_account, load_book_page, load_portfolio};
+pub use history::{load_borrower_history, load_history};
 pub use ingest::{
     AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise, StoredPayment, UpsertCounts, account_refs,
     apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
