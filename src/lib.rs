@@ -12,5 +12,6 @@ pub mod import;
 pub mod ops;
 pub mod plan;
 pub mod policy;
+pub mod scheduler;
 pub mod store;
 pub mod strategy;

@@ -9,6 +9,7 @@ mod audit;
 mod book;
 mod history;
 mod ingest;
+mod locks;
 mod plans;
 mod sql;
 
@@ -20,6 +21,7 @@ pub use ingest::{
     apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
     upsert_accounts, upsert_borrowers,
 };
+pub use locks::{plan_finished_since, try_lock, unlock};
 pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
     tasks_for_account,

@@ -1,0 +1,174 @@
+//! The scheduler of `arrears serve`: cron jobs in the portfolio time zone. It reads the clock
+//! once per tick and calls `ops`; it owns no business logic.
+//!
+//! - **plan**: after each occurrence of `[schedule] plan`, the book is planned once. Every
+//!   instance checks, on each tick, whether a plan as of the latest occurrence (or later) has
+//!   been saved; if not, the one that takes the `planner` lock plans. A holder that dies
+//!   saves nothing (the run is one transaction) and its lock expires, so another instance
+//!   takes over on its next tick.
+//! - **reap** and **promises** (wired by the work-queue use cases): run on every occurrence.
+//!
+//! One step ([`Scheduler::try_execute_jobs`]) is separate from the loop ([`Scheduler::run`]), so
+//! tests drive it with a manual clock and never sleep.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store;
+use crate::strategy::StrategySet;
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use sea_orm::DatabaseConnection;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The lock the planner job takes.
+pub const PLANNER_LOCK: &str = "planner";
+
+/// How long a planner lock lasts without being given up: longer than any plan run.
+pub const PLANNER_LOCK_TTL: Duration = Duration::minutes(30);
+
+/// Where the scheduler gets the strategies in force (they change on reload).
+pub type StrategySource = Arc<dyn Fn() -> Arc<StrategySet> + Send + Sync>;
+
+/// The parsed schedules.
+#[derive(Debug, Clone)]
+pub struct Schedules {
+    /// The portfolio time zone the expressions are read in.
+    pub zone: Tz,
+    /// The daily plan.
+    pub plan: cron::Schedule,
+}
+
+impl Schedules {
+    /// Parses the configuration's schedules; the error names the key.
+    pub fn from_config(config: &Config) -> Result<Schedules, String> {
+        let zone = crate::domain::parse_timezone(&config.timezone).map_err(|message| format!("timezone: {message}"))?;
+        let plan = cron::Schedule::from_str(&config.schedule.plan)
+            .map_err(|error| format!("schedule.plan: `{}` is not a cron expression: {error}", config.schedule.plan))?;
+        Ok(Schedules { zone, plan })
+    }
+
+    /// The latest occurrence of the plan schedule at or before `now`.
+    pub fn last_plan_time(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = now.with_timezone(&self.zone);
+        if self.plan.includes(local) {
+            return Some(now);
+        }
+        self.plan.after(&local).next_back().map(|at| at.with_timezone(&Utc))
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// The plan run saved by this instance in this step.
+    pub planned: Option<i64>,
+    /// A plan was due but another instance holds the planner lock.
+    pub plan_locked: bool,
+}
+
+/// The scheduler of one instance.
+pub struct Scheduler {
+    db: DatabaseConnection,
+    schedules: Schedules,
+    strategies: StrategySource,
+    clock: Clock,
+    holder: String,
+}
+
+impl Scheduler {
+    /// A scheduler for one instance, named `holder` in locks (unique per instance).
+    pub fn new(
+        db: DatabaseConnection,
+        schedules: Schedules,
+        strategies: StrategySource,
+        clock: Clock,
+        holder: impl Into<String>,
+    ) -> Scheduler {
+        Scheduler { db, schedules, strategies, clock, holder: holder.into() }
+    }
+
+    /// This instance's name in locks.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// One step at `now`: plans when a plan is due and nobody else is planning.
+    pub async fn try_execute_jobs(&self, now: DateTime<Utc>) -> anyhow::Result<StepReport> {
+        let mut report = StepReport::default();
+        if let Some(due) = self.schedules.last_plan_time(now)
+            && !store::plan_finished_since(&self.db, due).await?
+        {
+            if store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, now + PLANNER_LOCK_TTL).await? {
+                let strategies = (self.strategies)();
+                let outcome = crate::ops::plan_and_persist(&self.db, &strategies, now, false).await;
+                store::unlock(&self.db, PLANNER_LOCK, &self.holder, self.clock.now()).await?;
+                let outcome = outcome?;
+                tracing::info!(run_id = ?outcome.run_id, tasks = outcome.totals.tasks, "scheduled plan saved");
+                report.planned = outcome.run_id;
+            } else {
+                report.plan_locked = true;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs a step every `tick` until `shutdown` resolves. A failing step is logged and retried
+    /// on the next tick.
+    pub async fn run(self, tick: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = interval.tick() => {
+                    if let Err(error) = self.try_execute_jobs(self.clock.now()).await {
+                        tracing::error!(error = format!("{error:#}"), "scheduler step failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedules(expression: &str, zone: &str) -> Schedules {
+        let mut config: Config = toml::from_str("").unwrap();
+        config.timezone = zone.into();
+        config.schedule.plan = expression.into();
+        Schedules::from_config(&config).unwrap()
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_last_plan_time_is_read_in_the_portfolio_zone() {
+        let daily = schedules("0 0 6 * * *", "Asia/Shanghai");
+        // 06:00 in Shanghai is 22:00 UTC the day before.
+        assert_eq!(daily.last_plan_time(at("2026-11-22T21:59:59Z")), Some(at("2026-11-21T22:00:00Z")));
+        assert_eq!(daily.last_plan_time(at("2026-11-22T22:00:00Z")), Some(at("2026-11-22T22:00:00Z")));
+        assert_eq!(daily.last_plan_time(at("2026-11-23T03:00:00Z")), Some(at("2026-11-22T22:00:00Z")));
+    }
+
+    #[test]
+    fn a_daily_plan_follows_daylight_saving_time() {
+        let daily = schedules("0 0 6 * * *", "America/New_York");
+        // 06:00 EDT = 10:00 UTC before 2026-11-01; 06:00 EST = 11:00 UTC after.
+        assert_eq!(daily.last_plan_time(at("2026-10-31T12:00:00Z")), Some(at("2026-10-31T10:00:00Z")));
+        assert_eq!(daily.last_plan_time(at("2026-11-01T12:00:00Z")), Some(at("2026-11-01T11:00:00Z")));
+    }
+
+    #[test]
+    fn a_bad_expression_names_the_key() {
+        let mut config: Config = toml::from_str("").unwrap();
+        config.schedule.plan = "every morning".into();
+        let error = Schedules::from_config(&config).unwrap_err();
+        assert!(error.starts_with("schedule.plan: `every morning`"), "{error}");
+    }
+}
