@@ -11,8 +11,43 @@ use std::path::Path;
 pub struct Endpoint {
     /// Where to POST.
     pub url: String,
-    /// `whsec_...` signing secret.
-    pub secret: String,
+    /// `whsec_...` signing secret, or a list of them while rotating (each one signs).
+    pub secret: Secrets,
+    /// Request timeout (`10s`, `2s 500ms`).
+    #[serde(default = "Endpoint::default_timeout")]
+    pub timeout: String,
+    /// Requests in flight to this endpoint at most.
+    #[serde(default = "Endpoint::default_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Endpoint {
+    fn default_timeout() -> String {
+        "10s".into()
+    }
+    fn default_concurrency() -> usize {
+        16
+    }
+}
+
+/// One secret, or several during a rotation.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Secrets {
+    /// One secret.
+    One(String),
+    /// Several, every one signing each message.
+    Many(Vec<String>),
+}
+
+impl Secrets {
+    /// The secrets as a list.
+    pub fn all(&self) -> Vec<&str> {
+        match self {
+            Secrets::One(secret) => vec![secret.as_str()],
+            Secrets::Many(secrets) => secrets.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// Cron schedules, in the portfolio time zone.

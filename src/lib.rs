@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod dispatch;
 pub mod domain;
 pub mod import;
 pub mod ops;

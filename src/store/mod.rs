@@ -7,6 +7,7 @@
 
 mod audit;
 mod book;
+mod deliveries;
 mod history;
 mod ingest;
 mod locks;
@@ -15,6 +16,10 @@ mod sql;
 
 pub use audit::{record_audit, record_audit_at, record_strategy_version, record_strategy_version_at};
 pub use book::{BookPage, load_account, load_book_page, load_portfolio};
+pub use deliveries::{
+    ClaimedDelivery, NewDelivery, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
+    disabled_endpoints, enable_endpoint, enqueue_deliveries, record_try, replay_dead_letters,
+};
 pub use history::{load_borrower_history, load_history};
 pub use ingest::{
     AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise, StoredPayment, UpsertCounts, account_refs,

@@ -1,0 +1,24 @@
+//! Dispatch: the outbox worker that delivers webhooks — render, sign, POST, retry,
+//! dead-letter. Signing, the retry schedule and the envelope are pure; the worker does the I/O.
+
+mod envelope;
+mod retry;
+mod sign;
+mod worker;
+
+pub use envelope::{Envelope, TASK_CANCELLED, TASK_READY, TaskCancelledV1, TaskReadyV1};
+pub use retry::{MAX_RETRY_AFTER, MAX_TRIES, RETRY_DELAYS, next_try, parse_retry_after};
+pub use sign::{SECRET_PREFIX, SigningSecret, signature_header};
+pub use worker::{DeliveryReport, Dispatcher, EndpointTarget};
+
+/// Why a configured endpoint cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("endpoints.{endpoint}.{field}: {message}")]
+pub struct EndpointError {
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The key.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}

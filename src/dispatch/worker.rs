@@ -1,0 +1,208 @@
+//! The delivery worker: claims due deliveries, POSTs each to its endpoint with Standard
+//! Webhooks headers (in parallel, at most `concurrency` in flight per endpoint), and records
+//! the result — delivered, retry later (schedule with jitter, `Retry-After`), dead letter, or
+//! `410 Gone` (the endpoint is disabled). No business logic: bodies are rendered before they
+//! are enqueued.
+
+use super::{EndpointError, SigningSecret, next_try, parse_retry_after, signature_header};
+use crate::config::Config;
+use crate::store::{self, ClaimedDelivery, StoreError, TryResult};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::DatabaseConnection;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// One endpoint, ready to send to.
+#[derive(Debug)]
+pub struct EndpointTarget {
+    /// Its name (`robot`, `sms`, ...).
+    pub name: String,
+    /// Where to POST.
+    pub url: reqwest::Url,
+    /// Secrets that sign every message.
+    pub secrets: Vec<SigningSecret>,
+    /// Request timeout.
+    pub timeout: std::time::Duration,
+    /// Requests in flight at most.
+    permits: Arc<Semaphore>,
+}
+
+impl EndpointTarget {
+    /// An endpoint from its configuration; errors name the key.
+    pub fn from_config(name: &str, config: &crate::config::Endpoint) -> Result<EndpointTarget, EndpointError> {
+        let error = |field: &'static str, message: String| EndpointError { endpoint: name.to_string(), field, message };
+        let url = reqwest::Url::parse(&config.url).map_err(|e| error("url", format!("`{}`: {e}", config.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(error("url", format!("`{}` is not an http(s) URL", config.url)));
+        }
+        let secrets = config
+            .secret
+            .all()
+            .into_iter()
+            .map(SigningSecret::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| error("secret", message))?;
+        if secrets.is_empty() {
+            return Err(error("secret", "at least one secret is needed".into()));
+        }
+        let timeout = humantime::parse_duration(&config.timeout)
+            .map_err(|e| error("timeout", format!("`{}`: {e}", config.timeout)))?;
+        if config.concurrency == 0 {
+            return Err(error("concurrency", "must be at least 1".into()));
+        }
+        Ok(EndpointTarget {
+            name: name.to_string(),
+            url,
+            secrets,
+            timeout,
+            permits: Arc::new(Semaphore::new(config.concurrency)),
+        })
+    }
+}
+
+/// What one [`Dispatcher::deliver_due`] step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Deliveries claimed.
+    pub claimed: u64,
+    /// Delivered (2xx).
+    pub delivered: u64,
+    /// Failed, to be tried again.
+    pub retrying: u64,
+    /// Failed for the last time: dead letters.
+    pub dead: u64,
+    /// Answered `410 Gone`.
+    pub gone: u64,
+}
+
+/// Delivers the outbox.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    client: reqwest::Client,
+    endpoints: Arc<BTreeMap<String, Arc<EndpointTarget>>>,
+    /// Deliveries claimed per step.
+    pub batch: u64,
+    /// How long a claim holds a delivery (after which a dead worker's claim is due again).
+    pub hold: Duration,
+}
+
+impl Dispatcher {
+    /// A dispatcher for the configured endpoints.
+    pub fn from_config(config: &Config) -> Result<Dispatcher, EndpointError> {
+        let mut endpoints = BTreeMap::new();
+        for (name, endpoint) in &config.endpoints {
+            endpoints.insert(name.clone(), Arc::new(EndpointTarget::from_config(name, endpoint)?));
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("arrears/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| EndpointError { endpoint: "*".into(), field: "client", message: e.to_string() })?;
+        Ok(Dispatcher { client, endpoints: Arc::new(endpoints), batch: 256, hold: Duration::minutes(2) })
+    }
+
+    /// Whether an endpoint of that name is configured.
+    pub fn has_endpoint(&self, name: &str) -> bool {
+        self.endpoints.contains_key(name)
+    }
+
+    /// One step: claims due deliveries at `now`, sends them in parallel, records each result.
+    pub async fn deliver_due(&self, db: &DatabaseConnection, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
+        let claimed = store::claim_due_deliveries(db, now, self.batch, now + self.hold).await?;
+        let mut report = DeliveryReport { claimed: claimed.len() as u64, ..DeliveryReport::default() };
+        let mut sends = tokio::task::JoinSet::new();
+        for delivery in claimed {
+            let endpoint = self.endpoints.get(&delivery.endpoint).cloned();
+            let client = self.client.clone();
+            sends.spawn(async move {
+                let result = match endpoint {
+                    Some(endpoint) => send(&client, &endpoint, &delivery, now).await,
+                    None => TryResult::Failed {
+                        status: None,
+                        error: format!("no endpoint `{}` is configured", delivery.endpoint),
+                        retry_at: next_try(u32::try_from(delivery.tries + 1).unwrap_or(u32::MAX), now, None, jitter()),
+                    },
+                };
+                (delivery, result)
+            });
+        }
+        while let Some(joined) = sends.join_next().await {
+            let Ok((delivery, result)) = joined else {
+                continue; // A panicked send leaves its claim to expire: it is sent again.
+            };
+            match &result {
+                TryResult::Delivered { .. } => report.delivered += 1,
+                TryResult::Failed { retry_at: Some(_), error, .. } => {
+                    report.retrying += 1;
+                    tracing::info!(webhook_id = delivery.webhook_id, error, "delivery failed; will retry");
+                }
+                TryResult::Failed { retry_at: None, error, .. } => {
+                    report.dead += 1;
+                    tracing::warn!(webhook_id = delivery.webhook_id, error, "delivery failed for the last time");
+                }
+                TryResult::Gone => {
+                    report.gone += 1;
+                    tracing::warn!(endpoint = delivery.endpoint, "endpoint answered 410 Gone; disabled");
+                    store::disable_endpoint(db, &delivery.endpoint, "answered 410 Gone", now).await?;
+                }
+            }
+            store::record_try(db, delivery.id, &result, now).await?;
+        }
+        Ok(report)
+    }
+}
+
+fn jitter() -> f64 {
+    rand::random::<f64>() * 2.0 - 1.0
+}
+
+/// One POST and what it came to. `webhook-timestamp` is the wall clock at sending (receivers
+/// check it against theirs); the body's `timestamp` is the event's time on the engine's clock.
+async fn send(
+    client: &reqwest::Client,
+    endpoint: &EndpointTarget,
+    delivery: &ClaimedDelivery,
+    now: DateTime<Utc>,
+) -> TryResult {
+    let tries = u32::try_from(delivery.tries + 1).unwrap_or(u32::MAX);
+    let Ok(_permit) = endpoint.permits.acquire().await else {
+        return TryResult::Failed { status: None, error: "shutting down".into(), retry_at: Some(now) };
+    };
+    let timestamp = Utc::now().timestamp();
+    let signature = signature_header(&endpoint.secrets, &delivery.webhook_id, timestamp, delivery.body.as_bytes());
+    let response = client
+        .post(endpoint.url.clone())
+        .timeout(endpoint.timeout)
+        .header("content-type", "application/json")
+        .header("webhook-id", &delivery.webhook_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(delivery.body.clone())
+        .send()
+        .await;
+    match response {
+        Ok(response) if response.status().is_success() => TryResult::Delivered { status: response.status().as_u16() },
+        Ok(response) if response.status() == reqwest::StatusCode::GONE => TryResult::Gone,
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| parse_retry_after(value, now));
+            TryResult::Failed {
+                status: Some(status),
+                error: format!("HTTP {status}"),
+                retry_at: next_try(tries, now, retry_after, jitter()),
+            }
+        }
+        Err(error) => {
+            let error = if error.is_timeout() {
+                format!("no answer within {:?}", endpoint.timeout)
+            } else {
+                format!("cannot reach the endpoint: {error}")
+            };
+            TryResult::Failed { status: None, error, retry_at: next_try(tries, now, None, jitter()) }
+        }
+    }
+}
