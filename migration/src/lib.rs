@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_init;
 mod m20261122_000002_serve;
+mod m20261122_000003_leases;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -14,6 +15,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_init::Migration), Box::new(m20261122_000002_serve::Migration)]
+        vec![
+            Box::new(m20261122_000001_init::Migration),
+            Box::new(m20261122_000002_serve::Migration),
+            Box::new(m20261122_000003_leases::Migration),
+        ]
     }
 }
