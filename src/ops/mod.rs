@@ -1,6 +1,8 @@
 //! The use cases shared by the CLI (and later the HTTP API and the scheduler): migrate, import,
 //! check strategies, plan and persist. They read the clock only through their `now` argument.
 
+pub mod work;
+
 use crate::config::Config;
 use crate::import::{ImportKind, ImportReport};
 use crate::plan::{Plan, Skip, Task};

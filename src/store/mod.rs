@@ -9,6 +9,9 @@ mod audit;
 mod book;
 mod history;
 mod ingest;
+mod leases;
+mod lookup;
+mod outcomes;
 mod plans;
 mod sql;
 
@@ -19,6 +22,17 @@ pub use ingest::{
     AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise, StoredPayment, UpsertCounts, account_refs,
     apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
     upsert_accounts, upsert_borrowers,
+};
+pub use leases::{
+    Claim, OPEN_STATES, cancel_open_tasks_of_account, claim_task, close_open_task, end_lease, expired_leases,
+    extend_lease, lease_candidates, return_expired_lease, task_by_id,
+};
+pub use lookup::{
+    StoredAttempt, accounts_by_id, attempts_of_borrowers, borrowers_by_id, last_conversations_of, open_promises_of,
+};
+pub use outcomes::{
+    OpenPromise, ReportedAttempt, add_account_flag, attempt_at, count_broken_promise, insert_attempt_promise,
+    insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
 };
 pub use plans::{NewPlanRun, count_tasks, raw_insert_tasks, save_plan, stage_history_of, tasks_for_account};
 
