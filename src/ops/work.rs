@@ -727,7 +727,7 @@ pub async fn record_attempt(
     }
     let (outcome, at) = check_report(&report, now)?;
     let txn = store::begin_write(db).await?;
-    let task = store::task_by_id(&txn, task_id).await?.ok_or_else(|| WorkError::NotFound(format!("task {task_id}")))?;
+    let task = store::lock_task(&txn, task_id).await?.ok_or_else(|| WorkError::NotFound(format!("task {task_id}")))?;
     authorize(&task, actor, now)?;
     let channel: Channel = task.channel.parse().map_err(|error: crate::domain::ParseCodeError| {
         StoreError::Corrupt { table: "tasks", id: task_id.to_string(), message: error.to_string() }

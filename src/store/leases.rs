@@ -111,6 +111,19 @@ pub async fn task_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<tas
     Ok(tasks::Entity::find_by_id(id).one(db).await?)
 }
 
+/// One task by id, its row locked `FOR UPDATE` on PostgreSQL until the caller's transaction
+/// ends (SQLite: the caller's immediate transaction already excludes other writers).
+pub async fn lock_task(db: &impl ConnectionTrait, id: i64) -> Result<Option<tasks::Model>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT tasks.* FROM tasks WHERE id = ");
+    sql.bind(id);
+    if is_postgres(backend) {
+        sql.push(" FOR UPDATE");
+    }
+    Ok(tasks::Entity::find().from_raw_sql(sql.statement()).one(db).await?)
+}
+
 /// Moves the lease of `agent` on task `id` to `expires_at`, if it is still leased to that agent
 /// and has not expired at `now`; returns whether it did.
 pub async fn extend_lease(

@@ -25,7 +25,7 @@ pub use ingest::{
 };
 pub use leases::{
     Claim, OPEN_STATES, cancel_open_tasks_of_account, claim_task, close_open_task, end_lease, expired_leases,
-    extend_lease, lease_candidates, return_expired_lease, task_by_id,
+    extend_lease, lease_candidates, lock_task, return_expired_lease, task_by_id,
 };
 pub use lookup::{
     StoredAttempt, accounts_by_id, attempts_of_borrowers, borrowers_by_id, last_conversations_of, open_promises_of,
