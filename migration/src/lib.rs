@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_init;
 mod m20261122_000002_serve;
+mod m20261122_000003_leases;
 mod m20261122_000004_endpoints;
 
 /// The ordered list of migrations.
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261122_000002_serve::Migration),
+            Box::new(m20261122_000003_leases::Migration),
             Box::new(m20261122_000004_endpoints::Migration),
         ]
     }

@@ -10,6 +10,7 @@ pub use planning::{
     PLAN_PAGE_ACCOUNTS, PlanGroup, PlanOutcome, PlanTotals, plan_and_persist, plan_collect, plan_command, plan_pages,
     plan_pages_of, write_jsonl, write_summary,
 };
+pub mod work;
 
 use crate::config::Config;
 use crate::import::{ImportKind, ImportReport};

@@ -11,7 +11,7 @@ pub use spread::spread;
 pub use types::{Plan, Skip, Task};
 
 use crate::domain::{Account, Borrower, Channel, ContactKind, Flag, History, Portfolio};
-use crate::policy::{Interval, allowed_intervals, count_calls, unanswered_today};
+use crate::policy::{Interval, allowed_intervals, call_room, cooldown_from, count_calls, unanswered_today};
 use crate::strategy::{Facts, Rule, Strategy, StrategySet};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -220,19 +220,18 @@ impl<'a> Planner<'a> {
         let mut count = treatment.attempts_per_day;
         let mut calls_allowed = if channel == Channel::Human { treatment.calls_per_day } else { 1 };
         if channel.is_call() {
-            if let (Some(days), Some(last)) = (policy.cooldown_days, self.history.last_conversation.get(&account.id)) {
-                let conversation_day = last.with_timezone(&zone).date_naive();
-                let day_number = (local_date - conversation_day).num_days() + 1;
-                if day_number >= 1 && day_number <= i64::from(days) {
-                    return skip(
-                        account,
-                        Some(stage),
-                        "cooldown:conversation",
-                        format!("conversation on {conversation_day}: no call until day {} after it", days + 1),
-                    );
-                }
+            let last_conversation = self.history.last_conversation.get(&account.id).copied();
+            if let Some(conversation_day) = cooldown_from(policy, last_conversation, zone, local_date) {
+                return skip(
+                    account,
+                    Some(stage),
+                    "cooldown:conversation",
+                    format!(
+                        "conversation on {conversation_day}: no call until day {} after it",
+                        policy.cooldown_days.unwrap_or(0) + 1
+                    ),
+                );
             }
-            let mut room = u32::MAX;
             let unanswered = match policy.unanswered_per_number_per_day {
                 Some(cap) if channel == Channel::Robot => {
                     let left: u32 = usable()
@@ -242,27 +241,17 @@ impl<'a> Planner<'a> {
                 }
                 _ => None,
             };
-            let caps = [
-                ("rpc_per_day", policy.rpc_per_day.map(|cap| (cap, cap.saturating_sub(counters.borrower_rpc_today)))),
-                ("calls_7d", policy.calls_per_7_days.map(|cap| (cap, cap.saturating_sub(counters.account_calls_7d)))),
-                (
-                    "calls_per_day",
-                    policy.calls_per_day.map(|cap| (cap, cap.saturating_sub(counters.account_calls_today))),
-                ),
-                ("unanswered_per_number", unanswered),
-            ];
-            for (name, cap) in caps {
-                let Some((cap, left)) = cap else { continue };
-                if left == 0 {
+            let room = match call_room(policy, &counters, unanswered) {
+                Ok(room) => room,
+                Err(reached) => {
                     return skip(
                         account,
                         Some(stage),
-                        format!("cap:{name}"),
-                        format!("{}'s {name} cap of {cap} is reached", policy.name),
+                        reached.reason(),
+                        format!("{}'s {} cap of {} is reached", policy.name, reached.name, reached.cap),
                     );
                 }
-                room = room.min(left);
-            }
+            };
             if channel == Channel::Human {
                 calls_allowed = calls_allowed.min(room);
             } else {

@@ -10,7 +10,10 @@ mod book;
 mod deliveries;
 mod history;
 mod ingest;
+mod leases;
 mod locks;
+mod lookup;
+mod outcomes;
 mod plans;
 mod sql;
 
@@ -26,7 +29,18 @@ pub use ingest::{
     apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
     upsert_accounts, upsert_borrowers,
 };
+pub use leases::{
+    Claim, OPEN_STATES, cancel_open_tasks_of_account, claim_task, close_open_task, end_lease, expired_leases,
+    extend_lease, lease_candidates, lock_task, return_expired_lease, task_by_id,
+};
 pub use locks::{plan_finished_since, try_lock, unlock};
+pub use lookup::{
+    StoredAttempt, accounts_by_id, attempts_of_borrowers, borrowers_by_id, last_conversations_of, open_promises_of,
+};
+pub use outcomes::{
+    OpenPromise, ReportedAttempt, add_account_flag, attempt_at, count_broken_promise, insert_attempt_promise,
+    insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
+};
 pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
     tasks_for_account,
