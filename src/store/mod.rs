@@ -5,13 +5,17 @@
 //! parameterised statements chunked below each backend's bind-parameter limit; loaders page
 //! through big tables by key so memory stays bounded.
 
+mod account_view;
 mod audit;
 mod book;
 mod history;
 mod ingest;
 mod plans;
 mod sql;
+mod task_state;
+mod tokens;
 
+pub use account_view::{AccountView, PromiseView, account_view};
 pub use audit::{record_audit, record_audit_at, record_strategy_version, record_strategy_version_at};
 pub use book::load_portfolio;
 pub use history::load_history;
@@ -21,6 +25,8 @@ pub use ingest::{
     upsert_accounts, upsert_borrowers,
 };
 pub use plans::{NewPlanRun, count_tasks, raw_insert_tasks, save_plan, stage_history_of, tasks_for_account};
+pub use task_state::{OPEN_TASK_STATES, TaskCount, cancel_open_tasks, task_counts};
+pub use tokens::{StoredToken, find_token, insert_token};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
