@@ -317,3 +317,23 @@ pub async fn ingest_payments(
         tasks_cancelled: applied.tasks_cancelled,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn money(json: &str) -> Result<String, String> {
+        serde_json::from_str::<MoneyText>(json).map(|money| money.0).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn money_is_read_exactly_from_strings_and_numbers() {
+        assert_eq!(money("\"1234.50\"").unwrap(), "1234.50");
+        assert_eq!(money("1234.50").unwrap(), "1234.5");
+        assert_eq!(money("0.1").unwrap(), "0.1");
+        assert_eq!(money("100").unwrap(), "100");
+        assert_eq!(money("99999999999.9999").unwrap(), "99999999999.9999");
+        assert!(money("12345678901234567.25").unwrap_err().contains("send the amount as a string"));
+        assert!(money("true").is_err());
+    }
+}
