@@ -2,8 +2,10 @@
 
 use crate::config::Config;
 use crate::import::ImportKind;
+use crate::ops::tokens::Role;
 use crate::ops::{self, PlanFormat, Settings};
 use clap::{Parser, Subcommand};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -68,6 +70,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the HTTP API (migrates first; SIGHUP reloads the strategies; SIGTERM/Ctrl-C stop).
+    Serve,
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Build arrears.db with a synthetic portfolio and run the engine on it.
     Demo {
         /// Number of accounts.
@@ -89,6 +98,23 @@ pub enum StrategyCommand {
     },
     /// Print the JSON Schema of strategy files.
     Schema,
+}
+
+/// `arrears token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (only the token, on stdout; it is never shown again).
+    Create {
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The agent id (required for role agent, refused for the others).
+        #[arg(long)]
+        agent: Option<String>,
+        /// A note for operators (who or what uses the token).
+        #[arg(long)]
+        label: Option<String>,
+    },
 }
 
 /// Runs the command line; prints errors and returns the exit code.
@@ -150,6 +176,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !ops::explain_command(&settings, &account_id, now, json, &mut out).await? {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Serve => ops::serve::serve(settings).await?,
+        Command::Token { command: TokenCommand::Create { role, agent, label } } => {
+            let token = ops::tokens::create_command(&settings, role, agent.as_deref(), label.as_deref()).await?;
+            writeln!(out, "{token}")?;
         }
         Command::Demo { accounts, seed } => {
             crate::demo::run(&settings, accounts, seed, &mut out).await?;

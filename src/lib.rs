@@ -1,7 +1,7 @@
 //! arrears: a post-loan collections orchestration engine. Strategies as code, compliance first.
 //!
 //! The pure core (`domain`, `strategy`, `policy`, `plan`) never reads the clock or does I/O; the
-//! shell (`store`, `import`, `ops`, `cli`, `demo`) does, and calls the core.
+//! shell (`store`, `import`, `ops`, `http`, `cli`, `demo`) does, and calls the core.
 
 pub mod cli;
 pub mod clock;
@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod http;
 pub mod import;
 pub mod ops;
 pub mod plan;

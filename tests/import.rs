@@ -513,3 +513,40 @@ fn import_kinds_parse_from_their_names() {
     assert_eq!("payments".parse::<ImportKind>(), Ok(ImportKind::Payments));
     assert!("loans".parse::<ImportKind>().unwrap_err().contains("accounts, payments, attempts, promises"));
 }
+
+#[tokio::test]
+async fn a_payment_in_full_from_csv_cancels_the_open_tasks() {
+    use sea_orm::EntityTrait;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let settings = arrears::policy::PolicySettings::default();
+    let options = arrears::strategy::LoadOptions {
+        templates_dir: &root.join("templates"),
+        default_policy: "us-reg-f",
+        settings: &settings,
+    };
+    let strategies = arrears::strategy::load_dir(&root.join("strategies"), &options).unwrap();
+    for db in all_dbs().await {
+        let files = Files::new();
+        with_base(&db, &files).await;
+        let (_, plan) = arrears::ops::plan_collect(&db, &strategies, at(1), false).await.unwrap();
+        let planned = plan.tasks.iter().filter(|task| task.account_id == "A-1").count();
+        assert!(planned > 0, "{}: A-1 has tasks", db.backend);
+
+        let path =
+            files.write("payments.csv", "account_id,amount,paid_at,reference\nA-1,1200.50,2026-11-22T02:00:00Z,P-1\n");
+        import_ok(&db, ImportKind::Payments, &path, at(3)).await;
+        let tasks = store::tasks_for_account(&*db, "A-1").await.unwrap();
+        assert_eq!(tasks.len(), planned, "{}", db.backend);
+        for task in &tasks {
+            assert_eq!(task.state, "cancelled", "{}", db.backend);
+            assert_eq!(task.state_reason.as_deref(), Some("paid_in_full"), "{}", db.backend);
+            assert_eq!(task.state_changed_at, Some(at(3)), "{}", db.backend);
+        }
+        let others = store::tasks_for_account(&*db, "A-3").await.unwrap();
+        assert!(others.iter().all(|task| task.state == "planned"), "{}: A-3 was not paid", db.backend);
+        let audit = entity::audit_log::Entity::find().all(&db.db).await.unwrap();
+        let paid: Vec<_> = audit.iter().filter(|row| row.action == "account.paid_in_full").collect();
+        assert_eq!(paid.len(), 1, "{}", db.backend);
+        assert_eq!((paid[0].entity_id.as_str(), paid[0].actor.as_str()), ("A-1", "import"), "{}", db.backend);
+    }
+}

@@ -382,9 +382,12 @@ async fn lease_time_rechecks_take_tasks_out_of_the_queue() {
         assert_eq!(second.task.account_id, "OK");
         assert_eq!(second.task.calls_allowed, 2);
         assert!(lease(db, &strategies, "cat", now).await.is_none());
+        // The payment in full cancelled PAID's task as it was imported (with its audit row on
+        // the account); the others leave the queue at lease time.
+        let paid = human_task(db, "PAID").await;
+        assert_eq!((paid.state.as_str(), paid.state_reason.as_deref()), ("cancelled", Some("paid_in_full")));
         for (name, reason) in [
             ("FLAG", "flag:attorney"),
-            ("PAID", "not_due"),
             ("PROMISE", "promise_open"),
             ("DNC", "flag:do_not_call"),
             ("CAP", "cap:calls_7d"),

@@ -77,13 +77,14 @@ impl Errors {
     }
 
     /// `Ok` without errors, else the whole list (in file order) as [`ImportError::Invalid`].
-    pub fn into_result(mut self) -> Result<(), ImportError> {
+    pub fn into_result(self) -> Result<(), ImportError> {
+        if self.list.is_empty() { Ok(()) } else { Err(self.into_error()) }
+    }
+
+    /// The list (in file order) as [`ImportError::Invalid`], even when empty.
+    pub fn into_error(mut self) -> ImportError {
         self.list.sort_by_key(|error| (error.row.unwrap_or(0), error.line));
-        if self.list.is_empty() {
-            Ok(())
-        } else {
-            Err(ImportError::Invalid { file: self.file, errors: self.list, truncated: self.truncated })
-        }
+        ImportError::Invalid { file: self.file, errors: self.list, truncated: self.truncated }
     }
 }
 

@@ -1,16 +1,17 @@
 //! `payments.csv`, `attempts.csv` and `promises.csv`: what happened to accounts already in the
 //! store.
 
+use super::accounts::{RowAt, row_error};
 use super::csvfile::{
     ColumnSpec, Errors, Header, Row, parse_date, parse_instant, parse_positive_money, parse_required, read_file, reason,
 };
 use super::{ImportError, ImportKind, ImportReport, RowError, begin};
-use crate::domain::{Channel, Money, Outcome, parse_email, parse_phone};
-use crate::store::{self, AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise};
+use crate::domain::{Channel, Outcome, parse_email, parse_phone};
+use crate::store::{self, AccountRef, NewAttempt, NewPayment, NewPromise};
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::ProgressBar;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A parsed row with its position, for errors found after reading.
@@ -95,7 +96,8 @@ static PAYMENTS: ColumnSpec =
 
 /// Imports `payments.csv`. A reference already stored (or repeated in the file) with the same
 /// account, amount and time is left as it is; with different ones it is an error. New payments
-/// lower their account's `amount_due` and `balance`, never below zero.
+/// lower their account's `amount_due` and `balance`, never below zero, and an account paid in
+/// full gets its open tasks cancelled (see `apply::apply_payments`, shared with the HTTP API).
 pub(super) async fn import_payments(
     db: &DatabaseConnection,
     path: &Path,
@@ -112,65 +114,21 @@ pub(super) async fn import_payments(
     .await?;
 
     progress.set_message("writing payments");
+    let payments: Vec<(RowAt, NewPayment)> =
+        rows.into_iter().map(|row| (RowAt { row: row.row, line: row.line }, row.item)).collect();
     let txn = begin(db).await?;
-    let accounts = known_accounts(&txn, &file, &rows, |payment| payment.account_id.as_str()).await?;
-    let references: Vec<&str> = rows.iter().map(|row| row.item.reference.as_str()).collect();
-    let stored = store::stored_payments(&txn, &references).await?;
-
-    let mut errors = Errors::new(&file);
-    let mut seen: HashMap<&str, &NewPayment> = HashMap::new();
-    let mut new: Vec<NewPayment> = Vec::new();
-    for row in &rows {
-        let payment = &row.item;
-        let earlier = seen
-            .get(payment.reference.as_str())
-            .map(|first| (first.account_id.as_str(), first.amount, first.paid_at, "earlier in this file"));
-        let recorded = stored
-            .get(&payment.reference)
-            .map(|stored| (stored.account_id.as_str(), stored.amount, stored.paid_at, "in the store"));
-        match earlier.or(recorded) {
-            Some((account_id, amount, paid_at, where_)) => {
-                if account_id != payment.account_id || amount != payment.amount || paid_at != payment.paid_at {
-                    errors.push(RowError {
-                        file: file.clone(),
-                        row: Some(row.row),
-                        line: row.line,
-                        column: Some("reference".into()),
-                        value: Some(payment.reference.clone()),
-                        message: format!(
-                            "is already recorded {where_} for account {account_id}, amount {amount}, \
-                             paid at {}; a reference names one payment",
-                            paid_at.to_rfc3339()
-                        ),
-                    });
-                }
+    let applied = match super::apply::apply_payments(&txn, &payments, now, "import").await? {
+        Ok(applied) => applied,
+        Err(found) => {
+            let mut errors = Errors::new(&file);
+            for error in found {
+                errors.push(row_error(&file, error));
             }
-            None => {
-                seen.insert(&payment.reference, payment);
-                new.push(payment.clone());
-            }
+            return Err(errors.into_error());
         }
-    }
-    errors.into_result()?;
-
-    let inserted = store::insert_payments(&txn, &new, now).await?;
-    let mut paid: BTreeMap<&str, Money> = BTreeMap::new();
-    for payment in &new {
-        *paid.entry(payment.account_id.as_str()).or_default() += payment.amount;
-    }
-    let changes: Vec<BalanceChange> = paid
-        .into_iter()
-        .filter_map(|(account_id, total)| {
-            let account = accounts.get(account_id)?;
-            Some(BalanceChange {
-                account_id: account_id.to_string(),
-                amount_due: (account.amount_due - total).max(Money::ZERO),
-                balance: (account.balance - total).max(Money::ZERO),
-            })
-        })
-        .collect();
-    store::apply_balance_changes(&txn, &changes, now).await?;
+    };
     txn.commit().await?;
+    let inserted = applied.inserted;
     Ok(ImportReport { kind: ImportKind::Payments, rows: count, inserted, updated: 0, unchanged: count - inserted })
 }
 

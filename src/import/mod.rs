@@ -8,8 +8,11 @@
 
 mod accounts;
 pub use accounts::ACCOUNT_COLUMNS;
+pub(crate) mod apply;
+pub use apply::{AccountsWritten, PAID_IN_FULL, PaymentsApplied};
 mod csvfile;
 mod events;
+pub(crate) mod records;
 
 use crate::store::{self, StoreError};
 use chrono::{DateTime, Utc};

@@ -1,5 +1,10 @@
-//! The use cases shared by the CLI (and later the HTTP API and the scheduler): migrate, import,
-//! check strategies, plan and persist. They read the clock only through their `now` argument.
+//! The use cases shared by the CLI, the HTTP API (and later the scheduler): migrate, import,
+//! check strategies, plan and persist here; ingest over HTTP, API tokens and `serve` in their
+//! own files. They read the clock only through their `now` argument (or `serve`'s `Clock`).
+
+pub mod ingest;
+pub mod serve;
+pub mod tokens;
 
 mod explain;
 mod planning;

@@ -5,6 +5,7 @@
 //! parameterised statements chunked below each backend's bind-parameter limit; loaders page
 //! through big tables by key so memory stays bounded.
 
+mod account_view;
 mod audit;
 mod book;
 mod deliveries;
@@ -16,7 +17,10 @@ mod lookup;
 mod outcomes;
 mod plans;
 mod sql;
+mod task_state;
+mod tokens;
 
+pub use account_view::{AccountView, PromiseView, account_view};
 pub use audit::{record_audit, record_audit_at, record_strategy_version, record_strategy_version_at};
 pub use book::{BookPage, load_account, load_book_page, load_portfolio};
 pub use deliveries::{
@@ -45,6 +49,8 @@ pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
     tasks_for_account,
 };
+pub use task_state::{OPEN_TASK_STATES, TaskCount, cancel_open_tasks, task_counts};
+pub use tokens::{StoredToken, find_token, insert_token};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

@@ -3,6 +3,8 @@
 //! database created on that server.
 #![allow(dead_code)]
 
+pub mod app;
+
 use arrears::store;
 use entity::prelude::*;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder};

@@ -1,0 +1,158 @@
+//! Writing checked batches, shared by the CSV importer and the HTTP API (`ops::ingest`):
+//! accounts with their borrowers (upsert), and payments (idempotent by reference; they lower
+//! the accounts' amounts and cancel the open tasks of an account paid in full).
+//!
+//! The caller holds the transaction, so a batch is written whole or not at all; nothing here
+//! reads the clock (`now` comes in) or knows about files or JSON.
+
+use super::records::{FieldError, Position};
+use crate::domain::{Account, Borrower, Money};
+use crate::store::{self, BalanceChange, NewPayment, StoreError, UpsertCounts};
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use std::collections::{BTreeMap, HashMap};
+
+/// The state reason of tasks cancelled because their account was paid in full.
+pub const PAID_IN_FULL: &str = "paid_in_full";
+
+/// What writing accounts did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountsWritten {
+    /// About the accounts.
+    pub accounts: UpsertCounts,
+    /// About their borrowers.
+    pub borrowers: UpsertCounts,
+}
+
+/// Upserts borrowers (with their contact points) and accounts.
+pub(crate) async fn write_accounts(
+    txn: &impl ConnectionTrait,
+    accounts: &[Account],
+    borrowers: &[Borrower],
+    now: DateTime<Utc>,
+) -> Result<AccountsWritten, StoreError> {
+    let borrowers = store::upsert_borrowers(txn, borrowers, now).await?;
+    let accounts = store::upsert_accounts(txn, accounts, now).await?;
+    Ok(AccountsWritten { accounts, borrowers })
+}
+
+/// What applying payments did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentsApplied {
+    /// Payments new to the store.
+    pub inserted: u64,
+    /// References of payments the store (or the batch, earlier) already had, as they were.
+    pub duplicates: Vec<String>,
+    /// Accounts whose `amount_due` these payments brought to zero, in id order.
+    pub paid_in_full: Vec<String>,
+    /// Open tasks cancelled because their account was paid in full.
+    pub tasks_cancelled: u64,
+}
+
+/// Checks and applies payments:
+/// - every account must be stored, else an error on `account_id`;
+/// - a reference already stored, or earlier in the batch, with the same account, amount and
+///   time is a duplicate and changes nothing; with other values it is a conflict on `reference`;
+/// - new payments are inserted and lower their account's `amount_due` and `balance`, never
+///   below zero;
+/// - an account whose `amount_due` reaches zero gets its open tasks (`planned`, `ready`,
+///   `leased`) cancelled with reason `paid_in_full` and one audit row by `actor`.
+///
+/// Returns the errors (and writes nothing) when any payment is bad.
+pub(crate) async fn apply_payments<P: Position>(
+    txn: &impl ConnectionTrait,
+    payments: &[(P, NewPayment)],
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<Result<PaymentsApplied, Vec<FieldError<P>>>, StoreError> {
+    let mut ids: Vec<&str> = payments.iter().map(|(_, payment)| payment.account_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let accounts = store::account_refs(txn, &ids).await?;
+    let references: Vec<&str> = payments.iter().map(|(_, payment)| payment.reference.as_str()).collect();
+    let stored = store::stored_payments(txn, &references).await?;
+
+    let mut errors = Vec::new();
+    let mut seen: HashMap<&str, &NewPayment> = HashMap::new();
+    let mut new: Vec<NewPayment> = Vec::new();
+    let mut duplicates = Vec::new();
+    for (at, payment) in payments {
+        if !accounts.contains_key(&payment.account_id) {
+            let message = format!("is not a known account ({})", P::UNKNOWN_ACCOUNT_HINT);
+            errors.push(FieldError::new(at.clone(), "account_id", Some(&payment.account_id), message));
+            continue;
+        }
+        let earlier = seen.get(payment.reference.as_str()).map(|first| {
+            (first.account_id.as_str(), first.amount, first.paid_at, format!("earlier in this {}", P::BATCH))
+        });
+        let recorded = stored
+            .get(&payment.reference)
+            .map(|stored| (stored.account_id.as_str(), stored.amount, stored.paid_at, "in the store".to_string()));
+        match earlier.or(recorded) {
+            Some((account_id, amount, paid_at, where_)) => {
+                if account_id != payment.account_id || amount != payment.amount || paid_at != payment.paid_at {
+                    let message = format!(
+                        "is already recorded {where_} for account {account_id}, amount {amount}, paid at {}; \
+                         a reference names one payment",
+                        paid_at.to_rfc3339()
+                    );
+                    let mut error = FieldError::new(at.clone(), "reference", Some(&payment.reference), message);
+                    error.conflict = true;
+                    errors.push(error);
+                } else {
+                    duplicates.push(payment.reference.clone());
+                }
+            }
+            None => {
+                seen.insert(&payment.reference, payment);
+                new.push(payment.clone());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+
+    let inserted = store::insert_payments(txn, &new, now).await?;
+    let mut paid: BTreeMap<&str, (Money, Vec<&str>)> = BTreeMap::new();
+    for payment in &new {
+        let entry = paid.entry(payment.account_id.as_str()).or_default();
+        entry.0 += payment.amount;
+        entry.1.push(payment.reference.as_str());
+    }
+    let mut changes = Vec::with_capacity(paid.len());
+    let mut paid_in_full: Vec<(&str, &[&str])> = Vec::new();
+    for (account_id, (total, references)) in &paid {
+        let Some(account) = accounts.get(*account_id) else { continue };
+        let change = BalanceChange {
+            account_id: account_id.to_string(),
+            amount_due: (account.amount_due - total).max(Money::ZERO),
+            balance: (account.balance - total).max(Money::ZERO),
+        };
+        if change.amount_due <= Money::ZERO {
+            paid_in_full.push((account_id, references));
+        }
+        changes.push(change);
+    }
+    store::apply_balance_changes(txn, &changes, now).await?;
+
+    let full_ids: Vec<&str> = paid_in_full.iter().map(|(id, _)| *id).collect();
+    let cancelled = store::cancel_open_tasks(txn, &full_ids, PAID_IN_FULL, now).await?;
+    let mut tasks_cancelled = 0;
+    for (account_id, references) in &paid_in_full {
+        let tasks = cancelled.get(*account_id).cloned().unwrap_or_default();
+        tasks_cancelled += tasks.len() as u64;
+        let detail = serde_json::json!({
+            "reason": PAID_IN_FULL,
+            "payments": references,
+            "cancelled_tasks": tasks,
+        });
+        store::record_audit_at(txn, now, actor, "account.paid_in_full", "account", account_id, detail).await?;
+    }
+    Ok(Ok(PaymentsApplied {
+        inserted,
+        duplicates,
+        paid_in_full: full_ids.iter().map(|id| id.to_string()).collect(),
+        tasks_cancelled,
+    }))
+}

@@ -1,0 +1,166 @@
+//! API tokens: `arrears token create` and the look-up behind `Authorization: Bearer`.
+//!
+//! A token is shown once, when created; the store keeps only its SHA-256 (hex). This module
+//! owns the roles and what a token proves (a [`Principal`]); it does not decide which role may
+//! call which endpoint (that is `http::auth` and the handlers).
+
+use crate::store::{self, StoreError};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sea_orm::ConnectionTrait;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+
+/// The prefix of every token, so that a leaked one is easy to recognise in logs and scanners.
+pub const TOKEN_PREFIX: &str = "arr_";
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A human agent: leases tasks of a queue and records outcomes (tied to an agent id).
+    Agent,
+    /// The robot dialler / message gateway: reports attempts.
+    Dialler,
+    /// The servicing system: posts accounts and payments.
+    Ingest,
+    /// Operators: everything.
+    Admin,
+}
+
+impl Role {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Dialler => "dialler",
+            Role::Ingest => "ingest",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [Role::Agent, Role::Dialler, Role::Ingest, Role::Admin]
+            .into_iter()
+            .find(|role| role.code() == text)
+            .ok_or_else(|| format!("unknown role `{text}` (expected one of: agent, dialler, ingest, admin)"))
+    }
+}
+
+/// Who is calling: what a valid token proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's row id: names the caller in the audit trail without revealing the token.
+    pub token_id: i64,
+    /// Its role.
+    pub role: Role,
+    /// The agent, for role `agent`.
+    pub agent_id: Option<String>,
+}
+
+impl Principal {
+    /// Whether the role is one of `roles`; `admin` may do everything.
+    pub fn has_role(&self, roles: &[Role]) -> bool {
+        self.role == Role::Admin || roles.contains(&self.role)
+    }
+
+    /// The actor written in audit rows: `token:<id>` (with the agent for agents).
+    pub fn actor(&self) -> String {
+        match &self.agent_id {
+            Some(agent) => format!("token:{}:agent:{agent}", self.token_id),
+            None => format!("token:{}:{}", self.token_id, self.role),
+        }
+    }
+}
+
+/// Why a token cannot be created or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Role `agent` without `--agent`.
+    #[error("a token of role agent needs --agent ID")]
+    AgentRequired,
+    /// `--agent` with another role.
+    #[error("--agent is only for tokens of role agent (this one is {0})")]
+    AgentNotAllowed(Role),
+    /// An empty agent id.
+    #[error("the agent id must not be empty")]
+    EmptyAgent,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The agent id a token of `role` carries: required (and not empty) for agents, refused for
+/// the other roles.
+pub fn check_agent(role: Role, agent_id: Option<&str>) -> Result<Option<&str>, TokenError> {
+    match (role, agent_id.map(str::trim)) {
+        (Role::Agent, None) => Err(TokenError::AgentRequired),
+        (Role::Agent, Some("")) => Err(TokenError::EmptyAgent),
+        (Role::Agent, Some(agent)) => Ok(Some(agent)),
+        (other, Some(_)) => Err(TokenError::AgentNotAllowed(other)),
+        (_, None) => Ok(None),
+    }
+}
+
+/// The hex SHA-256 of a token: what the store keeps.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a token (`arr_` and 64 hex digits from the operating system's CSPRNG via `rand`),
+/// stores only its hash, and returns the token, which is never shown again.
+pub async fn create_token(
+    db: &impl ConnectionTrait,
+    role: Role,
+    agent_id: Option<&str>,
+    label: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, TokenError> {
+    let agent_id = check_agent(role, agent_id)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    store::insert_token(db, &hash_token(&token), role.code(), agent_id, label, now).await?;
+    Ok(token)
+}
+
+/// The principal a bearer token proves, or `None` when the token is unknown or revoked (or its
+/// stored role is not one this version knows).
+pub async fn authenticate(db: &impl ConnectionTrait, token: &str) -> Result<Option<Principal>, StoreError> {
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let Some(stored) = store::find_token(db, &hash_token(token)).await? else {
+        return Ok(None);
+    };
+    let Ok(role) = stored.role.parse::<Role>() else {
+        tracing::warn!(token_id = stored.id, role = %stored.role, "token with an unknown role refused");
+        return Ok(None);
+    };
+    Ok(Some(Principal { token_id: stored.id, role, agent_id: stored.agent_id }))
+}
+
+/// `arrears token create`: connects (migrating first) and creates a token; returns it.
+pub async fn create_command(
+    settings: &super::Settings,
+    role: Role,
+    agent_id: Option<&str>,
+    label: Option<&str>,
+) -> anyhow::Result<String> {
+    check_agent(role, agent_id)?;
+    let db = super::connect(settings).await?;
+    let token = create_token(&db, role, agent_id, label, Utc::now()).await?;
+    db.close().await.ok();
+    Ok(token)
+}
