@@ -57,17 +57,29 @@ pub struct Schedule {
     /// When the daily plan runs.
     #[serde(default = "Schedule::default_plan")]
     pub plan: String,
+    /// When expired leases go back to their queues.
+    #[serde(default = "Schedule::default_reap")]
+    pub reap: String,
+    /// When open promises are checked (kept or broken).
+    #[serde(default = "Schedule::default_promises")]
+    pub promises: String,
 }
 
 impl Schedule {
     fn default_plan() -> String {
         "0 0 6 * * *".into()
     }
+    fn default_reap() -> String {
+        "*/15 * * * * *".into()
+    }
+    fn default_promises() -> String {
+        "0 */5 * * * *".into()
+    }
 }
 
 impl Default for Schedule {
     fn default() -> Self {
-        Schedule { plan: Self::default_plan() }
+        Schedule { plan: Self::default_plan(), reap: Self::default_reap(), promises: Self::default_promises() }
     }
 }
 
@@ -93,12 +105,26 @@ pub struct Config {
     /// Schedules.
     #[serde(default)]
     pub schedule: Schedule,
+    /// How long an agent's lease lasts without a heartbeat (`15m`).
+    #[serde(default = "Config::default_lease_ttl")]
+    pub lease_ttl: String,
     /// Webhook endpoints by channel (`robot`, `sms`, `email`, `human`).
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
 }
 
 impl Config {
+    /// `lease_ttl` as a duration (at least one second).
+    pub fn lease_duration(&self) -> Result<chrono::Duration, String> {
+        let parsed =
+            humantime::parse_duration(&self.lease_ttl).map_err(|error| format!("`{}`: {error}", self.lease_ttl))?;
+        let duration = chrono::Duration::from_std(parsed).map_err(|error| error.to_string())?;
+        if duration < chrono::Duration::seconds(1) {
+            return Err(format!("`{}` is shorter than a second", self.lease_ttl));
+        }
+        Ok(duration)
+    }
+
     fn default_bind() -> String {
         "127.0.0.1:8080".into()
     }
@@ -107,6 +133,9 @@ impl Config {
     }
     fn default_policy() -> String {
         "us-reg-f".into()
+    }
+    fn default_lease_ttl() -> String {
+        "15m".into()
     }
     fn default_lender() -> String {
         "Example Finance".into()
@@ -142,6 +171,7 @@ impl Config {
                 *slot = value;
             }
         }
+        config.lease_duration().map_err(|message| anyhow::anyhow!("lease_ttl: {message}"))?;
         crate::domain::parse_timezone(&config.timezone).map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
         crate::policy::Policy::builtin(&config.policy, &config.policies)
             .map_err(|error| anyhow::anyhow!("policy: {}", error.message))?;

@@ -6,13 +6,19 @@
 //!   been saved; if not, the one that takes the `planner` lock plans. A holder that dies
 //!   saves nothing (the run is one transaction) and its lock expires, so another instance
 //!   takes over on its next tick.
-//! - **reap** and **promises** (wired by the work-queue use cases): run on every occurrence.
+//! - **reap** (expired leases back to their queues) and **promises** (kept or broken): on every
+//!   occurrence of their expressions, on every instance (both are idempotent).
+//! - **dispatch**: every step, when endpoints are configured (the outbox is claimed with `SKIP
+//!   LOCKED`, so instances share it).
 //!
 //! One step ([`Scheduler::try_execute_jobs`]) is separate from the loop ([`Scheduler::run`]), so
 //! tests drive it with a manual clock and never sleep.
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::dispatch::{DeliveryReport, Dispatcher};
+use crate::http::metrics::Metrics;
+use crate::ops::work::{self, PromiseReport};
 use crate::store;
 use crate::strategy::StrategySet;
 use chrono::{DateTime, Duration, Utc};
@@ -37,15 +43,30 @@ pub struct Schedules {
     pub zone: Tz,
     /// The daily plan.
     pub plan: cron::Schedule,
+    /// The lease reaper.
+    pub reap: cron::Schedule,
+    /// The promise watcher.
+    pub promises: cron::Schedule,
+}
+
+fn parse_cron(key: &str, expression: &str) -> Result<cron::Schedule, String> {
+    cron::Schedule::from_str(expression)
+        .map_err(|error| format!("{key}: `{expression}` is not a cron expression: {error}"))
+}
+
+/// Whether `schedule` has an occurrence in `(after, now]` (read in `zone`).
+fn occurs(schedule: &cron::Schedule, zone: Tz, after: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    schedule.after(&after.with_timezone(&zone)).next().is_some_and(|at| at.with_timezone(&Utc) <= now)
 }
 
 impl Schedules {
     /// Parses the configuration's schedules; the error names the key.
     pub fn from_config(config: &Config) -> Result<Schedules, String> {
         let zone = crate::domain::parse_timezone(&config.timezone).map_err(|message| format!("timezone: {message}"))?;
-        let plan = cron::Schedule::from_str(&config.schedule.plan)
-            .map_err(|error| format!("schedule.plan: `{}` is not a cron expression: {error}", config.schedule.plan))?;
-        Ok(Schedules { zone, plan })
+        let plan = parse_cron("schedule.plan", &config.schedule.plan)?;
+        let reap = parse_cron("schedule.reap", &config.schedule.reap)?;
+        let promises = parse_cron("schedule.promises", &config.schedule.promises)?;
+        Ok(Schedules { zone, plan, reap, promises })
     }
 
     /// The latest occurrence of the plan schedule at or before `now`.
@@ -65,6 +86,12 @@ pub struct StepReport {
     pub planned: Option<i64>,
     /// A plan was due but another instance holds the planner lock.
     pub plan_locked: bool,
+    /// Expired leases returned to their queues.
+    pub leases_reaped: u64,
+    /// Promises resolved.
+    pub promises: PromiseReport,
+    /// Webhooks tried.
+    pub deliveries: DeliveryReport,
 }
 
 /// The scheduler of one instance.
@@ -74,6 +101,9 @@ pub struct Scheduler {
     strategies: StrategySource,
     clock: Clock,
     holder: String,
+    dispatcher: Option<Dispatcher>,
+    metrics: Option<Arc<Metrics>>,
+    last_step: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Scheduler {
@@ -85,7 +115,28 @@ impl Scheduler {
         clock: Clock,
         holder: impl Into<String>,
     ) -> Scheduler {
-        Scheduler { db, schedules, strategies, clock, holder: holder.into() }
+        Scheduler {
+            db,
+            schedules,
+            strategies,
+            clock,
+            holder: holder.into(),
+            dispatcher: None,
+            metrics: None,
+            last_step: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Delivers the outbox with `dispatcher` on every step.
+    pub fn with_dispatcher(mut self, dispatcher: Dispatcher) -> Scheduler {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    /// Counts plan runs and webhook tries in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Scheduler {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// This instance's name in locks.
@@ -93,15 +144,50 @@ impl Scheduler {
         &self.holder
     }
 
-    /// One step at `now`: plans when a plan is due and nobody else is planning.
+    /// One step at `now`: plans when a plan is due and nobody else is planning; reaps expired
+    /// leases and resolves promises when their expressions occurred since the last step (the
+    /// first step runs them); delivers due webhooks.
     pub async fn try_execute_jobs(&self, now: DateTime<Utc>) -> anyhow::Result<StepReport> {
         let mut report = StepReport::default();
+        let previous = {
+            let mut last = self.last_step.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            last.replace(now)
+        };
+        let zone = self.schedules.zone;
+        let due = |schedule: &cron::Schedule| previous.is_none_or(|after| occurs(schedule, zone, after, now));
+        if due(&self.schedules.reap) {
+            report.leases_reaped = work::reap_expired_leases(&self.db, now).await?;
+        }
+        if due(&self.schedules.promises) {
+            report.promises = work::evaluate_promises(&self.db, now, crate::plan::PROMISE_GRACE_DAYS as u32).await?;
+        }
+        if let Some(dispatcher) = &self.dispatcher {
+            report.deliveries = dispatcher.deliver_due(&self.db, now).await?;
+            if let Some(metrics) = &self.metrics {
+                let tries = report.deliveries;
+                for (result, count) in [
+                    ("delivered", tries.delivered),
+                    ("retrying", tries.retrying),
+                    ("dead", tries.dead),
+                    ("gone", tries.gone),
+                ] {
+                    if count > 0 {
+                        metrics.deliveries.with_label_values(&[result]).inc_by(count);
+                    }
+                }
+            }
+        }
         if let Some(due) = self.schedules.last_plan_time(now)
             && !store::plan_finished_since(&self.db, due).await?
         {
             if store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, now + PLANNER_LOCK_TTL).await? {
                 let strategies = (self.strategies)();
+                let started = std::time::Instant::now();
                 let outcome = crate::ops::plan_and_persist(&self.db, &strategies, now, false).await;
+                if let (Some(metrics), Ok(_)) = (&self.metrics, &outcome) {
+                    metrics.plan_runs.inc();
+                    metrics.plan_seconds.observe(started.elapsed().as_secs_f64());
+                }
                 store::unlock(&self.db, PLANNER_LOCK, &self.holder, self.clock.now()).await?;
                 let outcome = outcome?;
                 tracing::info!(run_id = ?outcome.run_id, tasks = outcome.totals.tasks, "scheduled plan saved");
@@ -170,5 +256,17 @@ mod tests {
         config.schedule.plan = "every morning".into();
         let error = Schedules::from_config(&config).unwrap_err();
         assert!(error.starts_with("schedule.plan: `every morning`"), "{error}");
+        config.schedule.plan = "0 0 6 * * *".into();
+        config.schedule.reap = "*/61 * *".into();
+        assert!(Schedules::from_config(&config).unwrap_err().starts_with("schedule.reap:"));
+    }
+
+    #[test]
+    fn an_occurrence_counts_once_between_two_steps() {
+        let every_15s = parse_cron("schedule.reap", "*/15 * * * * *").unwrap();
+        let zone = chrono_tz::UTC;
+        assert!(occurs(&every_15s, zone, at("2026-11-22T06:00:14Z"), at("2026-11-22T06:00:15Z")));
+        assert!(!occurs(&every_15s, zone, at("2026-11-22T06:00:15Z"), at("2026-11-22T06:00:16Z")));
+        assert!(!occurs(&every_15s, zone, at("2026-11-22T06:00:16Z"), at("2026-11-22T06:00:29Z")));
     }
 }

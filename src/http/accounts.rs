@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(post_accounts)).routes(routes!(get_account))
+    OpenApiRouter::new().routes(routes!(post_accounts)).routes(routes!(get_account)).routes(routes!(explain_account))
 }
 
 /// Upserts a batch of accounts with their borrowers and contact points: every item is checked
@@ -270,4 +270,60 @@ async fn get_account(
         Some(view) => Ok(Json(view.into())),
         None => Err(ApiError::not_found(format!("no account {id:?}"))),
     }
+}
+
+/// Why the account is (or is not) contacted today: the local day and DPD, the stage and
+/// experiment arm, the counters the policy reads, each rule tried with the condition that
+/// failed, the planner's decision (tasks, or a skip reason code), and its stored tasks with
+/// their states. `as_of` (RFC 3339) explains another instant.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/explain",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Account id"),
+        ("as_of" = Option<String>, Query, description = "Explain as of this instant (RFC 3339); default now"),
+    ),
+    responses(
+        (status = 200, description = "The explanation", body = serde_json::Value),
+        (status = 400, description = "`as_of` is not RFC 3339", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Not an admin or ingest token", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+    )
+)]
+async fn explain_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Json<crate::ops::AccountExplanation>, ApiError> {
+    principal.require(&[Role::Ingest])?;
+    let mut now = state.clock.now();
+    for (key, value) in url_pairs(query.as_deref().unwrap_or("")) {
+        if key == "as_of" {
+            now = DateTime::parse_from_rfc3339(&value)
+                .map_err(|_| {
+                    ApiError::new(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "bad_query",
+                        format!("as_of: `{value}` is not an RFC 3339 instant"),
+                    )
+                })?
+                .with_timezone(&Utc);
+        }
+    }
+    let strategies = state.strategies.current();
+    match crate::ops::explain_account(&state.db, &strategies, &id, now).await? {
+        Some(report) => Ok(Json(report)),
+        None => Err(ApiError::not_found(format!("account {id} not found"))),
+    }
+}
+
+/// `key=value` pairs of a query string, percent-decoded.
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{query}"))
+        .map(|url| url.query_pairs().map(|(key, value)| (key.into_owned(), value.into_owned())).collect())
+        .unwrap_or_default()
 }

@@ -9,7 +9,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The server's metrics, all named `arrears_*`.
 #[derive(Debug, Clone)]
@@ -19,6 +21,16 @@ pub struct Metrics {
     http_duration: HistogramVec,
     reload_refusals: IntCounter,
     tasks: IntGaugeVec,
+    /// Leases handed out.
+    pub leases: IntCounter,
+    /// Plan runs saved by this instance's scheduler.
+    pub plan_runs: IntCounter,
+    /// Duration of those plan runs.
+    pub plan_seconds: Histogram,
+    /// Webhook tries by result (`delivered`, `retrying`, `dead`, `gone`).
+    pub deliveries: IntCounterVec,
+    /// Tasks released by the release loop, by result (`dispatched`, `ready`, `cancelled`, `expired`).
+    pub released: IntCounterVec,
 }
 
 impl Metrics {
@@ -44,8 +56,37 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(reload_refusals.clone()))?;
+        let leases = IntCounter::new("arrears_leases_total", "Tasks leased to agents")?;
+        let plan_runs =
+            IntCounter::new("arrears_plan_runs_total", "Plan runs saved by the scheduler of this instance")?;
+        let plan_seconds = Histogram::with_opts(
+            HistogramOpts::new("arrears_plan_run_seconds", "Duration of scheduled plan runs")
+                .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0]),
+        )?;
+        let deliveries = IntCounterVec::new(
+            Opts::new("arrears_webhook_tries_total", "Webhook delivery tries, by result"),
+            &["result"],
+        )?;
+        let released =
+            IntCounterVec::new(Opts::new("arrears_released_tasks_total", "Tasks released, by result"), &["result"])?;
         registry.register(Box::new(tasks.clone()))?;
-        Ok(Metrics { registry, http_requests, http_duration, reload_refusals, tasks })
+        registry.register(Box::new(leases.clone()))?;
+        registry.register(Box::new(plan_runs.clone()))?;
+        registry.register(Box::new(plan_seconds.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(released.clone()))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            reload_refusals,
+            tasks,
+            leases,
+            plan_runs,
+            plan_seconds,
+            deliveries,
+            released,
+        })
     }
 }
 

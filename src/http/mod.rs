@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod payments;
 pub mod strategies;
+pub mod work;
 
 use crate::clock::Clock;
 use crate::ops::Settings;
@@ -81,6 +82,7 @@ impl AppState {
         (name = "ingest", description = "Accounts and payments from the servicing system"),
         (name = "accounts", description = "Reading accounts"),
         (name = "strategies", description = "The running strategies and their reload"),
+        (name = "work", description = "Agents' work queues and contact outcomes"),
         (name = "operations", description = "Health"),
     )
 )]
@@ -105,6 +107,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(strategies::routes())
         .merge(accounts::routes())
         .merge(payments::routes())
+        .merge(work::routes())
 }
 
 /// The OpenAPI document of the API (what `GET /openapi.json` serves).

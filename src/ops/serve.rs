@@ -5,7 +5,7 @@
 //! at reload it is refused, the last good set keeps running, and the refusal is logged, audited
 //! and remembered for `GET /v1/strategies`. Nothing here handles HTTP requests (that is
 //! `crate::http`) or schedules work (the scheduler and reaper are spawned from
-//! [`spawn_background_jobs`], still empty).
+//! [`spawn_background_jobs`]).
 
 use super::{Settings, load_strategies};
 use crate::clock::Clock;
@@ -203,7 +203,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(%address, "listening");
     eprintln!("arrears serve: listening on http://{address}");
 
-    let jobs = spawn_background_jobs(&state);
+    let jobs = spawn_background_jobs(&state)?;
     let hangups = spawn_reload_on_hangup(&state);
     axum::serve(listener, http::router(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
@@ -217,12 +217,25 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The hook where `serve` starts its background jobs (the scheduler: plan, release, dispatch;
-/// the lease reaper). Each job reads the clock from `state.clock` and the strategies from
-/// `state.strategies`; the returned handles are aborted at shutdown. None yet.
-pub fn spawn_background_jobs(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
-    let _ = state;
-    Vec::new()
+/// Starts the background jobs of `serve`: the scheduler (plan, lease reaper, promise watcher)
+/// and the webhook dispatcher, stepping once a second. Each step reads the clock from
+/// `state.clock` and the strategies from `state.strategies`. The returned handles are aborted at
+/// shutdown. A bad schedule or endpoint in the configuration is an error naming its key.
+pub fn spawn_background_jobs(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let config = &state.settings.config;
+    let schedules = crate::scheduler::Schedules::from_config(config).map_err(|message| anyhow::anyhow!(message))?;
+    let live = Arc::clone(&state.strategies);
+    let source: crate::scheduler::StrategySource = Arc::new(move || live.current());
+    let holder = format!("{}-{}", std::process::id(), rand::random::<u32>());
+    let mut scheduler =
+        crate::scheduler::Scheduler::new(state.db.clone(), schedules, source, state.clock.clone(), holder)
+            .with_metrics(Arc::clone(&state.metrics));
+    if !config.endpoints.is_empty() {
+        let dispatcher = crate::dispatch::Dispatcher::from_config(config)?;
+        scheduler = scheduler.with_dispatcher(dispatcher);
+    }
+    let job = tokio::spawn(scheduler.run(std::time::Duration::from_secs(1), std::future::pending()));
+    Ok(vec![job])
 }
 
 /// SIGHUP reloads the strategies exactly as `POST /v1/strategies/reload` does.

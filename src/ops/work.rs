@@ -70,7 +70,7 @@ fn invalid(field: &str, message: impl Into<String>) -> WorkError {
 }
 
 /// A task handed to an agent, as the lease response shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LeasedTask {
     /// Task id.
     pub id: i64,
@@ -103,7 +103,7 @@ pub struct LeasedTask {
 }
 
 /// The account an agent works, with the borrower's usable phones.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     /// Account id.
     pub id: String,
@@ -116,8 +116,10 @@ pub struct AccountView {
     /// ISO 4217 currency.
     pub currency: String,
     /// Amount overdue.
+    #[schema(value_type = String)]
     pub amount_due: Money,
     /// Outstanding balance.
+    #[schema(value_type = String)]
     pub balance: Money,
     /// Oldest unpaid due date.
     pub due_date: NaiveDate,
@@ -134,7 +136,7 @@ pub struct AccountView {
 }
 
 /// A lease handed out by [`lease_next`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Lease {
     /// The task.
     pub task: LeasedTask,
@@ -145,7 +147,7 @@ pub struct Lease {
 }
 
 /// A renewed lease ([`heartbeat`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LeaseRenewed {
     /// Task id.
     pub task_id: i64,
@@ -154,7 +156,7 @@ pub struct LeaseRenewed {
 }
 
 /// A task's new state ([`release`], [`complete`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TaskStateChanged {
     /// Task id.
     pub task_id: i64,
@@ -182,17 +184,18 @@ impl Actor {
 }
 
 /// The promise part of a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromiseTerms {
     /// Promised amount (> 0).
+    #[schema(value_type = String)]
     pub amount: Money,
     /// The day by which the borrower will pay (not before the attempt's local day).
     pub due_on: NaiveDate,
 }
 
 /// One contact attempt and its outcome, as the agent or dialler reports it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptReport {
     /// Outcome code (see `domain::Outcome`).
@@ -215,7 +218,7 @@ pub struct AttemptReport {
 }
 
 /// What [`record_attempt`] did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AttemptRecorded {
     /// The attempt's id.
     pub attempt_id: i64,
@@ -224,6 +227,7 @@ pub struct AttemptRecorded {
     /// The account.
     pub account_id: String,
     /// The outcome.
+    #[schema(value_type = String)]
     pub outcome: Outcome,
     /// When it happened.
     pub at: DateTime<Utc>,
@@ -232,6 +236,7 @@ pub struct AttemptRecorded {
     /// The promise opened, for `promise`.
     pub promise_id: Option<i64>,
     /// Flags newly set on the account (`do_not_call`, `dispute`).
+    #[schema(value_type = Vec<String>)]
     pub flags_set: Vec<Flag>,
     /// Tasks cancelled by the outcome.
     pub tasks_cancelled: Vec<i64>,
