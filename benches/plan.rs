@@ -188,7 +188,7 @@ fn main() {
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    runtime.block_on(persist::run(accounts, now, &set));
+    runtime.block_on(persist::run(accounts, now, &set, _templates.path()));
     println!("peak resident memory since the last phase mark: {:.0} MiB", peak_rss_mib());
 }
 
@@ -207,7 +207,53 @@ mod persist {
         format!("{base}/{name}")
     }
 
-    pub async fn run(accounts: usize, now: DateTime<Utc>, strategies: &StrategySet) {
+    /// Waits for a child process and returns whether it succeeded and its peak resident memory
+    /// in MiB (from `wait4`'s resource usage of that child alone).
+    fn wait_with_peak_rss(child: std::process::Child) -> (bool, f64) {
+        let pid = child.id() as libc::pid_t;
+        let mut status = 0;
+        // SAFETY: wait4 writes only into the status and rusage it is given; the child is ours
+        // and is reaped here exactly once (std's Child does not wait on drop).
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        drop(child);
+        let ok = waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        (ok, usage.ru_maxrss as f64 / 1024.0)
+    }
+
+    /// Runs the release `arrears plan` on the same book in a fresh process: its wall time and
+    /// peak memory are those of the real command, with nothing left over from the import.
+    async fn plan_in_child(
+        db: &sea_orm::DatabaseConnection,
+        url: &str,
+        now: DateTime<Utc>,
+        templates: &std::path::Path,
+    ) -> (f64, f64) {
+        for statement in
+            ["DELETE FROM tasks", "DELETE FROM stage_history", "DELETE FROM plan_runs", "UPDATE accounts SET stage = NULL"]
+        {
+            db.execute_unprepared(statement).await.expect("reset the plan");
+        }
+        let strategies = tempfile::tempdir().expect("tempdir");
+        std::fs::write(strategies.path().join("bench.toml"), strategy_text()).expect("strategy file");
+        let started = Instant::now();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_arrears"))
+            .arg("--database-url")
+            .arg(url)
+            .arg("--strategies")
+            .arg(strategies.path())
+            .arg("--templates")
+            .arg(templates)
+            .args(["plan", "--as-of", &now.to_rfc3339()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("run arrears plan");
+        let (ok, peak) = wait_with_peak_rss(child);
+        assert!(ok, "arrears plan failed");
+        (started.elapsed().as_secs_f64(), peak)
+    }
+
+    pub async fn run(accounts: usize, now: DateTime<Utc>, strategies: &StrategySet, templates: &std::path::Path) {
         let dir = tempfile::tempdir().expect("tempdir");
         let started = Instant::now();
         arrears::demo::write_portfolio(dir.path(), accounts, 42, now).expect("portfolio csv");
@@ -247,6 +293,11 @@ mod persist {
                 "{name}: plan and persist {accounts} accounts ({} tasks): {engine:.2} s; raw bulk INSERT of the same rows: {raw:.2} s; ratio {:.2}x (target <= 2x); peak memory while planning and persisting {peak:.0} MiB (target < 1024)",
                 tasks.len(),
                 engine / raw
+            );
+            drop(tasks);
+            let (seconds, peak) = plan_in_child(&db, &url, now, templates).await;
+            println!(
+                "{name}: `arrears plan` in a fresh process on the same book: {seconds:.2} s, peak memory {peak:.0} MiB (target < 1024)"
             );
         }
     }
