@@ -85,6 +85,9 @@ pub enum Command {
         /// Random seed (the same seed gives the same portfolio).
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Simulated days to run after the first plan (0: plan only).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
     },
 }
 
@@ -182,8 +185,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let token = ops::tokens::create_command(&settings, role, agent.as_deref(), label.as_deref()).await?;
             writeln!(out, "{token}")?;
         }
-        Command::Demo { accounts, seed } => {
-            crate::demo::run(&settings, accounts, seed, &mut out).await?;
+        Command::Demo { accounts, seed, days } => {
+            crate::demo::run(&settings, accounts, seed, days, &mut out).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,15 +1,28 @@
 //! `arrears demo`: a synthetic portfolio (several zones, products, stages, tags, scores, flags and
-//! some history) written as the contract's CSV files, imported through the real import path, then
-//! planned by the real engine.
+//! some history) written as the contract's CSV files, imported through the real import path,
+//! planned by the real engine, then run for several simulated days: the real HTTP API on
+//! loopback, the real scheduler (daily plan, lease reaper, promise watcher) stepped with a
+//! manual clock, simulated agents working the human queues over HTTP, and a simulated servicing
+//! system paying most promises.
 
+mod agents;
+
+use crate::clock::Clock;
+use crate::http::AppState;
 use crate::import::ImportKind;
+use crate::ops::tokens::{Role, create_token};
 use crate::ops::{self, PlanOutcome, Settings};
+use crate::scheduler::{Scheduler, Schedules, StrategySource};
+use crate::strategy::StrategySet;
 use anyhow::Context as _;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use sea_orm::DatabaseConnection;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 const CN_ZONES: &[&[&str]] =
@@ -179,9 +192,24 @@ fn reset_sqlite(url: &str) -> anyhow::Result<Option<String>> {
     Ok(Some(path.to_string()))
 }
 
+/// Simulated minutes between two steps of the demo's clock.
+const STEP_MINUTES: i64 = 30;
+/// Simulated agents.
+const AGENTS: usize = 12;
+/// Tasks each agent takes per step.
+const TASKS_PER_AGENT_PER_STEP: usize = 2;
+/// Share of promises the simulated borrowers keep.
+const PROMISES_KEPT: f64 = 0.65;
+
 /// `arrears demo`.
-pub async fn run(settings: &Settings, accounts: usize, seed: u64, out: &mut impl Write) -> anyhow::Result<()> {
-    let now = Utc::now();
+pub async fn run(
+    settings: &Settings,
+    accounts: usize,
+    seed: u64,
+    days: u32,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let now = Utc::now().trunc_subsecs(0);
     let strategies = ops::load_strategies(settings, &settings.strategies_dir)
         .map_err(|errors| anyhow::anyhow!("the strategies are invalid:\n{errors}"))?;
     let rebuilt = reset_sqlite(&settings.database_url)?;
@@ -206,10 +234,119 @@ pub async fn run(settings: &Settings, accounts: usize, seed: u64, out: &mut impl
     let outcome: PlanOutcome = ops::plan_and_persist(&db, &strategies, now, false).await?;
     writeln!(out, "planned and saved in {:.1?}\n", started.elapsed())?;
     ops::write_summary(&outcome, now, out)?;
+    if days > 0 {
+        simulate(settings, &db, strategies, now, days, seed, out).await?;
+    }
     writeln!(
         out,
-        "\nnext: `arrears plan --dry-run --format jsonl | head` shows each decision; \
-         `arrears strategy check` checks strategies/; edit strategies/*.toml and plan again."
+        "\nnext: `arrears serve` serves this database (see docs/api.md); `arrears explain ACCOUNT_ID` \
+         says why an account was or was not contacted; `arrears plan --dry-run --format jsonl | head` \
+         shows each decision; edit strategies/*.toml, `arrears strategy check`, and plan again."
     )?;
     Ok(())
+}
+
+/// The human queues the strategies route work to.
+fn human_queues(strategies: &StrategySet) -> Vec<String> {
+    let mut queues: Vec<String> = strategies
+        .strategies
+        .iter()
+        .flat_map(|strategy| strategy.rules.iter())
+        .filter(|rule| rule.treatment.channel == crate::domain::Channel::Human)
+        .filter_map(|rule| rule.treatment.queue.as_deref().map(str::to_string))
+        .collect();
+    queues.sort();
+    queues.dedup();
+    queues
+}
+
+/// Runs `days` simulated days from `start`, a step every [`STEP_MINUTES`].
+async fn simulate(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    strategies: StrategySet,
+    start: DateTime<Utc>,
+    days: u32,
+    seed: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let clock = Clock::manual(start);
+    let queues = human_queues(&strategies);
+    let state = AppState::with_strategies(db.clone(), settings.clone(), strategies, clock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot listen on 127.0.0.1")?;
+    let api = agents::Api {
+        base: format!("http://{}", listener.local_addr().context("no local address")?),
+        client: reqwest::Client::builder().no_proxy().build().context("cannot build the HTTP client")?,
+    };
+    let server = tokio::spawn(axum::serve(listener, crate::http::router(state.clone())).into_future());
+    let mut agents = Vec::new();
+    for n in 1..=AGENTS {
+        let id = format!("demo-agent-{n:02}");
+        let token = create_token(db, Role::Agent, Some(&id), Some("demo"), start).await?;
+        agents.push(agents::Agent { token });
+    }
+    let ingest = create_token(db, Role::Ingest, None, Some("demo servicing system"), start).await?;
+    let schedules = Schedules::from_config(&settings.config).map_err(|message| anyhow::anyhow!(message))?;
+    let live = Arc::clone(&state.strategies);
+    let source: StrategySource = Arc::new(move || live.current());
+    let scheduler = Scheduler::new(db.clone(), schedules, source, clock.clone(), "demo");
+
+    writeln!(
+        out,
+        "\nsimulating {days} day(s): {AGENTS} agents on queues [{}] over HTTP at {}, the scheduler every {STEP_MINUTES} minutes",
+        queues.join(", "),
+        api.base
+    )?;
+    let steps = u64::from(days) * 24 * 60 / STEP_MINUTES as u64;
+    let progress = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(steps)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
+    let mut tally = agents::AgentTally::default();
+    let (mut plans, mut payments, mut kept, mut broken, mut reaped) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for step in 0..steps {
+        let now = start + Duration::minutes(STEP_MINUTES * i64::try_from(step).unwrap_or(0));
+        clock.set(now);
+        let report = scheduler.try_execute_jobs(now).await?;
+        plans += u64::from(report.planned.is_some());
+        kept += report.promises.kept;
+        broken += report.promises.broken;
+        reaped += report.leases_reaped;
+        agents::work_step(&api, &agents, &queues, TASKS_PER_AGENT_PER_STEP, now, &mut rng, &mut tally).await?;
+        if step % (24 * 60 / STEP_MINUTES as u64) == 0 {
+            let due = promises_due(db, now).await?;
+            payments += agents::pay_promises(&api, &ingest, &due, now, PROMISES_KEPT, &mut rng).await?;
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    server.abort();
+    writeln!(
+        out,
+        "{days} simulated day(s) in {:.1?}: {plans} scheduled plan run(s); agents leased {} tasks and reported {} attempts ({} refused requests); {payments} promise payment(s); promises kept {kept}, broken {broken}; {reaped} expired lease(s) reaped",
+        started.elapsed(),
+        tally.leases,
+        tally.outcomes.values().sum::<u64>(),
+        tally.refused,
+    )?;
+    writeln!(out, "\n{:<16} {:>9}", "agent outcome", "attempts")?;
+    for (outcome, count) in &tally.outcomes {
+        writeln!(out, "{outcome:<16} {count:>9}")?;
+    }
+    Ok(())
+}
+
+/// Open promises due on or before `now`'s date: `(promise id, account id, amount)`.
+async fn promises_due(db: &DatabaseConnection, now: DateTime<Utc>) -> anyhow::Result<Vec<(i64, String, String)>> {
+    use entity::promises;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let rows = promises::Entity::find()
+        .filter(promises::Column::Status.eq("open"))
+        .filter(promises::Column::DueOn.lte(now.date_naive()))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|promise| (promise.id, promise.account_id, promise.amount.to_string())).collect())
 }
