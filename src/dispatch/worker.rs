@@ -98,7 +98,14 @@ impl Dispatcher {
             .user_agent(concat!("arrears/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| EndpointError { endpoint: "*".into(), field: "client", message: e.to_string() })?;
-        Ok(Dispatcher { client, endpoints: Arc::new(endpoints), batch: 256, hold: Duration::minutes(2) })
+        // A claim must outlast the sends of its batch: at most two rounds of each endpoint's
+        // concurrency, each bounded by the timeout. Then a dead worker's claims are sent again
+        // soon after (under the same webhook-id), and a live one's are never sent twice.
+        let concurrency: usize = endpoints.values().map(|endpoint| endpoint.permits.available_permits()).sum();
+        let longest = endpoints.values().map(|endpoint| endpoint.timeout).max().unwrap_or_default();
+        let hold = Duration::from_std(longest * 2).unwrap_or(Duration::minutes(2)) + Duration::seconds(1);
+        let batch = (concurrency as u64 * 2).clamp(1, 256);
+        Ok(Dispatcher { client, endpoints: Arc::new(endpoints), batch, hold })
     }
 
     /// Whether an endpoint of that name is configured.
