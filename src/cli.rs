@@ -70,6 +70,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The webhook outbox: list deliveries, replay dead letters, re-enable an endpoint.
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
     /// Serve the HTTP API (migrates first; SIGHUP reloads the strategies; SIGTERM/Ctrl-C stop).
     Serve,
     /// Manage API tokens.
@@ -88,6 +93,30 @@ pub enum Command {
         /// Simulated days to run after the first plan (0: plan only).
         #[arg(long, default_value_t = 7)]
         days: u32,
+    },
+}
+
+/// `arrears deliveries ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries in a state (default: the dead letters).
+    List {
+        /// pending | delivered | dead | disabled
+        #[arg(long, default_value = "dead")]
+        state: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Put dead letters back in the queue (all of them without ids), same webhook-id.
+    Replay {
+        /// Delivery ids (from `deliveries list`).
+        ids: Vec<i64>,
+    },
+    /// Re-enable an endpoint that answered 410 Gone and requeue what waited for it.
+    EnableEndpoint {
+        /// The endpoint's name in arrears.toml (robot, sms, email, human).
+        name: String,
     },
 }
 
@@ -180,6 +209,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Deliveries { command } => match command {
+            DeliveriesCommand::List { state, limit } => {
+                ops::deliveries::list_command(&settings, &state, limit, &mut out).await?
+            }
+            DeliveriesCommand::Replay { ids } => {
+                let report = ops::deliveries::replay_command(&settings, ids, chrono::Utc::now()).await?;
+                writeln!(out, "{} dead letter(s) requeued", report.requeued)?;
+            }
+            DeliveriesCommand::EnableEndpoint { name } => {
+                let requeued = ops::deliveries::enable_endpoint_command(&settings, &name, chrono::Utc::now()).await?;
+                writeln!(out, "endpoint `{name}` enabled; {requeued} delivery(ies) requeued")?;
+            }
+        },
         Command::Serve => ops::serve::serve(settings).await?,
         Command::Token { command: TokenCommand::Create { role, agent, label } } => {
             let token = ops::tokens::create_command(&settings, role, agent.as_deref(), label.as_deref()).await?;

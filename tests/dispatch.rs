@@ -105,8 +105,11 @@ async fn every_message_arrives_signed_during_a_rotation_and_is_recorded() {
         let messages: Vec<NewDelivery> = (0..40).map(|n| message(n, t0())).collect();
         assert_eq!(store::enqueue_deliveries(&*db, &messages, t0()).await.unwrap(), 40);
         assert_eq!(store::enqueue_deliveries(&*db, &messages[..5], t0()).await.unwrap(), 0, "ids are unique");
-        let report = dispatcher.deliver_due(&db, t0()).await.unwrap();
-        assert_eq!((report.claimed, report.delivered), (40, 40), "{}", db.backend);
+        // A step claims at most two rounds of the endpoint's concurrency (16): two steps.
+        let first = dispatcher.deliver_due(&db, t0()).await.unwrap();
+        assert_eq!((first.claimed, first.delivered), (32, 32), "{}", db.backend);
+        let second = dispatcher.deliver_due(&db, t0()).await.unwrap();
+        assert_eq!((second.claimed, second.delivered), (8, 8), "{}", db.backend);
         assert_eq!(*receiver.rejected.lock().unwrap(), 0);
         let mut ids: Vec<String> = receiver.verified.lock().unwrap().iter().map(|(id, _)| id.clone()).collect();
         ids.sort();
@@ -227,9 +230,38 @@ async fn a_claim_left_by_a_dead_worker_is_sent_again_after_its_hold() {
         // A worker claims and dies before sending.
         let claimed = store::claim_due_deliveries(&db, t0(), 10, t0() + dispatcher.hold).await.unwrap();
         assert_eq!(claimed.len(), 1);
-        assert_eq!(dispatcher.deliver_due(&db, t0() + Duration::seconds(30)).await.unwrap().claimed, 0, "held");
+        let held = t0() + dispatcher.hold - Duration::seconds(1);
+        assert_eq!(dispatcher.deliver_due(&db, held).await.unwrap().claimed, 0, "held");
         let report = dispatcher.deliver_due(&db, t0() + dispatcher.hold).await.unwrap();
         assert_eq!(report.delivered, 1, "{}", db.backend);
         assert_eq!(receiver.verified.lock().unwrap()[0].0, "msg_0003");
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed_over_the_api() {
+    for db in common::all_dbs().await {
+        let app = common::app::spawn_app(db).await;
+        let now = app.clock.now();
+        store::enqueue_deliveries(&*app.db, &[message(9, now)], now).await.unwrap();
+        let claimed = store::claim_due_deliveries(&app.db, now, 10, now).await.unwrap();
+        let dead = store::TryResult::Failed { status: Some(500), error: "HTTP 500".into(), retry_at: None };
+        store::record_try(&*app.db, claimed[0].id, &dead, now).await.unwrap();
+
+        let admin = Some(app.tokens.admin.as_str());
+        let listed: serde_json::Value = app.get("/v1/deliveries", admin).await.json().await.unwrap();
+        assert_eq!(listed[0]["webhook_id"], "msg_0009", "{}", app.backend());
+        assert_eq!(listed[0]["state"], "dead");
+        assert_eq!(listed[0]["last_error"], "HTTP 500");
+        let forbidden = app.get("/v1/deliveries", Some(app.tokens.agent.as_str())).await;
+        assert_eq!(forbidden.status(), reqwest::StatusCode::FORBIDDEN);
+        let unknown = app.get("/v1/deliveries?state=lost", admin).await;
+        assert_eq!(unknown.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+
+        let replayed = app.post_json("/v1/deliveries/replay", admin, &serde_json::json!({})).await;
+        let replayed: serde_json::Value = replayed.json().await.unwrap();
+        assert_eq!(replayed["requeued"], 1, "{}", app.backend());
+        let pending = store::deliveries_in_state(&*app.db, "pending", 10).await.unwrap();
+        assert_eq!((pending[0].webhook_id.as_str(), pending[0].tries), ("msg_0009", 0));
     }
 }

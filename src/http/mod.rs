@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod deliveries;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -82,6 +83,7 @@ impl AppState {
         (name = "ingest", description = "Accounts and payments from the servicing system"),
         (name = "accounts", description = "Reading accounts"),
         (name = "strategies", description = "The running strategies and their reload"),
+        (name = "deliveries", description = "The webhook outbox and its dead letters"),
         (name = "work", description = "Agents' work queues and contact outcomes"),
         (name = "operations", description = "Health"),
     )
@@ -108,6 +110,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(accounts::routes())
         .merge(payments::routes())
         .merge(work::routes())
+        .merge(deliveries::routes())
 }
 
 /// The OpenAPI document of the API (what `GET /openapi.json` serves).

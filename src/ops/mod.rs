@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod serve;
 pub mod tokens;
 
+pub mod deliveries;
 mod explain;
 mod planning;
 
