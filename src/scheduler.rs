@@ -199,20 +199,23 @@ impl Scheduler {
         Ok(report)
     }
 
-    /// Runs a step every `tick` until `shutdown` resolves. A failing step is logged and retried
-    /// on the next tick.
+    /// Runs a step every `tick` until `shutdown` resolves; while the dispatcher finds full
+    /// batches of due webhooks, the next step follows at once. A failing step is logged and
+    /// retried on the next tick.
     pub async fn run(self, tick: std::time::Duration, shutdown: impl std::future::Future<Output = ()>) {
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
+            let busy = match self.try_execute_jobs(self.clock.now()).await {
+                Ok(report) => self.dispatcher.as_ref().is_some_and(|d| report.deliveries.claimed >= d.batch),
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "scheduler step failed");
+                    false
+                }
+            };
+            let wait = if busy { std::time::Duration::ZERO } else { tick };
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = interval.tick() => {
-                    if let Err(error) = self.try_execute_jobs(self.clock.now()).await {
-                        tracing::error!(error = format!("{error:#}"), "scheduler step failed");
-                    }
-                }
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
