@@ -8,7 +8,7 @@ mod worker;
 
 pub use envelope::{Envelope, TASK_CANCELLED, TASK_READY, TaskCancelledV1, TaskReadyV1};
 pub use retry::{MAX_RETRY_AFTER, MAX_TRIES, RETRY_DELAYS, next_try, parse_retry_after};
-pub use sign::{SECRET_PREFIX, SigningSecret, signature_header};
+pub use sign::{SECRET_PREFIX, SigningSecret, VerifyError, signature_header, verify};
 pub use worker::{DeliveryReport, Dispatcher, EndpointTarget};
 
 /// Why a configured endpoint cannot be used.

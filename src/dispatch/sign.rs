@@ -59,6 +59,45 @@ pub fn signature_header(secrets: &[SigningSecret], id: &str, timestamp: i64, bod
     secrets.iter().map(|secret| secret.sign(id, timestamp, body)).collect::<Vec<_>>().join(" ")
 }
 
+/// Why a received webhook is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// A `webhook-*` header is missing or unreadable.
+    #[error("missing or unreadable header {0}")]
+    Header(&'static str),
+    /// The timestamp is further than the tolerance from now (a replay, or a bad clock).
+    #[error("timestamp {0} is outside the tolerance")]
+    Stale(i64),
+    /// No `v1` signature matches.
+    #[error("no signature matches")]
+    Signature,
+}
+
+/// Checks a received message as a receiver should: the timestamp within `tolerance_seconds` of
+/// `now_unix`, and one of the `v1,` signatures equal (in constant time) to this secret's.
+pub fn verify(
+    secret: &SigningSecret,
+    id: Option<&str>,
+    timestamp: Option<&str>,
+    signatures: Option<&str>,
+    body: &[u8],
+    now_unix: i64,
+    tolerance_seconds: i64,
+) -> Result<(), VerifyError> {
+    let id = id.ok_or(VerifyError::Header("webhook-id"))?;
+    let timestamp: i64 = timestamp.and_then(|t| t.parse().ok()).ok_or(VerifyError::Header("webhook-timestamp"))?;
+    let signatures = signatures.ok_or(VerifyError::Header("webhook-signature"))?;
+    if (now_unix - timestamp).abs() > tolerance_seconds {
+        return Err(VerifyError::Stale(timestamp));
+    }
+    let expected = secret.sign(id, timestamp, body);
+    let matches = signatures.split(' ').any(|candidate| {
+        candidate.len() == expected.len()
+            && candidate.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if matches { Ok(()) } else { Err(VerifyError::Signature) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +120,22 @@ mod tests {
         let header = signature_header(&[new.clone(), old.clone()], "msg_1", 1, b"{}");
         let parts: Vec<&str> = header.split(' ').collect();
         assert_eq!(parts, [new.sign("msg_1", 1, b"{}"), old.sign("msg_1", 1, b"{}")]);
+    }
+
+    #[test]
+    fn verification_accepts_the_spec_example_and_refuses_changes() {
+        let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let id = Some("msg_p5jXN8AQM9LWM0D4loKWxJek");
+        let signature = Some("v1,bm9ldHRoaXNvbmU= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        let at = 1614265330;
+        assert_eq!(verify(&secret, id, Some("1614265330"), signature, body, at + 60, 300), Ok(()));
+        assert_eq!(verify(&secret, id, Some("1614265330"), signature, b"{}", at, 300), Err(VerifyError::Signature));
+        assert_eq!(
+            verify(&secret, id, Some("1614265330"), signature, body, at + 301, 300),
+            Err(VerifyError::Stale(at))
+        );
+        assert_eq!(verify(&secret, None, Some("1"), signature, body, at, 300), Err(VerifyError::Header("webhook-id")));
     }
 
     #[test]

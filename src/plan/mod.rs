@@ -13,7 +13,7 @@ pub use types::{Plan, Skip, Task};
 use crate::domain::{Account, Borrower, Channel, ContactKind, Flag, History, Portfolio};
 use crate::policy::{Interval, allowed_intervals, call_room, cooldown_from, count_calls, unanswered_today};
 use crate::strategy::{Facts, Rule, Strategy, StrategySet};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Offset, Utc};
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
@@ -40,6 +40,9 @@ pub struct Planner<'a> {
     now: DateTime<Utc>,
     facts: Facts,
     windows: FxHashMap<WindowKey, Arc<[Interval]>>,
+    /// The one UTC offset of a zone over a local day (its UTC bounds), or `None` when the offset
+    /// changes that day.
+    day_offsets: FxHashMap<(Tz, NaiveDate), Option<DayOffset>>,
     slots: Vec<Interval>,
 }
 
@@ -60,6 +63,23 @@ pub fn plan(portfolio: &Portfolio, history: &History, strategies: &StrategySet, 
 /// The borrower's addresses that can carry the channel.
 fn addresses_of(borrower: &Borrower, channel: Channel) -> impl Iterator<Item = &str> {
     borrower.contact_points.iter().filter(move |point| point.usable_for(channel)).map(|point| point.address.as_str())
+}
+
+/// A zone's single offset over one local day, `start..=end` in UTC.
+#[derive(Debug, Clone, Copy)]
+struct DayOffset {
+    offset: FixedOffset,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+/// An instant at the zone's offset: the day's one offset when the instant is in that day, else
+/// a look-up.
+fn at_offset(instant: DateTime<Utc>, zone: Tz, day: Option<DayOffset>) -> DateTime<FixedOffset> {
+    match day {
+        Some(day) if day.start <= instant && instant <= day.end => instant.with_timezone(&day.offset),
+        _ => instant.with_timezone(&zone).fixed_offset(),
+    }
 }
 
 /// The longest interval (the earliest among equals): a human task carries one window, and it
@@ -92,6 +112,7 @@ impl<'a> Planner<'a> {
             now,
             facts: strategies.new_facts(),
             windows: FxHashMap::default(),
+            day_offsets: FxHashMap::default(),
             slots: Vec::new(),
         }
     }
@@ -280,8 +301,10 @@ impl<'a> Planner<'a> {
         }
         let arm_name = arm.map(|(experiment, arm)| strategy.experiments[experiment].arms[arm].0.clone());
         let priority = treatment.priority.value(&self.facts);
+        let day_offset = self.day_offset(zone, local_date);
         for (index, slot) in slots.iter().enumerate() {
             tasks.push(self.task(
+                day_offset,
                 account,
                 strategy,
                 stage,
@@ -300,9 +323,21 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// The zone's offset on a local day when it holds all day (most days): converting task
+    /// times then needs no time-zone look-up per task.
+    fn day_offset(&mut self, zone: Tz, date: NaiveDate) -> Option<DayOffset> {
+        *self.day_offsets.entry((zone, date)).or_insert_with(|| {
+            let start = crate::policy::local_to_utc_start(zone, date, 0);
+            let end = crate::policy::local_to_utc_end(zone, date, 24 * 60);
+            let offset = start.with_timezone(&zone).offset().fix();
+            (offset == end.with_timezone(&zone).offset().fix()).then_some(DayOffset { offset, start, end })
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn task(
         &self,
+        day_offset: Option<DayOffset>,
         account: &Account,
         strategy: &Strategy,
         stage: &Arc<str>,
@@ -331,8 +366,8 @@ impl<'a> Planner<'a> {
             template: treatment.template.clone(),
             attempt: index as u32 + 1,
             calls_allowed,
-            not_before: slot.start.with_timezone(&zone).fixed_offset(),
-            not_after: slot.end.with_timezone(&zone).fixed_offset(),
+            not_before: at_offset(slot.start, zone, day_offset),
+            not_after: at_offset(slot.end, zone, day_offset),
             priority,
         }
     }
