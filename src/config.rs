@@ -111,6 +111,10 @@ pub struct Config {
     /// Webhook endpoints by channel (`robot`, `sms`, `email`, `human`).
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// The engine's URL as diallers reach it (`callback_url` in `task.ready`); default
+    /// `http://{bind}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -139,6 +143,15 @@ impl Config {
     }
     fn default_lender() -> String {
         "Example Finance".into()
+    }
+
+    /// The base URL diallers post attempts to: `public_url` without a trailing `/`, or
+    /// `http://{bind}`.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.bind),
+        }
     }
 
     /// Reads `path` (when it exists; `arrears.toml` is optional) and applies `ARREARS_BIND`,

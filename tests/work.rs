@@ -428,7 +428,10 @@ async fn attempts_and_their_effects() {
         let mut promise = report("promise", now - Duration::minutes(1));
         promise.promise =
             Some(PromiseTerms { amount: "250.50".parse().unwrap(), due_on: "2026-11-27".parse().unwrap() });
-        let recorded = record_attempt(db, robots1[0].id, &Actor::Dialler, promise.clone(), now).await.unwrap();
+        let recorded =
+            record_attempt(db, &strategies, &fallback(), robots1[0].id, &Actor::Dialler, promise.clone(), now)
+                .await
+                .unwrap();
         assert_eq!(recorded.tasks_cancelled, [robots1[1].id, robots1[2].id], "{b}");
         let stored = promises::Entity::find().filter(promises::Column::AccountId.eq("R1")).all(db).await.unwrap();
         assert_eq!(stored.len(), 1);
@@ -445,13 +448,23 @@ async fn attempts_and_their_effects() {
             ],
             "{b}"
         );
-        let again = record_attempt(db, robots1[0].id, &Actor::Dialler, promise, now).await.unwrap();
+        let again =
+            record_attempt(db, &strategies, &fallback(), robots1[0].id, &Actor::Dialler, promise, now).await.unwrap();
         assert!(again.duplicate && again.attempt_id == recorded.attempt_id, "{b}: a repeated report changes nothing");
 
         // do_not_call on R2: the flag, and its other call tasks cancelled.
         let robots2 = tasks_of(db, "R2").await;
-        let recorded =
-            record_attempt(db, robots2[0].id, &Actor::Dialler, report("do_not_call", now), now).await.unwrap();
+        let recorded = record_attempt(
+            db,
+            &strategies,
+            &fallback(),
+            robots2[0].id,
+            &Actor::Dialler,
+            report("do_not_call", now),
+            now,
+        )
+        .await
+        .unwrap();
         assert_eq!(recorded.flags_set, [arrears::domain::Flag::DoNotCall]);
         assert_eq!(recorded.tasks_cancelled.len(), 2, "{b}");
         let account = accounts::Entity::find_by_id("R2").one(db).await.unwrap().unwrap();
@@ -461,32 +474,83 @@ async fn attempts_and_their_effects() {
         // Who may report on what.
         let h1 = lease(db, &strategies, "ann", now).await.expect("H1");
         assert_eq!(h1.task.account_id, "H1");
-        let denied = record_attempt(db, h1.task.id, &Actor::Dialler, report("no_answer", now), now).await;
+        let denied =
+            record_attempt(db, &strategies, &fallback(), h1.task.id, &Actor::Dialler, report("no_answer", now), now)
+                .await;
         assert!(matches!(denied, Err(WorkError::NotYourLease(_))), "{b}: the dialler on a human task");
-        let denied = record_attempt(db, h1.task.id, &Actor::Agent("bob".into()), report("no_answer", now), now).await;
+        let denied = record_attempt(
+            db,
+            &strategies,
+            &fallback(),
+            h1.task.id,
+            &Actor::Agent("bob".into()),
+            report("no_answer", now),
+            now,
+        )
+        .await;
         assert!(matches!(denied, Err(WorkError::NotYourLease(_))), "{b}: an agent without the lease");
         let h2 = human_task(db, "H2").await;
-        let denied = record_attempt(db, h2.id, &Actor::Agent("ann".into()), report("no_answer", now), now).await;
+        let denied = record_attempt(
+            db,
+            &strategies,
+            &fallback(),
+            h2.id,
+            &Actor::Agent("ann".into()),
+            report("no_answer", now),
+            now,
+        )
+        .await;
         assert!(matches!(denied, Err(WorkError::NotYourLease(_))), "{b}: a task nobody leased to ann");
         let ann = Actor::Agent("ann".into());
         let invalid = |result: Result<work::AttemptRecorded, WorkError>| match result {
             Err(WorkError::Invalid { field, .. }) => field,
             other => panic!("expected Invalid, got {other:?}"),
         };
-        assert_eq!(invalid(record_attempt(db, h1.task.id, &ann, report("hung_up", now), now).await), "outcome");
-        assert_eq!(invalid(record_attempt(db, h1.task.id, &ann, report("promise", now), now).await), "promise");
-        assert_eq!(invalid(record_attempt(db, h1.task.id, &ann, report("callback", now), now).await), "callback_at");
         assert_eq!(
-            invalid(record_attempt(db, h1.task.id, &ann, report("rpc", now + Duration::hours(1)), now).await),
+            invalid(record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, report("hung_up", now), now).await),
+            "outcome"
+        );
+        assert_eq!(
+            invalid(record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, report("promise", now), now).await),
+            "promise"
+        );
+        assert_eq!(
+            invalid(record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, report("callback", now), now).await),
+            "callback_at"
+        );
+        assert_eq!(
+            invalid(
+                record_attempt(
+                    db,
+                    &strategies,
+                    &fallback(),
+                    h1.task.id,
+                    &ann,
+                    report("rpc", now + Duration::hours(1)),
+                    now
+                )
+                .await
+            ),
             "at"
         );
-        assert_eq!(invalid(record_attempt(db, h1.task.id, &ann, report("wrong_number", now), now).await), "phone");
+        assert_eq!(
+            invalid(
+                record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, report("wrong_number", now), now).await
+            ),
+            "phone"
+        );
 
         // wrong_number marks the phone; callback stores its time; dispute flags and cancels.
         let phone = h1.account.phones[0].clone();
         let mut wrong = report("wrong_number", now - Duration::minutes(3));
         wrong.phone = Some(phone.clone());
-        assert!(record_attempt(db, h1.task.id, &ann, wrong, now).await.unwrap().wrong_number_marked, "{b}");
+        assert!(
+            record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, wrong, now)
+                .await
+                .unwrap()
+                .wrong_number_marked,
+            "{b}"
+        );
         let point = contact_points::Entity::find()
             .filter(contact_points::Column::Address.eq(phone.as_str()))
             .one(db)
@@ -497,19 +561,29 @@ async fn attempts_and_their_effects() {
         let mut callback = report("callback", now - Duration::minutes(2));
         callback.callback_at = Some(at("2026-11-23T22:00:00Z"));
         callback.note = Some("after work".into());
-        let recorded = record_attempt(db, h1.task.id, &ann, callback, now).await.unwrap();
+        let recorded = record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, callback, now).await.unwrap();
         let attempt = attempts::Entity::find_by_id(recorded.attempt_id).one(db).await.unwrap().unwrap();
         assert_eq!(attempt.callback_at, Some(at("2026-11-23T22:00:00Z")), "{b}");
         assert_eq!((attempt.actor.as_deref(), attempt.task_id), (Some("agent:ann"), Some(h1.task.id)));
         assert_eq!((attempt.channel.as_str(), attempt.borrower_id.as_str()), ("human", "BH1"));
-        let recorded =
-            record_attempt(db, h1.task.id, &ann, report("dispute", now - Duration::minutes(1)), now).await.unwrap();
+        let recorded = record_attempt(
+            db,
+            &strategies,
+            &fallback(),
+            h1.task.id,
+            &ann,
+            report("dispute", now - Duration::minutes(1)),
+            now,
+        )
+        .await
+        .unwrap();
         assert_eq!(recorded.flags_set, [arrears::domain::Flag::Dispute], "{b}");
         let account = accounts::Entity::find_by_id("H1").one(db).await.unwrap().unwrap();
         assert_eq!(account.flags, "dispute");
 
         // An agent cannot report on a robot task.
-        let denied = record_attempt(db, robots1[1].id, &ann, report("no_answer", now), now).await;
+        let denied =
+            record_attempt(db, &strategies, &fallback(), robots1[1].id, &ann, report("no_answer", now), now).await;
         assert!(matches!(denied, Err(WorkError::NotYourLease(_))), "{b}");
     }
 }
@@ -527,7 +601,9 @@ async fn promises_are_kept_or_broken_as_time_moves() {
             let mut promise = report("promise", now);
             promise.promise =
                 Some(PromiseTerms { amount: "100".parse().unwrap(), due_on: "2026-11-25".parse().unwrap() });
-            record_attempt(db, lease.task.id, &Actor::Agent(agent.into()), promise, now).await.unwrap();
+            record_attempt(db, &strategies, &fallback(), lease.task.id, &Actor::Agent(agent.into()), promise, now)
+                .await
+                .unwrap();
             work::complete(db, lease.task.id, agent, now).await.unwrap();
         }
         let pay = |reference: &str, account: &str, amount: &str, paid_at: &str| {

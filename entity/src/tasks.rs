@@ -48,6 +48,9 @@ pub struct Model {
     /// Why the task reached its state (`paid_in_full`, `promise`, `window_closed`, ...).
     #[sea_orm(column_type = "Text", nullable)]
     pub state_reason: Option<String>,
+    /// What an escalated task carries (JSON text: attempts so far, a promise captured, why).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub context: Option<String>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

@@ -9,6 +9,7 @@ mod m20261122_000001_init;
 mod m20261122_000002_serve;
 mod m20261122_000003_leases;
 mod m20261122_000004_endpoints;
+mod m20261122_000005_release;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_serve::Migration),
             Box::new(m20261122_000003_leases::Migration),
             Box::new(m20261122_000004_endpoints::Migration),
+            Box::new(m20261122_000005_release::Migration),
         ]
     }
 }

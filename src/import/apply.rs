@@ -1,13 +1,14 @@
 //! Writing checked batches, shared by the CSV importer and the HTTP API (`ops::ingest`):
 //! accounts with their borrowers (upsert), and payments (idempotent by reference; they lower
-//! the accounts' amounts and cancel the open tasks of an account paid in full).
+//! the accounts' amounts and cancel the open tasks of an account paid in full, enqueuing the
+//! `task.cancelled` messages owed for tasks already sent out).
 //!
 //! The caller holds the transaction, so a batch is written whole or not at all; nothing here
 //! reads the clock (`now` comes in) or knows about files or JSON.
 
 use super::records::{FieldError, Position};
 use crate::domain::{Account, Borrower, Money};
-use crate::store::{self, BalanceChange, NewPayment, StoreError, UpsertCounts};
+use crate::store::{self, BalanceChange, ChannelFilter, NewPayment, StoreError, UpsertCounts};
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use std::collections::{BTreeMap, HashMap};
@@ -56,7 +57,9 @@ pub struct PaymentsApplied {
 /// - new payments are inserted and lower their account's `amount_due` and `balance`, never
 ///   below zero;
 /// - an account whose `amount_due` reaches zero gets its open tasks (`planned`, `ready`,
-///   `leased`) cancelled with reason `paid_in_full` and one audit row by `actor`.
+///   `leased`, `dispatched`) cancelled with reason `paid_in_full` and one audit row by `actor`;
+///   a `task.cancelled` message is enqueued for every cancelled task a `task.ready` went out
+///   about (see `dispatch::enqueue_cancellations`).
 ///
 /// Returns the errors (and writes nothing) when any payment is bad.
 pub(crate) async fn apply_payments<P: Position>(
@@ -137,7 +140,14 @@ pub(crate) async fn apply_payments<P: Position>(
     store::apply_balance_changes(txn, &changes, now).await?;
 
     let full_ids: Vec<&str> = paid_in_full.iter().map(|(id, _)| *id).collect();
-    let cancelled = store::cancel_open_tasks(txn, &full_ids, PAID_IN_FULL, now).await?;
+    let closed =
+        store::close_tasks_of_accounts(txn, &full_ids, ChannelFilter::All, None, "cancelled", PAID_IN_FULL, now)
+            .await?;
+    crate::dispatch::enqueue_cancellations(txn, &closed, PAID_IN_FULL, now).await?;
+    let mut cancelled: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for task in &closed {
+        cancelled.entry(task.account_id.as_str()).or_default().push(task.id);
+    }
     let mut tasks_cancelled = 0;
     for (account_id, references) in &paid_in_full {
         let tasks = cancelled.get(*account_id).cloned().unwrap_or_default();

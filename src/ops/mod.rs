@@ -3,12 +3,14 @@
 //! own files. They read the clock only through their `now` argument (or `serve`'s `Clock`).
 
 pub mod ingest;
+pub mod release;
 pub mod serve;
 pub mod tokens;
 
 pub mod deliveries;
 mod explain;
 mod planning;
+mod recheck;
 
 pub use explain::{AccountExplanation, explain_account, explain_command, write_explanation};
 

@@ -8,19 +8,16 @@
 //! and never hold a transaction across anything but their own few statements. Decisions are
 //! made here; the statements are in `store`.
 
-use crate::domain::{
-    Account, AttemptRecord, Borrower, Channel, ContactKind, Flag, Money, Outcome, PromiseRecord, parse_timezone,
-};
-use crate::plan::PROMISE_GRACE_DAYS;
-use crate::policy::{Policy, call_room, cooldown_from, count_calls};
-use crate::store::{self, Claim, ReportedAttempt, StoreError, StoredAttempt};
-use crate::strategy::{Strategy, StrategySet};
+use super::recheck::{Context, Verdict, policy_of, recheck, rule_of};
+use crate::domain::{Account, Borrower, Channel, ContactKind, Flag, Money, Outcome, parse_timezone};
+use crate::policy::{Policy, allowed_intervals};
+use crate::store::{self, ChannelFilter, Claim, ReportedAttempt, StoreError};
+use crate::strategy::StrategySet;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use chrono_tz::Tz;
 use entity::tasks;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// How far in the future a reported attempt's `at` may be (clocks differ a little).
 pub const CLOCK_SKEW: Duration = Duration::minutes(5);
@@ -100,6 +97,9 @@ pub struct LeasedTask {
     pub not_after: DateTime<FixedOffset>,
     /// Calls the agent may still place on this account now (rule, task history and caps).
     pub calls_allowed: u32,
+    /// What an escalated task carries: why it was escalated, the attempts so far, a promise
+    /// captured (see `docs/operations.md`); `None` for planned tasks.
+    pub context: Option<serde_json::Value>,
 }
 
 /// The account an agent works, with the borrower's usable phones.
@@ -242,7 +242,29 @@ pub struct AttemptRecorded {
     pub tasks_cancelled: Vec<i64>,
     /// Whether a contact point was newly marked as a wrong number.
     pub wrong_number_marked: bool,
+    /// What the robot-to-human escalation did, when this attempt triggered one.
+    pub escalation: Option<Escalation>,
 }
+
+/// A robot-to-human escalation ([`record_attempt`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Escalation {
+    /// `callback` (the borrower asked for a person) or `failed_attempts` (the rule's
+    /// `after_failed_attempts` unanswered robot calls within [`ESCALATION_WINDOW_DAYS`]).
+    pub trigger: String,
+    /// The rule's queue.
+    pub queue: String,
+    /// The account's robot tasks closed as `escalated`.
+    pub robot_tasks_escalated: Vec<i64>,
+    /// The human task created (or already open in the queue today), if any.
+    pub human_task: Option<i64>,
+    /// Why no human task was created (`no_window`, a re-check reason code), if none was.
+    pub refused: Option<String>,
+}
+
+/// The local days (the attempt's day and the days before it) over which failed robot
+/// attempts count towards a rule's `escalate.after_failed_attempts`.
+pub const ESCALATION_WINDOW_DAYS: i64 = 7;
 
 /// What [`evaluate_promises`] resolved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -265,132 +287,6 @@ fn check_ttl(ttl: Duration) -> Result<(), WorkError> {
         return Err(invalid("ttl", "a lease must last longer than zero"));
     }
     Ok(())
-}
-
-/// Everything the lease-time re-check reads about a batch of candidates.
-#[derive(Default)]
-struct Context {
-    accounts: HashMap<String, Account>,
-    borrowers: HashMap<String, Borrower>,
-    attempts: HashMap<String, Vec<StoredAttempt>>,
-    promises: HashMap<String, PromiseRecord>,
-    conversations: HashMap<String, DateTime<Utc>>,
-}
-
-impl Context {
-    async fn load(db: &impl ConnectionTrait, tasks: &[tasks::Model], now: DateTime<Utc>) -> Result<Self, StoreError> {
-        let mut account_ids: Vec<&str> = tasks.iter().map(|task| task.account_id.as_str()).collect();
-        account_ids.sort_unstable();
-        account_ids.dedup();
-        let accounts = store::accounts_by_id(db, &account_ids).await?;
-        let mut borrower_ids: Vec<&str> = accounts.values().map(|account| account.borrower_id.as_str()).collect();
-        borrower_ids.sort_unstable();
-        borrower_ids.dedup();
-        let borrowers = store::borrowers_by_id(db, &borrower_ids).await?;
-        let attempts = store::attempts_of_borrowers(db, &borrower_ids, now - Duration::days(8)).await?;
-        let promises = store::open_promises_of(db, &account_ids).await?;
-        let conversations = store::last_conversations_of(db, &account_ids).await?;
-        Ok(Context { accounts, borrowers, attempts, promises, conversations })
-    }
-}
-
-/// What the lease-time re-check says about one candidate.
-#[derive(Debug, Clone, PartialEq)]
-enum Verdict {
-    /// Hand it out with this many calls.
-    Lease { calls_allowed: u32 },
-    /// Not now (outside the contact hours in one of the borrower's zones); it stays queued.
-    Wait,
-    /// It leaves the queue for the day: the new state, the reason code and a sentence.
-    Remove { state: &'static str, reason: String, detail: String },
-}
-
-fn remove(reason: impl Into<String>, detail: impl Into<String>) -> Verdict {
-    Verdict::Remove { state: "cancelled", reason: reason.into(), detail: detail.into() }
-}
-
-fn strategy_of<'a>(strategies: &'a StrategySet, name: &str) -> Option<&'a Strategy> {
-    strategies.strategies.iter().find(|strategy| &*strategy.name == name)
-}
-
-/// The lease-time re-check of one candidate against the latest state, with the planner's
-/// rules and reason codes (see `docs/operations.md`).
-fn recheck(
-    task: &tasks::Model,
-    context: &Context,
-    strategies: &StrategySet,
-    fallback: &Policy,
-    now: DateTime<Utc>,
-) -> Verdict {
-    let Some(account) = context.accounts.get(&task.account_id) else {
-        return remove("no_account", format!("account {} is not in the book", task.account_id));
-    };
-    let Some(borrower) = context.borrowers.get(&account.borrower_id) else {
-        return remove("no_contact_point", format!("borrower {} is not in the book", account.borrower_id));
-    };
-    if let Some(flag) = account.flags.iter().find(|flag| flag.stops_all_contact()) {
-        return remove(format!("flag:{flag}"), format!("the `{flag}` flag stops all contact"));
-    }
-    if account.flags.contains(Flag::DoNotCall) {
-        return remove("flag:do_not_call", "the account must not be called");
-    }
-    if account.amount_due <= Money::ZERO {
-        return remove("not_due", "nothing is due on this account any more");
-    }
-    let zone = borrower.primary_timezone();
-    let local_date = now.with_timezone(&zone).date_naive();
-    if let Some(promise) = context.promises.get(&account.id)
-        && promise.due_on + Duration::days(PROMISE_GRACE_DAYS) >= local_date
-    {
-        return remove("promise_open", format!("promise to pay {} by {} is open", promise.amount, promise.due_on));
-    }
-    if !borrower.contact_points.iter().any(|point| point.kind == ContactKind::Phone && !point.wrong_number) {
-        return remove("no_contact_point", "the borrower has no usable phone");
-    }
-    if !borrower.contact_points.iter().any(|point| point.usable_for(Channel::Human)) {
-        return remove("opt_out:human", "every phone opted out of human calls");
-    }
-    let strategy = strategy_of(strategies, &task.strategy);
-    let policy = strategy.map_or(fallback, |strategy| &strategy.policy);
-    if let Some(day) = cooldown_from(policy, context.conversations.get(&account.id).copied(), zone, local_date) {
-        return remove(
-            "cooldown:conversation",
-            format!("conversation on {day}: no call until day {} after it", policy.cooldown_days.unwrap_or(0) + 1),
-        );
-    }
-    let stored = context.attempts.get(&borrower.id).map(Vec::as_slice).unwrap_or(&[]);
-    let records: Vec<AttemptRecord> = stored.iter().map(|attempt| attempt.record.clone()).collect();
-    let counters = count_calls(&records, &account.id, zone, local_date, now);
-    let room = match call_room(policy, &counters, None) {
-        Ok(room) => room,
-        Err(reached) => {
-            return remove(
-                reached.reason(),
-                format!("{}'s {} cap of {} is reached", policy.name, reached.name, reached.cap),
-            );
-        }
-    };
-    let rule_calls = strategy
-        .and_then(|strategy| strategy.rules.iter().find(|rule| *rule.name == *task.rule))
-        .map_or(u32::try_from(task.calls_allowed).unwrap_or(0), |rule| rule.treatment.calls_per_day);
-    let made = stored
-        .iter()
-        .filter(|attempt| {
-            attempt.task_id == Some(task.id) && attempt.record.channel.is_call() && attempt.record.at <= now
-        })
-        .count();
-    let left = rule_calls.saturating_sub(u32::try_from(made).unwrap_or(u32::MAX));
-    if left == 0 {
-        return Verdict::Remove {
-            state: "done",
-            reason: "calls_used".into(),
-            detail: format!("the {rule_calls} call(s) of this task are made"),
-        };
-    }
-    if borrower.timezones.iter().any(|zone| !policy.hours.contains(now.with_timezone(zone).time())) {
-        return Verdict::Wait;
-    }
-    Verdict::Lease { calls_allowed: left.min(room) }
 }
 
 fn account_view(account: &Account, borrower: &Borrower) -> AccountView {
@@ -432,6 +328,7 @@ fn leased_task(task: &tasks::Model, zone: Tz, calls_allowed: u32) -> LeasedTask 
         not_before: task.not_before.with_timezone(&zone).fixed_offset(),
         not_after: task.not_after.with_timezone(&zone).fixed_offset(),
         calls_allowed,
+        context: task.context.as_deref().and_then(|text| serde_json::from_str(text).ok()),
     }
 }
 
@@ -477,7 +374,7 @@ pub async fn lease_next(
         let context = Context::load(&txn, &candidates, now).await?;
         for task in &candidates {
             match recheck(task, &context, strategies, fallback, now) {
-                Verdict::Lease { calls_allowed } => {
+                Verdict::Pass { calls_allowed, .. } => {
                     let expires_at = now + ttl;
                     match store::claim_task(&txn, task.id, agent_id, now, expires_at).await? {
                         Claim::Claimed => {}
@@ -512,7 +409,7 @@ pub async fn lease_next(
                         lease_expires_at: expires_at,
                     }));
                 }
-                Verdict::Wait => passed_over.push(task.id),
+                Verdict::Wait { .. } => passed_over.push(task.id),
                 Verdict::Remove { state, reason, detail } => {
                     if store::close_open_task(&txn, task.id, state, &reason, now).await? {
                         store::record_audit_at(
@@ -715,13 +612,22 @@ fn authorize(task: &tasks::Model, actor: &Actor, now: DateTime<Utc>) -> Result<(
 ///   (`flag:dispute`);
 /// - `wrong_number`: the phone is marked as a wrong number;
 /// - `callback`: `callback_at` is stored with the attempt;
-/// - a dialler's report closes its (robot, SMS, e-mail) task as `done` (`attempted`).
+/// - a dialler's report closes its (robot, SMS, e-mail) task as `done` (`attempted`), also
+///   when it was `dispatched`;
+/// - on a robot task, `callback`, or the rule's `escalate.after_failed_attempts` unanswered
+///   robot calls on the account within [`ESCALATION_WINDOW_DAYS`] local days, escalate the
+///   account to the rule's human queue (see [`Escalation`] and `docs/operations.md`).
+///
+/// Tasks cancelled here that were announced by a `task.ready` webhook (dispatched) get a
+/// `task.cancelled` message in the same transaction.
 ///
 /// An agent reports only on a human task whose unexpired lease it holds; the dialler only on
 /// non-human tasks. A report repeating a stored attempt (same account, channel and instant)
 /// changes nothing and comes back with `duplicate: true`.
 pub async fn record_attempt(
     db: &DatabaseConnection,
+    strategies: &StrategySet,
+    fallback: &Policy,
     task_id: i64,
     actor: &Actor,
     report: AttemptReport,
@@ -786,6 +692,7 @@ pub async fn record_attempt(
         flags_set: Vec::new(),
         tasks_cancelled: Vec::new(),
         wrong_number_marked: false,
+        escalation: None,
     };
     let Some(attempt_id) = store::insert_reported_attempt(&txn, &attempt).await? else {
         let existing = store::attempt_at(&txn, &account.id, channel, at).await?;
@@ -868,9 +775,20 @@ pub async fn record_attempt(
         }
         _ => None,
     };
-    if let Some((calls_only, reason)) = cancel {
-        recorded.tasks_cancelled =
-            store::cancel_open_tasks_of_account(&txn, &account.id, calls_only, Some(task_id), &reason, now).await?;
+    if let Some((calls_only, reason)) = &cancel {
+        let filter = if *calls_only { ChannelFilter::Calls } else { ChannelFilter::All };
+        let closed = store::close_tasks_of_accounts(
+            &txn,
+            &[account.id.as_str()],
+            filter,
+            Some(task_id),
+            "cancelled",
+            reason,
+            now,
+        )
+        .await?;
+        crate::dispatch::enqueue_cancellations(&txn, &closed, reason, now).await?;
+        recorded.tasks_cancelled = closed.iter().map(|task| task.id).collect();
         for id in &recorded.tasks_cancelled {
             store::record_audit_at(
                 &txn,
@@ -895,6 +813,10 @@ pub async fn record_attempt(
             serde_json::json!({"reason": "attempted", "attempt_id": attempt_id}),
         )
         .await?;
+    }
+    if channel == Channel::Robot && cancel.is_none() {
+        let trigger = Trigger { outcome, callback_at: report.callback_at, attempt_id, actor: &actor_code };
+        recorded.escalation = escalate(&txn, strategies, fallback, &task, account, borrower, &trigger, now).await?;
     }
     txn.commit().await?;
     Ok(recorded)
@@ -980,4 +902,206 @@ pub async fn evaluate_promises(
         }
     }
     Ok(report)
+}
+
+/// What set off an escalation check.
+struct Trigger<'a> {
+    outcome: Outcome,
+    callback_at: Option<DateTime<Utc>>,
+    attempt_id: i64,
+    actor: &'a str,
+}
+
+/// Escalates the account of robot task `task` to its rule's human queue when the attempt
+/// calls for it (see [`record_attempt`]): closes the account's other robot tasks as
+/// `escalated` (with `task.cancelled` for the dispatched ones) and, unless a human task of
+/// that queue is already open today, creates one `planned` task for the rest of today's
+/// allowed window (from `callback_at` when later), re-checked like a lease first. No window
+/// left, or a failed re-check, creates none and leaves an audit row saying why.
+#[allow(clippy::too_many_arguments)]
+async fn escalate(
+    txn: &DatabaseTransaction,
+    strategies: &StrategySet,
+    fallback: &Policy,
+    task: &tasks::Model,
+    account: &Account,
+    borrower: &Borrower,
+    trigger: &Trigger<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Escalation>, WorkError> {
+    let Some((after, queue)) = rule_of(strategies, task).and_then(|rule| rule.treatment.escalate.clone()) else {
+        return Ok(None);
+    };
+    let zone = borrower.primary_timezone();
+    let local_date = now.with_timezone(&zone).date_naive();
+    let first_day = local_date - Duration::days(ESCALATION_WINDOW_DAYS - 1);
+    let recent = store::attempts_of_borrowers(txn, &[borrower.id.as_str()], now - Duration::days(8)).await?;
+    let mine: Vec<&store::StoredAttempt> = recent
+        .get(&borrower.id)
+        .into_iter()
+        .flatten()
+        .filter(|attempt| {
+            let day = attempt.record.at.with_timezone(&zone).date_naive();
+            attempt.record.account_id == account.id && attempt.record.at <= now && day >= first_day && day <= local_date
+        })
+        .collect();
+    let failed = mine
+        .iter()
+        .filter(|attempt| attempt.record.channel == Channel::Robot && attempt.record.outcome.is_unanswered())
+        .count();
+    let kind = if trigger.outcome == Outcome::Callback {
+        "callback"
+    } else if trigger.outcome.is_unanswered() && failed >= after as usize {
+        "failed_attempts"
+    } else {
+        return Ok(None);
+    };
+    let reason = format!("escalated:{kind}");
+    let closed = store::close_tasks_of_accounts(
+        txn,
+        &[account.id.as_str()],
+        ChannelFilter::Only(Channel::Robot),
+        Some(task.id),
+        "escalated",
+        &reason,
+        now,
+    )
+    .await?;
+    crate::dispatch::enqueue_cancellations(txn, &closed, &reason, now).await?;
+    for closed_task in &closed {
+        store::record_audit_at(
+            txn,
+            now,
+            trigger.actor,
+            "task.escalated",
+            "task",
+            &closed_task.id.to_string(),
+            serde_json::json!({"reason": reason, "queue": &*queue, "attempt_id": trigger.attempt_id}),
+        )
+        .await?;
+    }
+    let mut escalation = Escalation {
+        trigger: kind.to_string(),
+        queue: queue.to_string(),
+        robot_tasks_escalated: closed.iter().map(|task| task.id).collect(),
+        human_task: None,
+        refused: None,
+    };
+    let open_states = ["planned", "ready", "leased"];
+    if let Some(existing) = store::tasks_for_account(txn, &account.id).await?.into_iter().find(|other| {
+        other.local_date == local_date
+            && other.channel == Channel::Human.code()
+            && other.queue.as_deref() == Some(&*queue)
+            && open_states.contains(&other.state.as_str())
+    }) {
+        escalation.human_task = Some(existing.id);
+        return Ok(Some(escalation));
+    }
+
+    let policy = policy_of(strategies, fallback, task);
+    let start = trigger.callback_at.filter(|at| *at > now).unwrap_or(now);
+    let refuse = |escalation: &mut Escalation, code: String, detail: String| {
+        escalation.refused = Some(code.clone());
+        serde_json::json!({"reason": code, "detail": detail, "queue": &*queue, "from_task": task.id})
+    };
+    let Some(window) = allowed_intervals(&borrower.timezones, local_date, &[policy.hours], start).into_iter().next()
+    else {
+        let detail = refuse(
+            &mut escalation,
+            "no_window".into(),
+            format!("no time left on {local_date} inside {}'s contact hours", policy.name),
+        );
+        store::record_audit_at(txn, now, trigger.actor, "account.escalation_refused", "account", &account.id, detail)
+            .await?;
+        return Ok(Some(escalation));
+    };
+    let promises = store::open_promises_of(txn, &[account.id.as_str()]).await?;
+    let context = serde_json::json!({
+        "escalated_from": task.id,
+        "trigger": kind,
+        "callback_at": trigger.callback_at,
+        "after_failed_attempts": after,
+        "failed_attempts": failed,
+        "window_days": ESCALATION_WINDOW_DAYS,
+        "attempts": mine.iter().map(|attempt| serde_json::json!({
+            "at": attempt.record.at,
+            "channel": attempt.record.channel.code(),
+            "address": attempt.record.address,
+            "outcome": attempt.record.outcome.code(),
+        })).collect::<Vec<_>>(),
+        "promise": promises.get(&account.id).map(|promise| serde_json::json!({
+            "amount": promise.amount,
+            "due_on": promise.due_on,
+            "made_at": promise.made_at,
+        })),
+    });
+    let wanted = rule_of(strategies, task).map_or(1, |rule| rule.treatment.attempts_per_day.max(1));
+    let mut candidate = task.clone();
+    candidate.id = 0;
+    candidate.channel = Channel::Human.code().to_string();
+    candidate.queue = Some(queue.to_string());
+    candidate.template = None;
+    candidate.calls_allowed = i32::try_from(wanted).unwrap_or(i32::MAX);
+    candidate.not_before = window.start;
+    candidate.not_after = window.end;
+    candidate.local_date = local_date;
+    candidate.state = "planned".into();
+    candidate.context = Some(context.to_string());
+    let checked = Context::load(txn, std::slice::from_ref(&candidate), now).await?;
+    let calls_allowed = match recheck(&candidate, &checked, strategies, fallback, now) {
+        Verdict::Pass { calls_allowed, .. } => calls_allowed,
+        Verdict::Wait { .. } => wanted,
+        Verdict::Remove { reason, detail, .. } => {
+            let detail = refuse(&mut escalation, reason, detail);
+            store::record_audit_at(
+                txn,
+                now,
+                trigger.actor,
+                "account.escalation_refused",
+                "account",
+                &account.id,
+                detail,
+            )
+            .await?;
+            return Ok(Some(escalation));
+        }
+    };
+    let new_task = store::NewTask {
+        plan_run_id: task.plan_run_id,
+        account_id: account.id.clone(),
+        borrower_id: account.borrower_id.clone(),
+        local_date,
+        dpd: account.dpd_on(local_date),
+        stage: task.stage.clone(),
+        strategy: task.strategy.clone(),
+        rule: task.rule.clone(),
+        arm: task.arm.clone(),
+        channel: Channel::Human.code().to_string(),
+        queue: Some(queue.to_string()),
+        calls_allowed: i32::try_from(calls_allowed).unwrap_or(i32::MAX),
+        not_before: window.start,
+        not_after: window.end,
+        priority: task.priority,
+        state: "planned".into(),
+        context: candidate.context.clone(),
+    };
+    let id = store::insert_task(txn, &new_task, now).await?;
+    escalation.human_task = Some(id);
+    store::record_audit_at(
+        txn,
+        now,
+        trigger.actor,
+        "task.escalation_created",
+        "task",
+        &id.to_string(),
+        serde_json::json!({
+            "from_task": task.id,
+            "trigger": kind,
+            "queue": &*queue,
+            "calls_allowed": calls_allowed,
+            "attempt_id": trigger.attempt_id,
+        }),
+    )
+    .await?;
+    Ok(Some(escalation))
 }

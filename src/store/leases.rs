@@ -1,5 +1,5 @@
 //! Task states for leasing: the candidate query, the claim, lease heartbeats and ends, the
-//! reaper's statements and closing open tasks. Each is one small statement taking the
+//! reaper's statements and closing one open task. Each is one small statement taking the
 //! connection or the caller's transaction; the use cases (`ops::work`) decide, this module only
 //! reads and writes rows, and never holds a transaction of its own across anything.
 //!
@@ -212,8 +212,8 @@ pub async fn return_expired_lease(db: &impl ConnectionTrait, id: i64, now: DateT
     Ok(db.execute_raw(sql.statement()).await?.rows_affected() == 1)
 }
 
-/// Closes an open task (`planned` or `ready`): moves it to `state` (`cancelled`, `expired`,
-/// `done`) with `reason`; returns whether it did.
+/// Closes an open or dispatched task (`planned`, `ready` or `dispatched`): moves it to `state`
+/// (`cancelled`, `expired`, `done`) with `reason`; returns whether it did.
 pub async fn close_open_task(
     db: &impl ConnectionTrait,
     id: i64,
@@ -230,42 +230,6 @@ pub async fn close_open_task(
     sql.bind(now);
     sql.push(" WHERE id = ");
     sql.bind(id);
-    sql.push(" AND state IN ");
-    sql.push(OPEN_STATES);
+    sql.push(" AND state IN ('planned', 'ready', 'dispatched')");
     Ok(db.execute_raw(sql.statement()).await?.rows_affected() == 1)
-}
-
-/// Cancels the open tasks (`planned`, `ready`) of an account with `reason`, only call tasks
-/// (robot, human) when `calls_only`, leaving out task `except`; returns the ids cancelled.
-pub async fn cancel_open_tasks_of_account(
-    db: &impl ConnectionTrait,
-    account_id: &str,
-    calls_only: bool,
-    except: Option<i64>,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<i64>, StoreError> {
-    let mut sql = Sql::new(db.get_database_backend());
-    sql.push("UPDATE tasks SET state = 'cancelled', state_reason = ");
-    sql.bind(reason);
-    sql.push(", state_changed_at = ");
-    sql.bind(now);
-    sql.push(" WHERE account_id = ");
-    sql.bind(account_id);
-    sql.push(" AND state IN ");
-    sql.push(OPEN_STATES);
-    if calls_only {
-        sql.push(" AND channel IN ('robot', 'human')");
-    }
-    if let Some(id) = except {
-        sql.push(" AND id <> ");
-        sql.bind(id);
-    }
-    sql.push(" RETURNING id");
-    let mut ids = Vec::new();
-    for row in db.query_all_raw(sql.statement()).await? {
-        ids.push(get::<i64>(&row, 0, "tasks", account_id)?);
-    }
-    ids.sort_unstable();
-    Ok(ids)
 }

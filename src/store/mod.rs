@@ -16,6 +16,7 @@ mod locks;
 mod lookup;
 mod outcomes;
 mod plans;
+mod release;
 mod sql;
 mod task_state;
 mod tokens;
@@ -34,8 +35,8 @@ pub use ingest::{
     upsert_accounts, upsert_borrowers,
 };
 pub use leases::{
-    Claim, OPEN_STATES, cancel_open_tasks_of_account, claim_task, close_open_task, end_lease, expired_leases,
-    extend_lease, lease_candidates, lock_task, return_expired_lease, task_by_id,
+    Claim, OPEN_STATES, claim_task, close_open_task, end_lease, expired_leases, extend_lease, lease_candidates,
+    lock_task, return_expired_lease, task_by_id,
 };
 pub use locks::{plan_finished_since, try_lock, unlock};
 pub use lookup::{
@@ -49,7 +50,11 @@ pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
     tasks_for_account,
 };
-pub use task_state::{OPEN_TASK_STATES, TaskCount, cancel_open_tasks, task_counts};
+pub use release::{
+    CANCELLABLE_STATES, ChannelFilter, ClosedTask, NewTask, close_tasks_of_accounts, delivery_endpoints,
+    expire_closed_windows, insert_task, move_task, release_candidates,
+};
+pub use task_state::{TaskCount, task_counts};
 pub use tokens::{StoredToken, find_token, insert_token};
 
 use migration::{Migrator, MigratorTrait};

@@ -11,7 +11,9 @@ pub use compiled::{
     Conditions, Experiment, Facts, Priority, Range, Rule, Stage, Strategy, StrategySet, Treatment, UNKNOWN,
 };
 pub use file::StrategyFile;
-pub use templates::{AccountView, BorrowerView, LenderView, MessageContext, TaskView, TemplateChecker};
+pub use templates::{
+    AccountView, BorrowerView, LenderView, MessageContext, MessageTemplates, TaskView, TemplateChecker, TemplateError,
+};
 
 use crate::policy::PolicySettings;
 use compile::{Context, Problems};

@@ -1,5 +1,7 @@
-//! Message templates (`templates/<name>.hbs`): the variables the engine provides, and the check
-//! that a template a rule names exists, compiles and uses only those variables.
+//! Message templates (`templates/<name>.hbs`): the variables the engine provides, the check
+//! that a template a rule names exists, compiles and uses only those variables, and the
+//! registry the release loop renders messages with (strict, no HTML escaping). Reading the
+//! template files is the only I/O here; nothing is sent or stored.
 
 use handlebars::Handlebars;
 use serde::Serialize;
@@ -149,6 +151,61 @@ impl TemplateChecker {
             .render(name, &MessageContext::sample())
             .map_err(|error| format!("template `{name}` ({}): {}", path.display(), describe(&error)))?;
         Ok(())
+    }
+}
+
+/// The message templates the loaded rules name, compiled once for rendering: strict mode (a
+/// missing variable is an error, as `strategy check` enforces) and no HTML escaping (the text
+/// goes into SMS, e-mail and robot scripts, and into JSON bodies that escape it themselves).
+#[derive(Debug)]
+pub struct MessageTemplates {
+    registry: Handlebars<'static>,
+}
+
+/// A template that cannot be loaded or rendered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("template `{name}`: {message}")]
+pub struct TemplateError {
+    /// The template's name (`sms/reminder`).
+    pub name: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl MessageTemplates {
+    /// Compiles every template a rule of `strategies` names, from `dir`.
+    pub fn load(dir: &Path, strategies: &super::StrategySet) -> Result<MessageTemplates, TemplateError> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(handlebars::no_escape);
+        let mut names: Vec<&str> = strategies
+            .strategies
+            .iter()
+            .flat_map(|strategy| strategy.rules.iter())
+            .filter_map(|rule| rule.treatment.template.as_deref())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let error = |message: String| TemplateError { name: name.to_string(), message };
+            let path = dir.join(format!("{name}.hbs"));
+            let source =
+                std::fs::read_to_string(&path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+            registry
+                .register_template_string(name, source)
+                .map_err(|e| error(format!("does not compile{}", describe_syntax(&e))))?;
+        }
+        Ok(MessageTemplates { registry })
+    }
+
+    /// Renders template `name` with `context`.
+    pub fn render(&self, name: &str, context: &MessageContext) -> Result<String, TemplateError> {
+        if !self.registry.has_template(name) {
+            return Err(TemplateError { name: name.to_string(), message: "is not loaded".into() });
+        }
+        self.registry
+            .render(name, context)
+            .map_err(|error| TemplateError { name: name.to_string(), message: describe(&error) })
     }
 }
 
