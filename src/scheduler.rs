@@ -8,6 +8,9 @@
 //!   takes over on its next tick.
 //! - **reap** (expired leases back to their queues) and **promises** (kept or broken): on every
 //!   occurrence of their expressions, on every instance (both are idempotent).
+//! - **release**: every step, when configured with [`Scheduler::with_release`]: tasks whose window
+//!   opened are checked again and sent to the outbox (robot, SMS, e-mail) or made leasable
+//!   (human); tasks whose window closed expire.
 //! - **dispatch**: every step, when endpoints are configured (the outbox is claimed with `SKIP
 //!   LOCKED`, so instances share it).
 //!
@@ -18,8 +21,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::dispatch::{DeliveryReport, Dispatcher};
 use crate::http::metrics::Metrics;
+use crate::ops::release::{self, ReleaseReport};
 use crate::ops::work::{self, PromiseReport};
+use crate::policy::Policy;
 use crate::store;
+use crate::strategy::MessageTemplates;
 use crate::strategy::StrategySet;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -90,8 +96,33 @@ pub struct StepReport {
     pub leases_reaped: u64,
     /// Promises resolved.
     pub promises: PromiseReport,
+    /// Tasks released, expired or held back.
+    pub released: ReleaseReport,
     /// Webhooks tried.
     pub deliveries: DeliveryReport,
+}
+
+/// What the release step needs: the configuration (endpoints, public URL, default policy) and
+/// the message templates, loaded again whenever the strategy set changes.
+struct Release {
+    config: Config,
+    fallback: Policy,
+    templates_dir: std::path::PathBuf,
+    loaded: std::sync::Mutex<Option<(Arc<StrategySet>, Arc<MessageTemplates>)>>,
+}
+
+impl Release {
+    fn templates_for(&self, strategies: &Arc<StrategySet>) -> anyhow::Result<Arc<MessageTemplates>> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((set, templates)) = loaded.as_ref()
+            && Arc::ptr_eq(set, strategies)
+        {
+            return Ok(Arc::clone(templates));
+        }
+        let templates = Arc::new(MessageTemplates::load(&self.templates_dir, strategies)?);
+        *loaded = Some((Arc::clone(strategies), Arc::clone(&templates)));
+        Ok(templates)
+    }
 }
 
 /// The scheduler of one instance.
@@ -102,6 +133,7 @@ pub struct Scheduler {
     clock: Clock,
     holder: String,
     dispatcher: Option<Dispatcher>,
+    release: Option<Release>,
     metrics: Option<Arc<Metrics>>,
     last_step: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
@@ -122,6 +154,7 @@ impl Scheduler {
             clock,
             holder: holder.into(),
             dispatcher: None,
+            release: None,
             metrics: None,
             last_step: std::sync::Mutex::new(None),
         }
@@ -131,6 +164,20 @@ impl Scheduler {
     pub fn with_dispatcher(mut self, dispatcher: Dispatcher) -> Scheduler {
         self.dispatcher = Some(dispatcher);
         self
+    }
+
+    /// Releases due tasks on every step, with the endpoints and defaults of `config` and the
+    /// message templates of `templates_dir`.
+    pub fn with_release(mut self, config: &Config, templates_dir: &std::path::Path) -> anyhow::Result<Scheduler> {
+        let fallback =
+            Policy::builtin(&config.policy, &config.policies).map_err(|error| anyhow::anyhow!(error.message))?;
+        self.release = Some(Release {
+            config: config.clone(),
+            fallback,
+            templates_dir: templates_dir.to_path_buf(),
+            loaded: std::sync::Mutex::new(None),
+        });
+        Ok(self)
     }
 
     /// Counts plan runs and webhook tries in `metrics`.
@@ -160,6 +207,26 @@ impl Scheduler {
         }
         if due(&self.schedules.promises) {
             report.promises = work::evaluate_promises(&self.db, now, crate::plan::PROMISE_GRACE_DAYS as u32).await?;
+        }
+        if let Some(release) = &self.release {
+            let strategies = (self.strategies)();
+            let templates = release.templates_for(&strategies)?;
+            report.released =
+                release::release_due(&self.db, &strategies, &release.fallback, &templates, &release.config, now)
+                    .await?;
+            if let Some(metrics) = &self.metrics {
+                let released = report.released;
+                for (result, count) in [
+                    ("dispatched", released.dispatched),
+                    ("ready", released.ready),
+                    ("cancelled", released.cancelled),
+                    ("expired", released.expired),
+                ] {
+                    if count > 0 {
+                        metrics.released.with_label_values(&[result]).inc_by(count);
+                    }
+                }
+            }
         }
         if let Some(dispatcher) = &self.dispatcher {
             report.deliveries = dispatcher.deliver_due(&self.db, now).await?;

@@ -187,5 +187,7 @@ async fn attempts(
         Role::Dialler => Actor::Dialler,
         _ => Actor::Agent(principal.agent_id.clone().unwrap_or_else(|| format!("admin-{}", principal.token_id))),
     };
-    Ok(Json(work::record_attempt(&state.db, id, &actor, report, state.clock.now()).await?))
+    let strategies = state.strategies.current();
+    let fallback = fallback_policy(&state)?;
+    Ok(Json(work::record_attempt(&state.db, &strategies, &fallback, id, &actor, report, state.clock.now()).await?))
 }

@@ -217,8 +217,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the background jobs of `serve`: the scheduler (plan, lease reaper, promise watcher)
-/// and the webhook dispatcher, stepping once a second. Each step reads the clock from
+/// Starts the background jobs of `serve`: the scheduler (plan, release, lease reaper, promise
+/// watcher) and the webhook dispatcher, stepping once a second. Each step reads the clock from
 /// `state.clock` and the strategies from `state.strategies`. The returned handles are aborted at
 /// shutdown. A bad schedule or endpoint in the configuration is an error naming its key.
 pub fn spawn_background_jobs(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
@@ -229,7 +229,8 @@ pub fn spawn_background_jobs(state: &AppState) -> anyhow::Result<Vec<tokio::task
     let holder = format!("{}-{}", std::process::id(), rand::random::<u32>());
     let mut scheduler =
         crate::scheduler::Scheduler::new(state.db.clone(), schedules, source, state.clock.clone(), holder)
-            .with_metrics(Arc::clone(&state.metrics));
+            .with_metrics(Arc::clone(&state.metrics))
+            .with_release(config, &state.settings.templates_dir)?;
     if !config.endpoints.is_empty() {
         let dispatcher = crate::dispatch::Dispatcher::from_config(config)?;
         scheduler = scheduler.with_dispatcher(dispatcher);

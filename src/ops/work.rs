@@ -99,6 +99,7 @@ pub struct LeasedTask {
     pub calls_allowed: u32,
     /// What an escalated task carries: why it was escalated, the attempts so far, a promise
     /// captured (see `docs/operations.md`); `None` for planned tasks.
+    #[schema(value_type = Option<Object>)]
     pub context: Option<serde_json::Value>,
 }
 
@@ -247,7 +248,7 @@ pub struct AttemptRecorded {
 }
 
 /// A robot-to-human escalation ([`record_attempt`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Escalation {
     /// `callback` (the borrower asked for a person) or `failed_attempts` (the rule's
     /// `after_failed_attempts` unanswered robot calls within [`ESCALATION_WINDOW_DAYS`]).
