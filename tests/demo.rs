@@ -1,6 +1,7 @@
 //! `arrears demo` end to end on a fresh SQLite file: the synthetic book is imported and planned,
-//! and a simulated day runs through the real HTTP API (agents lease and report; promises are
-//! paid) without a single refused request.
+//! and a simulated day runs through the real engine and HTTP API — tasks released and delivered
+//! as signed webhooks to the simulated call center, which verifies them and reports outcomes;
+//! agents lease and report; promises are paid — without a single refused request or signature.
 
 mod common;
 
@@ -27,6 +28,11 @@ async fn a_simulated_day_runs_through_the_real_api() {
         line.split("agents leased ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap().parse().unwrap();
     assert!(leased > 20, "{line}");
     assert!(line.contains("(0 refused requests)"), "{line}");
+    let release = text.lines().find(|line| line.starts_with("release:")).unwrap_or_else(|| panic!("{text}"));
+    assert!(release.contains("refused 0 signature(s)") && release.ends_with(", 0 refused"), "{release}");
+    let sent: u64 = release.split("release: ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap().parse().unwrap();
+    assert!(sent > 20, "robot, SMS and e-mail tasks reached the simulated call center: {release}");
+    assert!(release.contains(&format!("{sent} webhook(s) delivered")), "{release}");
     let db = arrears::store::connect(&settings.database_url).await.unwrap();
     let attempts = entity::prelude::Attempts::find().count(&db).await.unwrap();
     assert!(attempts > leased, "the book's own attempts plus the agents' ({attempts} <= {leased})");

@@ -38,6 +38,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// POSTs a JSON body and returns only the status.
+    pub async fn post_status(&self, path: &str, token: &str, body: &Value) -> Result<u16, reqwest::Error> {
+        Ok(self.post(path, token, Some(body)).await?.0)
+    }
+
     async fn post(&self, path: &str, token: &str, body: Option<&Value>) -> Result<(u16, Value), reqwest::Error> {
         let mut request = self.client.post(format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {

@@ -6,8 +6,11 @@
 //! system paying most promises.
 
 mod agents;
+mod callcenter;
 
 use crate::clock::Clock;
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
 use crate::http::AppState;
 use crate::import::ImportKind;
 use crate::ops::tokens::{Role, create_token};
@@ -19,6 +22,7 @@ use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::DatabaseConnection;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::io::Write;
 use std::path::Path;
@@ -273,6 +277,12 @@ async fn simulate(
     let started = Instant::now();
     let clock = Clock::manual(start);
     let queues = human_queues(&strategies);
+    // The simulated robot dialler and SMS/e-mail gateway, and endpoints pointing at them.
+    let center = callcenter::CallCenter::start().await?;
+    let mut settings = settings.clone();
+    let endpoints: Config = toml::from_str(&center.endpoints_toml()).context("demo endpoints")?;
+    settings.config.endpoints.extend(endpoints.endpoints);
+    let settings = &settings;
     let state = AppState::with_strategies(db.clone(), settings.clone(), strategies, clock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot listen on 127.0.0.1")?;
     let api = agents::Api {
@@ -287,16 +297,20 @@ async fn simulate(
         agents.push(agents::Agent { token });
     }
     let ingest = create_token(db, Role::Ingest, None, Some("demo servicing system"), start).await?;
+    let dialler = create_token(db, Role::Dialler, None, Some("demo dialler"), start).await?;
     let schedules = Schedules::from_config(&settings.config).map_err(|message| anyhow::anyhow!(message))?;
     let live = Arc::clone(&state.strategies);
     let source: StrategySource = Arc::new(move || live.current());
-    let scheduler = Scheduler::new(db.clone(), schedules, source, clock.clone(), "demo");
+    let scheduler = Scheduler::new(db.clone(), schedules, source, clock.clone(), "demo")
+        .with_release(&settings.config, &settings.templates_dir)?
+        .with_dispatcher(Dispatcher::from_config(&settings.config)?);
 
     writeln!(
         out,
-        "\nsimulating {days} day(s): {AGENTS} agents on queues [{}] over HTTP at {}, the scheduler every {STEP_MINUTES} minutes",
+        "\nsimulating {days} day(s) with the API at {} and a call center at {}: the scheduler (plan, release, dispatch, reaper, promises) every {STEP_MINUTES} minutes; a robot dialler and an SMS gateway receiving signed webhooks and reporting outcomes; {AGENTS} agents on queues [{}]",
+        api.base,
+        center.url,
         queues.join(", "),
-        api.base
     )?;
     let steps = u64::from(days) * 24 * 60 / STEP_MINUTES as u64;
     let progress = if std::io::stderr().is_terminal() {
@@ -307,6 +321,8 @@ async fn simulate(
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
     let mut tally = agents::AgentTally::default();
     let (mut plans, mut payments, mut kept, mut broken, mut reaped) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut dispatched, mut made_ready, mut recheck_cancelled, mut expired, mut delivered) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     for step in 0..steps {
         let now = start + Duration::minutes(STEP_MINUTES * i64::try_from(step).unwrap_or(0));
         clock.set(now);
@@ -315,6 +331,12 @@ async fn simulate(
         kept += report.promises.kept;
         broken += report.promises.broken;
         reaped += report.leases_reaped;
+        dispatched += report.released.dispatched;
+        made_ready += report.released.ready;
+        recheck_cancelled += report.released.cancelled;
+        expired += report.released.expired;
+        delivered += report.deliveries.delivered;
+        center.report_outcomes(&api, &dialler, now, &mut rng).await?;
         agents::work_step(&api, &agents, &queues, TASKS_PER_AGENT_PER_STEP, now, &mut rng, &mut tally).await?;
         if step % (24 * 60 / STEP_MINUTES as u64) == 0 {
             let due = promises_due(db, now).await?;
@@ -324,6 +346,7 @@ async fn simulate(
     }
     progress.finish_and_clear();
     server.abort();
+    let calls = center.tally();
     writeln!(
         out,
         "{days} simulated day(s) in {:.1?}: {plans} scheduled plan run(s); agents leased {} tasks and reported {} attempts ({} refused requests); {payments} promise payment(s); promises kept {kept}, broken {broken}; {reaped} expired lease(s) reaped",
@@ -332,9 +355,22 @@ async fn simulate(
         tally.outcomes.values().sum::<u64>(),
         tally.refused,
     )?;
-    writeln!(out, "\n{:<16} {:>9}", "agent outcome", "attempts")?;
+    writeln!(
+        out,
+        "release: {dispatched} robot/SMS/e-mail task(s) sent to the outbox, {made_ready} human task(s) made ready, {recheck_cancelled} taken out by the re-check, {expired} expired; {delivered} webhook(s) delivered; the call center verified {} and refused {} signature(s), reported {} outcome(s), {} on tasks cancelled meanwhile, {} refused",
+        calls.received.values().sum::<u64>(),
+        calls.rejected,
+        calls.outcomes.values().sum::<u64>(),
+        calls.late,
+        calls.refused,
+    )?;
+    let mut outcomes: BTreeMap<(String, String), u64> = calls.outcomes.clone();
     for (outcome, count) in &tally.outcomes {
-        writeln!(out, "{outcome:<16} {count:>9}")?;
+        *outcomes.entry(("human".to_string(), outcome.clone())).or_default() += count;
+    }
+    writeln!(out, "\n{:<8} {:<16} {:>9}", "channel", "outcome", "attempts")?;
+    for ((channel, outcome), count) in &outcomes {
+        writeln!(out, "{channel:<8} {outcome:<16} {count:>9}")?;
     }
     Ok(())
 }
