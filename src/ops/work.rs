@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 
 /// Candidates read (and, on PostgreSQL, locked) per claiming transaction.
-const LEASE_BATCH: u64 = 8;
+const LEASE_BATCH: u64 = 2;
 
 /// Open promises evaluated per transaction.
 const PROMISE_PAGE: u64 = 1000;

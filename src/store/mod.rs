@@ -88,6 +88,7 @@ pub enum StoreError {
 
 /// Connects to `url` (`sqlite://…` or `postgres://…`).
 ///
+/// PostgreSQL pools hold up to `ARREARS_DB_POOL` connections (default 32).
 /// SQLite connections use WAL, `busy_timeout` 5000 ms, `synchronous=NORMAL` and a 64 MiB page
 /// cache; the file is created when the URL says `mode=rwc` or names no mode. An in-memory SQLite
 /// database gets a single connection (each connection would otherwise see its own database).
@@ -95,6 +96,9 @@ pub enum StoreError {
 pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging_level(log::LevelFilter::Debug);
+    if url.starts_with("postgres") {
+        options.max_connections(postgres_pool_size());
+    }
     if url.starts_with("sqlite:") {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let names_mode = url.contains("mode=");
@@ -109,6 +113,13 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
         });
     }
     Ok(Database::connect(options).await?)
+}
+
+/// Connections per PostgreSQL pool: `ARREARS_DB_POOL`, default 32 (sqlx's own default, 10,
+/// starves a `serve` with many agents). Keep the sum over instances below the server's
+/// `max_connections`.
+fn postgres_pool_size() -> u32 {
+    std::env::var("ARREARS_DB_POOL").ok().and_then(|value| value.parse().ok()).filter(|size| *size > 0).unwrap_or(32)
 }
 
 /// Applies every pending migration.
