@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod payments;
+pub mod reports;
 pub mod strategies;
 pub mod work;
 
@@ -83,6 +84,7 @@ impl AppState {
         (name = "accounts", description = "Reading accounts"),
         (name = "strategies", description = "The running strategies and their reload"),
         (name = "work", description = "Agents' work queues and contact outcomes"),
+        (name = "reports", description = "KPIs for managers"),
         (name = "operations", description = "Health"),
     )
 )]
@@ -108,6 +110,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(accounts::routes())
         .merge(payments::routes())
         .merge(work::routes())
+        .merge(reports::routes())
 }
 
 /// The OpenAPI document of the API (what `GET /openapi.json` serves).

@@ -16,6 +16,7 @@ mod locks;
 mod lookup;
 mod outcomes;
 mod plans;
+mod report;
 mod sql;
 mod task_state;
 mod tokens;
@@ -49,6 +50,7 @@ pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
     tasks_for_account,
 };
+pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};
 pub use task_state::{OPEN_TASK_STATES, TaskCount, cancel_open_tasks, task_counts};
 pub use tokens::{StoredToken, find_token, insert_token};
 
