@@ -75,6 +75,23 @@ pub enum Command {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// KPIs of a period by stage, strategy, rule or experiment arm, and the stage roll rates.
+    Report {
+        /// Start: an RFC 3339 instant, or a YYYY-MM-DD date in the portfolio time zone (its
+        /// start). Default: 7 days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (excluded): an RFC 3339 instant, or a YYYY-MM-DD date in the portfolio time zone
+        /// (included: the period ends at the end of that day). Default: now.
+        #[arg(long)]
+        to: Option<String>,
+        /// Group the KPIs by stage, strategy, rule or arm.
+        #[arg(long, value_enum, default_value = "stage")]
+        by: crate::report::GroupBy,
+        /// text (tables for people) or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ops::report::ReportFormat,
+    },
     /// Serve the HTTP API (migrates first; SIGHUP reloads the strategies; SIGTERM/Ctrl-C stop).
     Serve,
     /// Manage API tokens.
@@ -222,6 +239,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(out, "endpoint `{name}` enabled; {requeued} delivery(ies) requeued")?;
             }
         },
+        Command::Report { from, to, by, format } => {
+            ops::report::report_command(
+                &settings,
+                from.as_deref(),
+                to.as_deref(),
+                by,
+                format,
+                chrono::Utc::now(),
+                &mut out,
+            )
+            .await?;
+        }
         Command::Serve => ops::serve::serve(settings).await?,
         Command::Token { command: TokenCommand::Create { role, agent, label } } => {
             let token = ops::tokens::create_command(&settings, role, agent.as_deref(), label.as_deref()).await?;

@@ -14,6 +14,7 @@ pub mod import;
 pub mod ops;
 pub mod plan;
 pub mod policy;
+pub mod report;
 pub mod scheduler;
 pub mod store;
 pub mod strategy;

@@ -322,7 +322,7 @@ async fn explain_account(
 }
 
 /// `key=value` pairs of a query string, percent-decoded.
-fn url_pairs(query: &str) -> Vec<(String, String)> {
+pub(super) fn url_pairs(query: &str) -> Vec<(String, String)> {
     reqwest::Url::parse(&format!("http://x/?{query}"))
         .map(|url| url.query_pairs().map(|(key, value)| (key.into_owned(), value.into_owned())).collect())
         .unwrap_or_default()

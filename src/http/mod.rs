@@ -14,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod payments;
+pub mod reports;
 pub mod strategies;
 pub mod work;
 
@@ -85,6 +86,7 @@ impl AppState {
         (name = "strategies", description = "The running strategies and their reload"),
         (name = "deliveries", description = "The webhook outbox and its dead letters"),
         (name = "work", description = "Agents' work queues and contact outcomes"),
+        (name = "reports", description = "KPIs for managers"),
         (name = "operations", description = "Health"),
     )
 )]
@@ -111,6 +113,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(payments::routes())
         .merge(work::routes())
         .merge(deliveries::routes())
+        .merge(reports::routes())
 }
 
 /// The OpenAPI document of the API (what `GET /openapi.json` serves).

@@ -4,6 +4,7 @@
 
 pub mod ingest;
 pub mod release;
+pub mod report;
 pub mod serve;
 pub mod tokens;
 

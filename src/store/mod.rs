@@ -17,6 +17,7 @@ mod lookup;
 mod outcomes;
 mod plans;
 mod release;
+mod report;
 mod sql;
 mod task_state;
 mod tokens;
@@ -54,6 +55,7 @@ pub use release::{
     CANCELLABLE_STATES, ChannelFilter, ClosedTask, NewTask, close_tasks_of_accounts, delivery_endpoints,
     expire_closed_windows, insert_task, move_task, release_candidates,
 };
+pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};
 pub use task_state::{TaskCount, task_counts};
 pub use tokens::{StoredToken, find_token, insert_token};
 

@@ -1,0 +1,68 @@
+//! `GET /v1/reports/kpis`: the KPI report of a period (admin and ingest tokens). Thin: parses
+//! the query, reads the clock for the default period, calls `ops::report::kpis`.
+
+use super::AppState;
+use super::auth::{Principal, Role};
+use super::error::{ApiError, ErrorBody};
+use crate::report::{GroupBy, KpiReport, Period, ReportError};
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// The routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_kpis))
+}
+
+fn bad_query(error: &ReportError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", error.to_string()).with_details(vec![error.to_string()])
+}
+
+/// KPIs of the period `[from, to)` by stage, strategy, rule or experiment arm, with a total
+/// row and the stage roll rates. `from`/`to` are RFC 3339 instants or `YYYY-MM-DD` dates in the
+/// portfolio time zone (`to` as a date includes that day); by default the 7 days before now.
+/// Every KPI is defined in docs/operations.md ("Reports").
+#[utoipa::path(
+    get,
+    path = "/v1/reports/kpis",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("from" = Option<String>, Query, description = "Start (RFC 3339, or YYYY-MM-DD in the portfolio zone); default 7 days before `to`"),
+        ("to" = Option<String>, Query, description = "End, excluded (RFC 3339, or YYYY-MM-DD included); default now"),
+        ("by" = Option<GroupBy>, Query, description = "stage (default), strategy, rule or arm"),
+    ),
+    responses(
+        (status = 200, description = "The report", body = KpiReport),
+        (status = 400, description = "A query parameter is invalid or unknown; the message names it", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Not an admin or ingest token", body = ErrorBody),
+    )
+)]
+async fn get_kpis(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<KpiReport>, ApiError> {
+    principal.require(&[Role::Ingest])?;
+    let (mut from, mut to, mut by) = (None, None, GroupBy::default());
+    for (key, value) in super::accounts::url_pairs(query.as_deref().unwrap_or("")) {
+        match key.as_str() {
+            "from" => from = Some(value),
+            "to" => to = Some(value),
+            "by" => by = value.parse().map_err(|error| bad_query(&error))?,
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    format!("{other}: unknown query parameter (expected from, to, by)"),
+                ));
+            }
+        }
+    }
+    let zone = crate::domain::parse_timezone(&state.settings.config.timezone).map_err(ApiError::internal)?;
+    let period =
+        Period::parse(from.as_deref(), to.as_deref(), zone, state.clock.now()).map_err(|error| bad_query(&error))?;
+    Ok(Json(crate::ops::report::kpis(&state.db, period, by).await?))
+}
