@@ -372,6 +372,12 @@ async fn simulate(
     for ((channel, outcome), count) in &outcomes {
         writeln!(out, "{channel:<8} {outcome:<16} {count:>9}")?;
     }
+    let period = crate::report::Period { from: start, to: clock.now() + Duration::seconds(1) };
+    for by in [crate::report::GroupBy::Stage, crate::report::GroupBy::Strategy] {
+        writeln!(out)?;
+        let kpis = ops::report::kpis(db, period, by).await?;
+        crate::report::write_text(&kpis, out)?;
+    }
     Ok(())
 }
 
