@@ -183,6 +183,32 @@ pub async fn record_try(
     Ok(())
 }
 
+/// Records a successful try of many claimed deliveries at once (same HTTP status).
+pub async fn record_delivered(
+    db: &impl ConnectionTrait,
+    ids: &[i64],
+    status: u16,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for chunk in ids.chunks(1000) {
+        let mut sql = Sql::new(db.get_database_backend());
+        sql.push("UPDATE deliveries SET tries = tries + 1, state = 'delivered', last_error = NULL, last_status = ");
+        sql.bind(i32::from(status));
+        sql.push(", delivered_at = ");
+        sql.bind(now);
+        sql.push(" WHERE id IN (");
+        for (index, id) in chunk.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.bind(*id);
+        }
+        sql.push(")");
+        db.execute_raw(sql.statement()).await?;
+    }
+    Ok(())
+}
+
 /// Disables an endpoint (it answered `410 Gone`): nothing more is sent to it until
 /// [`enable_endpoint`].
 pub async fn disable_endpoint(

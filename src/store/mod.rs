@@ -27,7 +27,7 @@ pub use audit::{record_audit, record_audit_at, record_strategy_version, record_s
 pub use book::{BookPage, load_account, load_book_page, load_portfolio};
 pub use deliveries::{
     ClaimedDelivery, NewDelivery, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
-    disabled_endpoints, enable_endpoint, enqueue_deliveries, record_try, replay_dead_letters,
+    disabled_endpoints, enable_endpoint, enqueue_deliveries, record_delivered, record_try, replay_dead_letters,
 };
 pub use history::{load_borrower_history, load_history};
 pub use ingest::{
@@ -110,7 +110,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_millis(5000))
                 .synchronous(SqliteSynchronous::Normal)
-                .pragma("cache_size", "-65536");
+                .pragma("cache_size", "-65536")
+                // Bulk inserts are big statements of varying row counts: caching 100 of them
+                // per connection (sqlx's default) held hundreds of MiB of prepared programs.
+                .statement_cache_capacity(16);
             if names_mode { sqlite } else { sqlite.create_if_missing(true) }
         });
     }
