@@ -111,8 +111,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
                 .busy_timeout(Duration::from_millis(5000))
                 .synchronous(SqliteSynchronous::Normal)
                 .pragma("cache_size", "-65536")
-                // Bulk inserts are big statements of varying row counts: caching 100 of them
-                // per connection (sqlx's default) held hundreds of MiB of prepared programs.
+                // Bulk inserts are big statements of varying row counts: keep few of them
+                // prepared per connection (sqlx caches 100 by default).
                 .statement_cache_capacity(16);
             if names_mode { sqlite } else { sqlite.create_if_missing(true) }
         });
