@@ -197,11 +197,11 @@ fn reset_sqlite(url: &str) -> anyhow::Result<Option<String>> {
 }
 
 /// Simulated minutes between two steps of the demo's clock.
-const STEP_MINUTES: i64 = 30;
+const STEP_MINUTES: i64 = 60;
 /// Simulated agents.
 const AGENTS: usize = 12;
 /// Tasks each agent takes per step.
-const TASKS_PER_AGENT_PER_STEP: usize = 2;
+const TASKS_PER_AGENT_PER_STEP: usize = 3;
 /// Share of promises the simulated borrowers keep.
 const PROMISES_KEPT: f64 = 0.65;
 
