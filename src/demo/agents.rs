@@ -194,7 +194,7 @@ pub async fn pay_promises(
             payments.push(json!({
                 "account_id": account_id,
                 "amount": amount,
-                "paid_at": now - Duration::minutes(rng.random_range(0..120)),
+                "paid_at": now,
                 "reference": format!("demo-promise-{promise_id}"),
             }));
         }

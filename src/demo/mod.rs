@@ -320,6 +320,7 @@ async fn simulate(
     };
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
     let mut tally = agents::AgentTally::default();
+    let mut decided: std::collections::HashSet<i64> = std::collections::HashSet::new();
     let (mut plans, mut payments, mut kept, mut broken, mut reaped) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut dispatched, mut made_ready, mut recheck_cancelled, mut expired, mut delivered) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -339,7 +340,9 @@ async fn simulate(
         center.report_outcomes(&api, &dialler, now, &mut rng).await?;
         agents::work_step(&api, &agents, &queues, TASKS_PER_AGENT_PER_STEP, now, &mut rng, &mut tally).await?;
         if step % (24 * 60 / STEP_MINUTES as u64) == 0 {
-            let due = promises_due(db, now).await?;
+            // Each promise is paid (or not) once: its decision is not drawn again the next day.
+            let due: Vec<(i64, String, String)> =
+                promises_due(db, now).await?.into_iter().filter(|(id, _, _)| decided.insert(*id)).collect();
             payments += agents::pay_promises(&api, &ingest, &due, now, PROMISES_KEPT, &mut rng).await?;
         }
         progress.inc(1);
