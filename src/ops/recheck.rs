@@ -38,11 +38,10 @@ impl Context {
         let mut account_ids: Vec<&str> = tasks.iter().map(|task| task.account_id.as_str()).collect();
         account_ids.sort_unstable();
         account_ids.dedup();
-        let accounts = store::accounts_by_id(db, &account_ids).await?;
+        let (accounts, borrowers) = store::parties_by_id(db, &account_ids).await?;
         let mut borrower_ids: Vec<&str> = accounts.values().map(|account| account.borrower_id.as_str()).collect();
         borrower_ids.sort_unstable();
         borrower_ids.dedup();
-        let borrowers = store::borrowers_by_id(db, &borrower_ids).await?;
         let attempts = store::attempts_of_borrowers(db, &borrower_ids, now - Duration::days(8)).await?;
         let promises = store::open_promises_of(db, &account_ids).await?;
         let conversations = store::last_conversations_of(db, &account_ids).await?;

@@ -644,10 +644,9 @@ pub async fn record_attempt(
     let channel: Channel = task.channel.parse().map_err(|error: crate::domain::ParseCodeError| {
         StoreError::Corrupt { table: "tasks", id: task_id.to_string(), message: error.to_string() }
     })?;
-    let accounts = store::accounts_by_id(&txn, &[task.account_id.as_str()]).await?;
+    let (accounts, borrowers) = store::parties_by_id(&txn, &[task.account_id.as_str()]).await?;
     let account =
         accounts.get(&task.account_id).ok_or_else(|| WorkError::NotFound(format!("account {}", task.account_id)))?;
-    let borrowers = store::borrowers_by_id(&txn, &[account.borrower_id.as_str()]).await?;
     let borrower = borrowers
         .get(&account.borrower_id)
         .ok_or_else(|| WorkError::NotFound(format!("borrower {}", account.borrower_id)))?;

@@ -6,19 +6,6 @@ use entity::{audit_log, strategy_versions};
 use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, EntityTrait, TryInsertResult};
 use std::path::Path;
 
-/// Appends one audit row stamped with the current time (`detail` is stored as JSON text);
-/// returns its id. See [`record_audit_at`] to give the instant.
-pub async fn record_audit(
-    db: &impl ConnectionTrait,
-    actor: &str,
-    action: &str,
-    entity: &str,
-    entity_id: &str,
-    detail: serde_json::Value,
-) -> Result<i64, StoreError> {
-    record_audit_at(db, Utc::now(), actor, action, entity, entity_id, detail).await
-}
-
 /// Appends one audit row at the given instant; returns its id.
 pub async fn record_audit_at(
     db: &impl ConnectionTrait,

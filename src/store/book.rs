@@ -1,7 +1,7 @@
 //! Loading the loan book: accounts, borrowers and contact points into domain types.
 
 use super::StoreError;
-use super::sql::{PAGE_ROWS, Sql, is_postgres, json_page, page_key};
+use super::sql::{PAGE_ROWS, Sql, is_postgres, json_page, page_key, push_in_list};
 use crate::domain::{Account, Borrower, Channel, ContactKind, ContactPoint, Flags, Portfolio, parse_timezone};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -59,6 +59,20 @@ pub async fn load_account(db: &impl ConnectionTrait, account_id: &str) -> Result
     Ok(if page.portfolio.accounts.is_empty() { None } else { Some(page) })
 }
 
+/// The accounts among `ids` (unknown ids are absent) with their stored stages, their
+/// borrowers and the borrowers' contact points: the lease and release re-checks and recorded
+/// attempts read the latest state through this, with the same decoding as the planner's pages.
+pub async fn load_accounts_by_id(db: &impl ConnectionTrait, ids: &[&str]) -> Result<Portfolio, StoreError> {
+    let mut book = Portfolio::default();
+    // Each id is bound twice on SQLite (the accounts and the borrowers' sub-query).
+    for chunk in ids.chunks(1_000) {
+        let page = load_scope(db, Scope::Accounts(chunk)).await?;
+        book.accounts.extend(page.portfolio.accounts);
+        book.borrowers.extend(page.portfolio.borrowers);
+    }
+    Ok(book)
+}
+
 /// Which accounts to load.
 #[derive(Clone, Copy)]
 enum Scope<'a> {
@@ -66,6 +80,8 @@ enum Scope<'a> {
     After { after: &'a str, limit: u64 },
     /// One account.
     Account(&'a str),
+    /// The accounts among these ids.
+    Accounts(&'a [&'a str]),
 }
 
 impl Scope<'_> {
@@ -80,6 +96,7 @@ impl Scope<'_> {
                 sql.push("id = ");
                 sql.bind(id.to_string());
             }
+            Scope::Accounts(ids) => push_in_list(sql, "id", ids),
         }
     }
 
@@ -87,6 +104,7 @@ impl Scope<'_> {
         match self {
             Scope::After { limit, .. } => limit,
             Scope::Account(_) => 1,
+            Scope::Accounts(ids) => ids.len().max(1) as u64,
         }
     }
 

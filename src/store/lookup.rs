@@ -4,12 +4,9 @@
 //! (`book`, `history`); nothing here writes.
 
 use super::StoreError;
-use super::book::{Pairs, parse_kind, split_list};
 use super::sql::{Sql, get, get_money, in_list_chunk, push_in_list};
-use crate::domain::{
-    Account, AttemptRecord, Borrower, Channel, ContactPoint, Flags, Outcome, PromiseRecord, parse_timezone,
-};
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::domain::{Account, AttemptRecord, Borrower, Outcome, PromiseRecord};
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult};
 use std::collections::HashMap;
 
@@ -44,111 +41,14 @@ async fn for_each_row(
     Ok(())
 }
 
-/// The stored accounts among `ids`, by id (unknown ids are absent).
-pub async fn accounts_by_id(db: &impl ConnectionTrait, ids: &[&str]) -> Result<HashMap<String, Account>, StoreError> {
-    let backend = db.get_database_backend();
-    let mut found = HashMap::with_capacity(ids.len());
-    for_each_row(
-        db,
-        "SELECT id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, scores, attrs, \
-         broken_promises FROM accounts WHERE ",
-        "id",
-        ids,
-        |_| {},
-        |row| {
-            let id: String = get(row, 0, "accounts", "?")?;
-            let corrupt = |message: String| StoreError::Corrupt { table: "accounts", id: id.clone(), message };
-            let tags: String = get(row, 7, "accounts", &id)?;
-            let flags: String = get(row, 8, "accounts", &id)?;
-            let scores: String = get(row, 9, "accounts", &id)?;
-            let attrs: String = get(row, 10, "accounts", &id)?;
-            let broken: i32 = get(row, 11, "accounts", &id)?;
-            let Pairs(scores) =
-                serde_json::from_str::<Pairs<f64>>(&scores).map_err(|error| corrupt(format!("scores: {error}")))?;
-            let Pairs(attrs) =
-                serde_json::from_str::<Pairs<String>>(&attrs).map_err(|error| corrupt(format!("attrs: {error}")))?;
-            let account = Account {
-                borrower_id: get(row, 1, "accounts", &id)?,
-                product: get(row, 2, "accounts", &id)?,
-                currency: get(row, 3, "accounts", &id)?,
-                amount_due: get_money(row, 4, backend, "accounts", &id)?,
-                balance: get_money(row, 5, backend, "accounts", &id)?,
-                due_date: get::<NaiveDate>(row, 6, "accounts", &id)?,
-                tags: split_list(&tags).map(str::to_string).collect(),
-                flags: Flags::parse_list(&flags).map_err(|error| corrupt(error.to_string()))?,
-                scores,
-                attrs,
-                broken_promises: u32::try_from(broken).unwrap_or(0),
-                id: id.clone(),
-            };
-            found.insert(id, account);
-            Ok(())
-        },
-    )
-    .await?;
-    Ok(found)
-}
-
-/// The stored borrowers among `ids` with their contact points (in the order they were added).
-pub async fn borrowers_by_id(db: &impl ConnectionTrait, ids: &[&str]) -> Result<HashMap<String, Borrower>, StoreError> {
-    let mut found: HashMap<String, Borrower> = HashMap::with_capacity(ids.len());
-    for_each_row(
-        db,
-        "SELECT id, name, timezones, consent_robot FROM borrowers WHERE ",
-        "id",
-        ids,
-        |_| {},
-        |row| {
-            let id: String = get(row, 0, "borrowers", "?")?;
-            let zones: String = get(row, 2, "borrowers", &id)?;
-            let timezones = split_list(&zones)
-                .map(parse_timezone)
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(|message| StoreError::Corrupt { table: "borrowers", id: id.clone(), message })?;
-            let borrower = Borrower {
-                id: id.clone(),
-                name: get(row, 1, "borrowers", &id)?,
-                timezones,
-                contact_points: Vec::new(),
-                consent_robot: get(row, 3, "borrowers", &id)?,
-            };
-            found.insert(id, borrower);
-            Ok(())
-        },
-    )
-    .await?;
-    for_each_row(
-        db,
-        "SELECT borrower_id, kind, address, opted_out, wrong_number, id FROM contact_points WHERE ",
-        "borrower_id",
-        ids,
-        |sql| {
-            sql.push(" ORDER BY id");
-        },
-        |row| {
-            let borrower_id: String = get(row, 0, "contact_points", "?")?;
-            let id: i64 = get(row, 5, "contact_points", &borrower_id)?;
-            let corrupt =
-                |message: String| StoreError::Corrupt { table: "contact_points", id: id.to_string(), message };
-            let kind: String = get(row, 1, "contact_points", &borrower_id)?;
-            let opted_out: String = get(row, 3, "contact_points", &borrower_id)?;
-            let point = ContactPoint {
-                kind: parse_kind(&kind).ok_or_else(|| corrupt(format!("unknown kind `{kind}`")))?,
-                address: get(row, 2, "contact_points", &borrower_id)?,
-                opted_out: split_list(&opted_out)
-                    .map(str::parse::<Channel>)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|error| corrupt(error.to_string()))?,
-                wrong_number: get(row, 4, "contact_points", &borrower_id)?,
-            };
-            if let Some(borrower) = found.get_mut(&borrower_id) {
-                borrower.contact_points.push(point);
-            }
-            Ok(())
-        },
-    )
-    .await?;
-    Ok(found)
+/// The stored accounts among `ids` by id, and their borrowers (with contact points) by id.
+pub async fn parties_by_id(
+    db: &impl ConnectionTrait,
+    ids: &[&str],
+) -> Result<(HashMap<String, Account>, HashMap<String, Borrower>), StoreError> {
+    let book = super::load_accounts_by_id(db, ids).await?;
+    let accounts = book.accounts.into_iter().map(|account| (account.id.clone(), account)).collect();
+    Ok((accounts, book.borrowers.into_iter().collect()))
 }
 
 /// The attempts of the borrowers among `ids` at or after `since`, by borrower, oldest first.

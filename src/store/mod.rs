@@ -23,8 +23,8 @@ mod task_state;
 mod tokens;
 
 pub use account_view::{AccountView, PromiseView, account_view};
-pub use audit::{record_audit, record_audit_at, record_strategy_version, record_strategy_version_at};
-pub use book::{BookPage, load_account, load_book_page, load_portfolio};
+pub use audit::{record_audit_at, record_strategy_version, record_strategy_version_at};
+pub use book::{BookPage, load_account, load_accounts_by_id, load_book_page, load_portfolio};
 pub use deliveries::{
     ClaimedDelivery, NewDelivery, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
     disabled_endpoints, enable_endpoint, enqueue_deliveries, record_delivered, record_try, replay_dead_letters,
@@ -40,9 +40,7 @@ pub use leases::{
     lock_task, return_expired_lease, task_by_id,
 };
 pub use locks::{plan_finished_since, try_lock, unlock};
-pub use lookup::{
-    StoredAttempt, accounts_by_id, attempts_of_borrowers, borrowers_by_id, last_conversations_of, open_promises_of,
-};
+pub use lookup::{StoredAttempt, attempts_of_borrowers, last_conversations_of, open_promises_of, parties_by_id};
 pub use outcomes::{
     OpenPromise, ReportedAttempt, add_account_flag, attempt_at, count_broken_promise, insert_attempt_promise,
     insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
