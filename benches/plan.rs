@@ -84,6 +84,7 @@ fn portfolio(accounts: usize, now: DateTime<Utc>) -> Portfolio {
                     address: format!("+86138{index:08}"),
                     opted_out: vec![],
                     wrong_number: false,
+                    retired: false,
                 }],
                 consent_robot: true,
             },

@@ -50,6 +50,7 @@ fn borrower(id: &str) -> Borrower {
             address: "+8613800138000".into(),
             opted_out: vec![],
             wrong_number: false,
+            retired: false,
         }],
         consent_robot: true,
     }

@@ -36,6 +36,9 @@ pub struct Model {
     /// The stage the last plan run put the account in.
     #[sea_orm(column_type = "Text", nullable)]
     pub stage: Option<String>,
+    /// Flags set by the engine (outcomes, operators), `;`-joined; an import never removes them.
+    #[sea_orm(column_type = "Text")]
+    pub engine_flags: String,
     pub updated_at: DateTimeUtc,
 }
 

@@ -28,6 +28,9 @@ pub struct Model {
     /// Who reported it: `agent:<id>`, `dialler`, or `import`.
     #[sea_orm(column_type = "Text", nullable)]
     pub actor: Option<String>,
+    /// A call the borrower asked for (Reg F's consent-based call): outside the 7-in-7 count
+    /// and the conversation cool-down.
+    pub exempt: bool,
 }
 
 /// No relations are declared: the schema has no foreign keys.

@@ -20,6 +20,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub opted_out: String,
     pub wrong_number: bool,
+    /// When the servicing system dropped this address (null while current).
+    pub retired_at: Option<DateTimeUtc>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

@@ -32,6 +32,12 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub delivered_at: Option<DateTimeUtc>,
+    /// The claim of the worker sending it now; only that worker may record the try.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub claim_token: Option<String>,
+    /// Why a `void` message was never sent (a reason code).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub void_reason: Option<String>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

@@ -21,6 +21,9 @@ pub struct Model {
     /// JSON list of `{name, hash}`.
     #[sea_orm(column_type = "Text")]
     pub strategies: String,
+    /// The last account id whose page this run has saved (page-by-page runs).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub resume_after: Option<String>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

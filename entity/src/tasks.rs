@@ -51,6 +51,12 @@ pub struct Model {
     /// What an escalated task carries (JSON text: attempts so far, a promise captured, why).
     #[sea_orm(column_type = "Text", nullable)]
     pub context: Option<String>,
+    /// The phone or address the task was released or leased to.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub address: Option<String>,
+    /// `plan`, `escalation` or `callback`.
+    #[sea_orm(column_type = "Text")]
+    pub origin: String,
 }
 
 /// No relations are declared: the schema has no foreign keys.

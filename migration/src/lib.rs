@@ -10,6 +10,7 @@ mod m20261122_000002_serve;
 mod m20261122_000003_leases;
 mod m20261122_000004_endpoints;
 mod m20261122_000005_release;
+mod m20261126_000006_gate;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_leases::Migration),
             Box::new(m20261122_000004_endpoints::Migration),
             Box::new(m20261122_000005_release::Migration),
+            Box::new(m20261126_000006_gate::Migration),
         ]
     }
 }

@@ -15,6 +15,11 @@ pub enum ContactKind {
 }
 
 impl ContactKind {
+    /// The kind of address a channel needs: e-mail for `email`, a phone for the others.
+    pub fn for_channel(channel: Channel) -> ContactKind {
+        if channel == Channel::Email { ContactKind::Email } else { ContactKind::Phone }
+    }
+
     /// The stored code.
     pub fn code(self) -> &'static str {
         match self {
@@ -35,16 +40,22 @@ pub struct ContactPoint {
     pub opted_out: Vec<Channel>,
     /// Marked by an attempt whose outcome was `wrong_number`: not the borrower's own number.
     pub wrong_number: bool,
+    /// Dropped by the servicing system (missing from the account's latest import): kept, with
+    /// its opt-outs and marks, but never chosen again.
+    pub retired: bool,
 }
 
 impl ContactPoint {
-    /// Whether this address can carry the channel: the right kind, not opted out, not a wrong number.
+    /// Whether this address can carry the channel: the right kind, current, not a wrong
+    /// number, not opted out.
     pub fn usable_for(&self, channel: Channel) -> bool {
-        let right_kind = match channel {
-            Channel::Email => self.kind == ContactKind::Email,
-            Channel::Sms | Channel::Robot | Channel::Human => self.kind == ContactKind::Phone,
-        };
-        right_kind && !self.wrong_number && !self.opted_out.contains(&channel)
+        self.reaches(channel) && !self.opted_out.contains(&channel)
+    }
+
+    /// Whether this is a current address of the kind the channel needs that is the
+    /// borrower's own (opt-outs aside).
+    pub fn reaches(&self, channel: Channel) -> bool {
+        self.kind == ContactKind::for_channel(channel) && !self.wrong_number && !self.retired
     }
 }
 

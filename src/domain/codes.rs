@@ -1,4 +1,6 @@
-//! The fixed code lists of the contracts: channels, hard-stop flags and attempt outcomes.
+//! The fixed code lists of the contracts: channels, hard-stop flags, attempt outcomes, task and
+//! delivery states, task origins and the policy's caps. One source per code: parse, display,
+//! the list, and the SQL literals (`sql_list`) the store's statements and indexes use.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -49,6 +51,15 @@ macro_rules! code_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.code()) }
+        }
+
+        impl $name {
+            /// The codes as an SQL list literal, `('a', 'b')`, for `IN` clauses and partial
+            /// indexes (the codes are fixed identifiers: nothing to escape).
+            pub fn sql_list(items: &[$name]) -> String {
+                let quoted: Vec<String> = items.iter().map(|item| format!("'{}'", item.code())).collect();
+                format!("({})", quoted.join(", "))
+            }
         }
     };
 }
@@ -106,6 +117,16 @@ impl Flags {
     /// Whether the set holds the flag.
     pub fn contains(self, flag: Flag) -> bool {
         self.0 & (1 << (flag as u8)) != 0
+    }
+
+    /// Takes a flag out.
+    pub fn remove(&mut self, flag: Flag) {
+        self.0 &= !(1 << (flag as u8));
+    }
+
+    /// The flags in either set.
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
     }
 
     /// Whether the set is empty.
@@ -180,6 +201,81 @@ impl Outcome {
     }
 }
 
+code_enum!(
+    /// Where a task is in its life: `planned` → `ready` (human, window open) or `dispatched`
+    /// (sent to the outbox) → `leased` (human) → `done`; or `cancelled` (the gate said no, a
+    /// payment, a promise), `expired` (its window closed) or `escalated` (handed to a person).
+    TaskState, "task state", {
+        Planned => "planned",
+        Ready => "ready",
+        Dispatched => "dispatched",
+        Leased => "leased",
+        Done => "done",
+        Cancelled => "cancelled",
+        Expired => "expired",
+        Escalated => "escalated",
+    }
+);
+
+impl TaskState {
+    /// Open: not yet handed to anyone; may still be released or leased.
+    pub const OPEN: &'static [TaskState] = &[TaskState::Planned, TaskState::Ready];
+    /// In flight: handed to a machine (`dispatched`) or a person (`leased`), outcome not yet
+    /// reported. Calls in flight count as possibly connected.
+    pub const IN_FLIGHT: &'static [TaskState] = &[TaskState::Dispatched, TaskState::Leased];
+    /// Live: open or in flight; what a cancellation or an expiry closes.
+    pub const LIVE: &'static [TaskState] =
+        &[TaskState::Planned, TaskState::Ready, TaskState::Leased, TaskState::Dispatched];
+
+    /// Whether the task may still be handed out.
+    pub fn is_open(self) -> bool {
+        Self::OPEN.contains(&self)
+    }
+
+    /// Whether the task is with a machine or a person, outcome not reported.
+    pub fn is_in_flight(self) -> bool {
+        Self::IN_FLIGHT.contains(&self)
+    }
+
+    /// Whether nothing more will happen to the task.
+    pub fn is_final(self) -> bool {
+        !Self::LIVE.contains(&self)
+    }
+}
+
+code_enum!(
+    /// Where a webhook message is: `pending` (due or retrying), `delivered` (final), `dead`
+    /// (retries exhausted; replayable), `disabled` (its endpoint answered 410), or `void` (its
+    /// task was no longer sendable when its turn came: never sent).
+    DeliveryState, "delivery state", {
+        Pending => "pending",
+        Delivered => "delivered",
+        Dead => "dead",
+        Disabled => "disabled",
+        Void => "void",
+    }
+);
+
+code_enum!(
+    /// Why a task exists: the daily `plan`, an `escalation` from robot to person, or a
+    /// `callback` the borrower asked for (a consent-based call under Reg F §1006.14(b)(3)).
+    TaskOrigin, "task origin", {
+        Plan => "plan",
+        Escalation => "escalation",
+        Callback => "callback",
+    }
+);
+
+code_enum!(
+    /// The policy's caps, as named in `cap:<name>` reason codes.
+    Cap, "cap", {
+        RpcPerDay => "rpc_per_day",
+        Calls7d => "calls_7d",
+        CallsPerDay => "calls_per_day",
+        UnansweredPerNumber => "unanswered_per_number",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +293,16 @@ mod tests {
         assert!(flags.contains(Flag::Dispute) && flags.contains(Flag::DoNotCall));
         assert!(!flags.contains(Flag::Deceased));
         assert_eq!(flags.to_list(), "dispute;do_not_call");
+    }
+
+    #[test]
+    fn task_states_partition_and_list_as_sql() {
+        for state in TaskState::ALL {
+            let kinds = [state.is_open(), state.is_in_flight(), state.is_final()];
+            assert_eq!(kinds.iter().filter(|kind| **kind).count(), 1, "{state}");
+        }
+        assert_eq!(TaskState::sql_list(TaskState::OPEN), "('planned', 'ready')");
+        assert_eq!(DeliveryState::sql_list(&[DeliveryState::Pending]), "('pending')");
+        assert_eq!("void".parse::<DeliveryState>(), Ok(DeliveryState::Void));
     }
 }

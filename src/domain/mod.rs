@@ -4,10 +4,12 @@
 mod account;
 mod codes;
 mod history;
+mod reason;
 
 pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
-pub use codes::{Channel, Flag, Flags, Outcome, ParseCodeError};
+pub use codes::{Cap, Channel, DeliveryState, Flag, Flags, Outcome, ParseCodeError, TaskOrigin, TaskState};
 pub use history::{AttemptRecord, History, PromiseRecord};
+pub use reason::Reason;
 
 /// Money is always a decimal, never a float.
 pub type Money = rust_decimal::Decimal;

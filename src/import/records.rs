@@ -240,7 +240,7 @@ impl<P: Position> AccountBatch<P> {
         let addresses = phones.into_iter().map(|phone| (ContactKind::Phone, phone));
         for (kind, address) in addresses.chain(email.map(|email| (ContactKind::Email, email))) {
             if !points.iter().any(|point| point.kind == kind && point.address == address) {
-                points.push(ContactPoint { kind, address, opted_out: Vec::new(), wrong_number: false });
+                points.push(ContactPoint { kind, address, opted_out: Vec::new(), wrong_number: false, retired: false });
             }
         }
         draft.opt_outs.extend(opt_outs);

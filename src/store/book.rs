@@ -349,7 +349,13 @@ async fn attach_contact_points(
                 .map(str::parse::<Channel>)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|error| corrupt(error.to_string()))?;
-            borrower.contact_points.push(ContactPoint { kind, address, opted_out, wrong_number: wrong_number != 0 });
+            borrower.contact_points.push(ContactPoint {
+                kind,
+                address,
+                opted_out,
+                wrong_number: wrong_number != 0,
+                retired: false,
+            });
         }
         if count < PAGE_ROWS {
             break;

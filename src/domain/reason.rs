@@ -1,0 +1,153 @@
+//! Why a contact does not happen: the stable reason codes of skips (`plan`), of tasks the gate
+//! takes out at a hand-off, and of voided deliveries. One enum, one text per code
+//! (`flag:dispute`, `cap:rpc_per_day`, ...), parsed back by `FromStr`.
+
+use super::{Cap, Channel, Flag, ParseCodeError};
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// A stable reason code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Nothing is due on the account.
+    NotDue,
+    /// No strategy handles the account's product.
+    NoStrategy,
+    /// The DPD is in no stage of the strategy.
+    NoStage,
+    /// The account's local day already has planned tasks.
+    AlreadyPlanned,
+    /// A flag stops the contact (all contact, or calls for `do_not_call`).
+    Flag(Flag),
+    /// A promise to pay is open.
+    PromiseOpen,
+    /// No rule matches.
+    NoRule,
+    /// The account is not in the book, or the borrower has no usable address of the kind.
+    NoContactPoint,
+    /// Every address of the kind opted out of the channel.
+    OptOut(Channel),
+    /// Robot calls need consent the borrower has not given.
+    NoConsent,
+    /// The cool-down after a conversation is running.
+    Cooldown,
+    /// A cap of the policy leaves no call.
+    Cap(Cap),
+    /// No time is left today inside the windows and contact hours in every zone.
+    NoWindow,
+    /// Now is outside the policy's contact hours in one of the borrower's zones.
+    Hours,
+    /// Now is before the task's window.
+    NotYet,
+    /// The task's window has closed.
+    WindowClosed,
+    /// Too soon after the last attempt on the channel (the rule's `min_gap`).
+    MinGap,
+    /// The calls a human task allows are made.
+    CallsUsed,
+    /// The task is no longer live (done, cancelled, expired, escalated).
+    NotLive,
+}
+
+impl Reason {
+    /// Every code with no parameter, and one of each parametrised family per value: the list
+    /// the documentation must cover.
+    pub fn all() -> Vec<Reason> {
+        let mut all = vec![
+            Reason::NotDue,
+            Reason::NoStrategy,
+            Reason::NoStage,
+            Reason::AlreadyPlanned,
+            Reason::PromiseOpen,
+            Reason::NoRule,
+            Reason::NoContactPoint,
+            Reason::NoConsent,
+            Reason::Cooldown,
+            Reason::NoWindow,
+            Reason::Hours,
+            Reason::NotYet,
+            Reason::WindowClosed,
+            Reason::MinGap,
+            Reason::CallsUsed,
+            Reason::NotLive,
+        ];
+        all.extend(Flag::ALL.iter().map(|flag| Reason::Flag(*flag)));
+        all.extend(Channel::ALL.iter().map(|channel| Reason::OptOut(*channel)));
+        all.extend(Cap::ALL.iter().map(|cap| Reason::Cap(*cap)));
+        all
+    }
+
+    /// Whether the reason may pass later the same day (outside the hours now, before the
+    /// window, too soon after the last attempt), so a task waits rather than leaves.
+    pub fn is_temporary(self) -> bool {
+        matches!(self, Reason::Hours | Reason::NotYet | Reason::MinGap)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = match self {
+            Reason::Flag(flag) => return write!(f, "flag:{flag}"),
+            Reason::OptOut(channel) => return write!(f, "opt_out:{channel}"),
+            Reason::Cap(cap) => return write!(f, "cap:{cap}"),
+            Reason::NotDue => "not_due",
+            Reason::NoStrategy => "no_strategy",
+            Reason::NoStage => "no_stage",
+            Reason::AlreadyPlanned => "already_planned",
+            Reason::PromiseOpen => "promise_open",
+            Reason::NoRule => "no_rule",
+            Reason::NoContactPoint => "no_contact_point",
+            Reason::NoConsent => "no_consent",
+            Reason::Cooldown => "cooldown:conversation",
+            Reason::NoWindow => "no_window",
+            Reason::Hours => "hours",
+            Reason::NotYet => "not_yet",
+            Reason::WindowClosed => "window_closed",
+            Reason::MinGap => "min_gap",
+            Reason::CallsUsed => "calls_used",
+            Reason::NotLive => "not_live",
+        };
+        f.write_str(code)
+    }
+}
+
+impl FromStr for Reason {
+    type Err = ParseCodeError;
+
+    fn from_str(text: &str) -> Result<Reason, ParseCodeError> {
+        let text = text.trim();
+        let parsed = match text.split_once(':') {
+            Some(("flag", flag)) => flag.parse().ok().map(Reason::Flag),
+            Some(("opt_out", channel)) => channel.parse().ok().map(Reason::OptOut),
+            Some(("cap", cap)) => cap.parse().ok().map(Reason::Cap),
+            _ => Reason::all().into_iter().find(|reason| reason.to_string() == text),
+        };
+        parsed.ok_or_else(|| ParseCodeError {
+            kind: "reason",
+            value: text.to_string(),
+            expected: Reason::all().iter().map(Reason::to_string).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_as_itself() {
+        for reason in Reason::all() {
+            assert_eq!(reason.to_string().parse::<Reason>(), Ok(reason), "{reason}");
+        }
+        assert_eq!(Reason::Cap(Cap::RpcPerDay).to_string(), "cap:rpc_per_day");
+        assert_eq!(Reason::Cooldown.to_string(), "cooldown:conversation");
+        assert!("flag:vip".parse::<Reason>().is_err());
+    }
+}
