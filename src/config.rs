@@ -115,6 +115,9 @@ pub struct Config {
     /// `http://{bind}`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How many days after the attempt a reported promise may fall due at most (default 60).
+    #[serde(default = "Config::default_promise_max_days")]
+    pub promise_max_days: u32,
 }
 
 impl Config {
@@ -127,6 +130,10 @@ impl Config {
             return Err(format!("`{}` is shorter than a second", self.lease_ttl));
         }
         Ok(duration)
+    }
+
+    fn default_promise_max_days() -> u32 {
+        crate::ops::work::PROMISE_MAX_DAYS
     }
 
     fn default_bind() -> String {

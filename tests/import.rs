@@ -284,7 +284,7 @@ async fn attempts_and_promises_feed_the_history() {
 
         let since = Utc.with_ymd_and_hms(2026, 11, 14, 0, 0, 0).unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-        let history = store::load_history(&*db, since, day..=day).await.unwrap();
+        let history = store::load_history(&*db, store::HistoryScope::Book, since, Some(day..=day)).await.unwrap();
         let ada: Vec<(&str, Channel)> =
             history.attempts_of("B-1").iter().map(|attempt| (attempt.account_id.as_str(), attempt.channel)).collect();
         // Oldest first; the attempt of 1 November is outside the window.

@@ -124,8 +124,9 @@ async fn planning_page_by_page_decides_and_saves_exactly_what_planning_the_whole
         let today = now.date_naive();
         let history = arrears::store::load_history(
             db,
+            arrears::store::HistoryScope::Book,
             now - chrono::Duration::days(8),
-            (today - chrono::Duration::days(1))..=(today + chrono::Duration::days(1)),
+            Some((today - chrono::Duration::days(1))..=(today + chrono::Duration::days(1))),
         )
         .await
         .unwrap();

@@ -93,7 +93,7 @@ fn tasks(decision: Decision) -> Vec<Task> {
 
 fn reason(decision: Decision) -> String {
     match decision {
-        Decision::Skip(skip) => skip.reason,
+        Decision::Skip(skip) => skip.reason.to_string(),
         Decision::Tasks(tasks) => panic!("expected a skip, got {} tasks", tasks.len()),
     }
 }
@@ -257,13 +257,7 @@ fn the_day_already_over_gives_no_window() {
 }
 
 fn call(at: &str, outcome: Outcome) -> AttemptRecord {
-    AttemptRecord {
-        account_id: "A1".into(),
-        at: utc(at),
-        channel: Channel::Robot,
-        address: Some("+15550000001".into()),
-        outcome,
-    }
+    AttemptRecord::new("A1", utc(at), Channel::Robot, Some("+15550000001"), outcome)
 }
 
 fn history_with(attempts: Vec<AttemptRecord>) -> History {
@@ -535,4 +529,27 @@ windows = ["09:00-12:00", "14:00-20:00"]
     let got =
         tasks(decide(&wide, &History::default(), &account("2026-11-01"), &borrower(&both), "2026-11-21T16:00:00Z"));
     assert_inside_hours(&got, &both, 8, 22);
+}
+
+#[test]
+fn cn_plans_up_to_the_unanswered_cap_and_explain_names_the_cap_that_cut_the_count() {
+    // A rule asking for 8 attempts on a borrower with one phone: cn-gbt-45251 allows 6
+    // unanswered calls to a number; the 3 connected calls are enforced at each hand-off.
+    let eight = ROBOT.replace("attempts_per_day = 3", "attempts_per_day = 8").replace("min_gap = \"2h\"", "");
+    let set = strategies("cn-gbt-45251", &eight);
+    let one_phone = borrower(&[chrono_tz::Asia::Shanghai]);
+    let now = "2026-11-22T00:30:00Z";
+    let got = tasks(decide(&set, &History::default(), &account("2026-11-01"), &one_phone, now));
+    assert_eq!(got.len(), 6);
+    let explanation =
+        arrears::plan::explain(&account("2026-11-01"), Some(&one_phone), &History::default(), &set, utc(now));
+    assert_eq!(explanation.decision.limited_by.as_deref(), Some("cap:unanswered_per_number: 6 left"));
+    // With a second phone, the rule's own 8 decide, and no cap is named.
+    let mut both = borrower(&[chrono_tz::Asia::Shanghai]);
+    let mut second = both.contact_points[0].clone();
+    second.address = "+15550000002".into();
+    both.contact_points.push(second);
+    assert_eq!(tasks(decide(&set, &History::default(), &account("2026-11-01"), &both, now)).len(), 8);
+    let explanation = arrears::plan::explain(&account("2026-11-01"), Some(&both), &History::default(), &set, utc(now));
+    assert_eq!(explanation.decision.limited_by, None);
 }

@@ -11,7 +11,7 @@ use arrears::config::Config;
 use arrears::dispatch::Dispatcher;
 use arrears::import::ImportKind;
 use arrears::ops::release::{ReleaseReport, release_due};
-use arrears::ops::work::{Actor, AttemptReport, lease_next, record_attempt};
+use arrears::ops::work::{Actor, AttemptReport, Rules, lease_next, record_attempt};
 use arrears::policy::{Policy, PolicySettings};
 use arrears::strategy::{LoadOptions, MessageTemplates, StrategySet};
 use chrono::{DateTime, Duration, Utc};
@@ -19,7 +19,7 @@ use entity::{audit_log, deliveries, tasks};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const HEADER: &str = "account_id,borrower_id,name,phones,email,timezones,product,currency,amount_due,balance,due_date,tags,flags,consent_robot";
 
@@ -376,33 +376,12 @@ async fn min_gap_since_an_actual_attempt_delays_the_next_robot_call() {
     }
 }
 
-/// A receiver on a fresh loopback port that records `(webhook-id, body)` of every request.
-async fn receiver() -> (Arc<Mutex<Vec<(String, String)>>>, String) {
-    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let state = seen.clone();
-    let app = axum::Router::new().route(
-        "/hooks",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let state = state.clone();
-            async move {
-                let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                state.lock().unwrap().push((id, body));
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (seen, url)
-}
-
 #[tokio::test]
 async fn a_payment_after_dispatch_sends_task_cancelled() {
     for test_db in common::all_dbs().await {
         let (db, b) = (&test_db.db, test_db.backend);
         let setup = book(db, &[sh("R1", "robot"), sh("S1", "sms")]).await;
-        let (seen, url) = receiver().await;
+        let (seen, url) = common::book::receiver().await;
         let config = config(&url);
         assert_eq!(release(db, &setup, &config, morning()).await.dispatched, 2, "{b}");
         let robots = tasks_of(db, "R1").await;
@@ -444,7 +423,9 @@ async fn failed_robot_attempts_escalate_to_a_human_queue_with_context() {
         let mut busy = report("busy", now - Duration::minutes(1));
         busy.phone = Some(phone_of("BR1"));
         let recorded =
-            record_attempt(db, &setup.strategies, &fallback(), robots[0].id, &Actor::Dialler, busy, now).await.unwrap();
+            record_attempt(db, &Rules::new(&setup.strategies, &fallback()), robots[0].id, &Actor::Dialler, busy, now)
+                .await
+                .unwrap();
         let escalation = recorded.escalation.expect("the third failure escalates");
         assert_eq!((escalation.trigger.as_str(), escalation.queue.as_str()), ("failed_attempts", "early"), "{b}");
         assert_eq!(escalation.robot_tasks_escalated, [robots[1].id, robots[2].id], "{b}");
@@ -461,10 +442,11 @@ async fn failed_robot_attempts_escalate_to_a_human_queue_with_context() {
         assert_eq!(context["escalated_from"], robots[0].id);
 
         // The agents of the queue get it, with its context.
-        let lease = lease_next(db, &setup.strategies, &fallback(), "early", "ann", now, Duration::minutes(5))
-            .await
-            .unwrap()
-            .expect("the escalated task is leasable");
+        let lease =
+            lease_next(db, &Rules::new(&setup.strategies, &fallback()), "early", "ann", now, Duration::minutes(5))
+                .await
+                .unwrap()
+                .expect("the escalated task is leasable");
         assert_eq!(lease.task.id, human_id, "{b}");
         assert_eq!(lease.task.context.as_ref().map(|c| c["trigger"].clone()), Some("failed_attempts".into()));
         assert_eq!(actions(db, &human_id.to_string()).await, ["task.escalation_created", "task.leased"], "{b}");
@@ -484,7 +466,9 @@ async fn a_callback_escalates_at_once_from_the_time_asked() {
         let mut callback = report("callback", now);
         callback.callback_at = Some(now + Duration::hours(1));
         let recorded =
-            record_attempt(db, &setup.strategies, &fallback(), r1[0].id, &Actor::Dialler, callback, now).await.unwrap();
+            record_attempt(db, &Rules::new(&setup.strategies, &fallback()), r1[0].id, &Actor::Dialler, callback, now)
+                .await
+                .unwrap();
         let escalation = recorded.escalation.expect("a callback escalates at once");
         assert_eq!(escalation.trigger, "callback", "{b}");
         let human = tasks::Entity::find_by_id(escalation.human_task.unwrap()).one(db).await.unwrap().unwrap();
@@ -493,20 +477,25 @@ async fn a_callback_escalates_at_once_from_the_time_asked() {
             let strategies = setup.strategies.clone();
             let db = db.clone();
             async move {
-                lease_next(&db, &strategies, &fallback(), "early", agent, when, Duration::minutes(5)).await.unwrap()
+                lease_next(&db, &Rules::new(&strategies, &fallback()), "early", agent, when, Duration::minutes(5))
+                    .await
+                    .unwrap()
             }
         };
         assert!(lease(now, "ann").await.is_none(), "{b}: not before the callback time");
         assert_eq!(lease(now + Duration::hours(1), "ann").await.map(|l| l.task.id), Some(human.id), "{b}");
 
-        // A callback asked for after today's contact hours (22:30 in Shanghai): no human task.
+        // A callback asked for after the contact hours (22:30 in Shanghai): no human task; the
+        // refusal names the hours.
         let r2 = tasks_of(db, "R2").await;
         let mut late = report("callback", now);
         late.callback_at = Some(at("2026-11-23T14:30:00Z"));
         let recorded =
-            record_attempt(db, &setup.strategies, &fallback(), r2[0].id, &Actor::Dialler, late, now).await.unwrap();
+            record_attempt(db, &Rules::new(&setup.strategies, &fallback()), r2[0].id, &Actor::Dialler, late, now)
+                .await
+                .unwrap();
         let escalation = recorded.escalation.expect("escalated");
-        assert_eq!((escalation.human_task, escalation.refused.as_deref()), (None, Some("no_window")), "{b}");
+        assert_eq!((escalation.human_task, escalation.refused.as_deref()), (None, Some("hours")), "{b}");
         assert_eq!(state_of(db, r2[1].id).await.0, "escalated", "{b}: the robot stops all the same");
         assert_eq!(actions(db, "R2").await, ["account.escalation_refused"], "{b}");
     }

@@ -8,7 +8,7 @@ mod common;
 use arrears::import::ImportKind;
 use arrears::ops::report::kpis;
 use arrears::ops::work::{
-    Actor, AttemptReport, PromiseReport, PromiseTerms, evaluate_promises, lease_next, record_attempt,
+    Actor, AttemptReport, PromiseReport, PromiseTerms, Rules, evaluate_promises, lease_next, record_attempt,
 };
 use arrears::policy::{Policy, PolicySettings};
 use arrears::report::{GroupBy, KpiReport, KpiRow, Period, RollRate};
@@ -111,7 +111,9 @@ async fn pay(db: &DatabaseConnection, account: &str, amount: &str, paid_at: &str
 async fn lease_all(db: &DatabaseConnection, strategies: &StrategySet, now: DateTime<Utc>) -> HashMap<String, i64> {
     let mut leased = HashMap::new();
     let ttl = Duration::minutes(30);
-    while let Some(lease) = lease_next(db, strategies, &fallback(), "collectors", "ann", now, ttl).await.unwrap() {
+    while let Some(lease) =
+        lease_next(db, &Rules::new(strategies, &fallback()), "collectors", "ann", now, ttl).await.unwrap()
+    {
         leased.insert(lease.task.account_id.clone(), lease.task.id);
     }
     leased
@@ -127,8 +129,7 @@ async fn attempt(db: &DatabaseConnection, task: i64, outcome: &str, at: DateTime
     };
     record_attempt(
         db,
-        &strategies(),
-        &fallback(),
+        &Rules::new(&strategies(), &fallback()),
         task,
         &Actor::Agent("ann".into()),
         report,

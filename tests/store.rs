@@ -173,10 +173,12 @@ async fn a_saved_plan_reads_back_in_utc_and_replanning_adds_nothing() {
         assert!(runs[0].finished_at.is_some());
 
         // A planned day is history for the next plan.
-        let history = store::load_history(&*db, at(15, 0), day(21)..=day(23)).await.unwrap();
+        let history =
+            store::load_history(&*db, store::HistoryScope::Book, at(15, 0), Some(day(21)..=day(23))).await.unwrap();
         assert!(history.planned_days.contains(&("A-00000".to_string(), day(22))));
         assert_eq!(history.planned_days.len(), 2, "{}", db.backend);
-        let outside = store::load_history(&*db, at(15, 0), day(23)..=day(24)).await.unwrap();
+        let outside =
+            store::load_history(&*db, store::HistoryScope::Book, at(15, 0), Some(day(23)..=day(24))).await.unwrap();
         assert!(outside.planned_days.is_empty());
     }
 }
@@ -309,7 +311,8 @@ async fn history_windows_and_last_conversations() {
         ];
         assert_eq!(store::insert_attempts(&db.db, &attempts).await.unwrap(), 6);
         assert_eq!(store::insert_attempts(&db.db, &attempts).await.unwrap(), 0, "{}: idempotent", db.backend);
-        let history = store::load_history(&*db, at(14, 0), day(22)..=day(22)).await.unwrap();
+        let history =
+            store::load_history(&*db, store::HistoryScope::Book, at(14, 0), Some(day(22)..=day(22))).await.unwrap();
         let recent: Vec<_> =
             history.attempts_of("B-00000").iter().map(|attempt| (attempt.at, attempt.outcome)).collect();
         assert_eq!(

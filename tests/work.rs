@@ -7,7 +7,7 @@ mod common;
 
 use arrears::import::ImportKind;
 use arrears::ops::work::{
-    self, Actor, AttemptReport, Lease, PromiseReport, PromiseTerms, WorkError, evaluate_promises, heartbeat,
+    self, Actor, AttemptReport, Lease, PromiseReport, PromiseTerms, Rules, WorkError, evaluate_promises, heartbeat,
     lease_next, reap_expired_leases, record_attempt,
 };
 use arrears::policy::{Policy, PolicySettings};
@@ -128,7 +128,7 @@ async fn human_task(db: &DatabaseConnection, account: &str) -> tasks::Model {
 }
 
 async fn lease(db: &DatabaseConnection, strategies: &StrategySet, agent: &str, now: DateTime<Utc>) -> Option<Lease> {
-    lease_next(db, strategies, &fallback(), QUEUE, agent, now, ttl()).await.unwrap()
+    lease_next(db, &Rules::new(strategies, &fallback()), QUEUE, agent, now, ttl()).await.unwrap()
 }
 
 fn report(outcome: &str, at: DateTime<Utc>) -> AttemptReport {
@@ -183,7 +183,8 @@ async fn many_agents(test_db: &TestDb) {
         let (db, strategies, held, handed) = (db.clone(), strategies.clone(), held.clone(), handed.clone());
         agents.push(tokio::spawn(async move {
             let agent = format!("agent-{agent}");
-            while let Some(lease) = lease_next(&db, &strategies, &fallback(), QUEUE, &agent, now, ttl()).await.unwrap()
+            while let Some(lease) =
+                lease_next(&db, &Rules::new(&strategies, &fallback()), QUEUE, &agent, now, ttl()).await.unwrap()
             {
                 let borrower = lease.task.borrower_id.clone();
                 if let Some(other) = held.lock().unwrap().insert(borrower.clone(), agent.clone()) {
@@ -256,16 +257,21 @@ async fn heartbeats_extend_and_expired_leases_are_reaped_back_to_the_queue() {
         let t0 = plan_at() + Duration::minutes(1);
         let lease = lease(db, &strategies, "ann", t0).await.expect("a task");
         let id = lease.task.id;
-        let renewed = heartbeat(db, id, "ann", t0 + Duration::minutes(4), ttl()).await.unwrap();
+        let renewed = heartbeat(db, &Rules::new(&strategies, &fallback()), id, "ann", t0 + Duration::minutes(4), ttl())
+            .await
+            .unwrap();
         assert_eq!(renewed.lease_expires_at, t0 + Duration::minutes(9));
         assert_eq!(reap_expired_leases(db, t0 + Duration::minutes(6)).await.unwrap(), 0, "{}", test_db.backend);
         assert!(matches!(
-            heartbeat(db, id, "bob", t0 + Duration::minutes(6), ttl()).await,
+            heartbeat(db, &Rules::new(&strategies, &fallback()), id, "bob", t0 + Duration::minutes(6), ttl()).await,
             Err(WorkError::NotYourLease(_))
         ));
 
         let late = t0 + Duration::minutes(10);
-        assert!(matches!(heartbeat(db, id, "ann", late, ttl()).await, Err(WorkError::Conflict(_))));
+        assert!(matches!(
+            heartbeat(db, &Rules::new(&strategies, &fallback()), id, "ann", late, ttl()).await,
+            Err(WorkError::Conflict(_))
+        ));
         assert!(matches!(work::complete(db, id, "ann", late).await, Err(WorkError::Conflict(_))));
         assert!(self::lease(db, &strategies, "bob", late).await.is_none(), "{}: not reaped yet", test_db.backend);
         assert_eq!(reap_expired_leases(db, late).await.unwrap(), 1, "{}", test_db.backend);
@@ -423,15 +429,30 @@ async fn attempts_and_their_effects() {
         let now = plan_at() + Duration::minutes(30);
         let robots1 = tasks_of(db, "R1").await;
         assert_eq!(robots1.len(), 3, "{b}: three robot attempts planned");
+        // The dialler reports only on calls it was sent: release the first ones.
+        let templates = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(templates.path().join("robot")).unwrap();
+        std::fs::write(templates.path().join("robot/t.hbs"), "Hello").unwrap();
+        let templates = arrears::strategy::MessageTemplates::load(templates.path(), &strategies).unwrap();
+        let config = common::book::endpoints("http://127.0.0.1:9/hooks");
+        let released =
+            arrears::ops::release::release_due(db, &strategies, &fallback(), &templates, &config, now).await.unwrap();
+        assert_eq!(released.dispatched, 2, "{b}: R1's and R2's first calls");
 
         // The dialler reports a promise on R1's first robot call.
         let mut promise = report("promise", now - Duration::minutes(1));
         promise.promise =
             Some(PromiseTerms { amount: "250.50".parse().unwrap(), due_on: "2026-11-27".parse().unwrap() });
-        let recorded =
-            record_attempt(db, &strategies, &fallback(), robots1[0].id, &Actor::Dialler, promise.clone(), now)
-                .await
-                .unwrap();
+        let recorded = record_attempt(
+            db,
+            &Rules::new(&strategies, &fallback()),
+            robots1[0].id,
+            &Actor::Dialler,
+            promise.clone(),
+            now,
+        )
+        .await
+        .unwrap();
         assert_eq!(recorded.tasks_cancelled, [robots1[1].id, robots1[2].id], "{b}");
         let stored = promises::Entity::find().filter(promises::Column::AccountId.eq("R1")).all(db).await.unwrap();
         assert_eq!(stored.len(), 1);
@@ -443,21 +464,22 @@ async fn attempts_and_their_effects() {
             states,
             [
                 ("done".into(), Some("attempted".into())),
-                ("cancelled".into(), Some("promise".into())),
-                ("cancelled".into(), Some("promise".into()))
+                ("cancelled".into(), Some("promise_open".into())),
+                ("cancelled".into(), Some("promise_open".into()))
             ],
             "{b}"
         );
         let again =
-            record_attempt(db, &strategies, &fallback(), robots1[0].id, &Actor::Dialler, promise, now).await.unwrap();
+            record_attempt(db, &Rules::new(&strategies, &fallback()), robots1[0].id, &Actor::Dialler, promise, now)
+                .await
+                .unwrap();
         assert!(again.duplicate && again.attempt_id == recorded.attempt_id, "{b}: a repeated report changes nothing");
 
         // do_not_call on R2: the flag, and its other call tasks cancelled.
         let robots2 = tasks_of(db, "R2").await;
         let recorded = record_attempt(
             db,
-            &strategies,
-            &fallback(),
+            &Rules::new(&strategies, &fallback()),
             robots2[0].id,
             &Actor::Dialler,
             report("do_not_call", now),
@@ -474,14 +496,19 @@ async fn attempts_and_their_effects() {
         // Who may report on what.
         let h1 = lease(db, &strategies, "ann", now).await.expect("H1");
         assert_eq!(h1.task.account_id, "H1");
-        let denied =
-            record_attempt(db, &strategies, &fallback(), h1.task.id, &Actor::Dialler, report("no_answer", now), now)
-                .await;
+        let denied = record_attempt(
+            db,
+            &Rules::new(&strategies, &fallback()),
+            h1.task.id,
+            &Actor::Dialler,
+            report("no_answer", now),
+            now,
+        )
+        .await;
         assert!(matches!(denied, Err(WorkError::NotYourLease(_))), "{b}: the dialler on a human task");
         let denied = record_attempt(
             db,
-            &strategies,
-            &fallback(),
+            &Rules::new(&strategies, &fallback()),
             h1.task.id,
             &Actor::Agent("bob".into()),
             report("no_answer", now),
@@ -492,8 +519,7 @@ async fn attempts_and_their_effects() {
         let h2 = human_task(db, "H2").await;
         let denied = record_attempt(
             db,
-            &strategies,
-            &fallback(),
+            &Rules::new(&strategies, &fallback()),
             h2.id,
             &Actor::Agent("ann".into()),
             report("no_answer", now),
@@ -507,23 +533,52 @@ async fn attempts_and_their_effects() {
             other => panic!("expected Invalid, got {other:?}"),
         };
         assert_eq!(
-            invalid(record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, report("hung_up", now), now).await),
+            invalid(
+                record_attempt(
+                    db,
+                    &Rules::new(&strategies, &fallback()),
+                    h1.task.id,
+                    &ann,
+                    report("hung_up", now),
+                    now
+                )
+                .await
+            ),
             "outcome"
         );
         assert_eq!(
-            invalid(record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, report("promise", now), now).await),
+            invalid(
+                record_attempt(
+                    db,
+                    &Rules::new(&strategies, &fallback()),
+                    h1.task.id,
+                    &ann,
+                    report("promise", now),
+                    now
+                )
+                .await
+            ),
             "promise"
         );
         assert_eq!(
-            invalid(record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, report("callback", now), now).await),
+            invalid(
+                record_attempt(
+                    db,
+                    &Rules::new(&strategies, &fallback()),
+                    h1.task.id,
+                    &ann,
+                    report("callback", now),
+                    now
+                )
+                .await
+            ),
             "callback_at"
         );
         assert_eq!(
             invalid(
                 record_attempt(
                     db,
-                    &strategies,
-                    &fallback(),
+                    &Rules::new(&strategies, &fallback()),
                     h1.task.id,
                     &ann,
                     report("rpc", now + Duration::hours(1)),
@@ -535,7 +590,15 @@ async fn attempts_and_their_effects() {
         );
         assert_eq!(
             invalid(
-                record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, report("wrong_number", now), now).await
+                record_attempt(
+                    db,
+                    &Rules::new(&strategies, &fallback()),
+                    h1.task.id,
+                    &ann,
+                    report("wrong_number", now),
+                    now
+                )
+                .await
             ),
             "phone"
         );
@@ -545,7 +608,7 @@ async fn attempts_and_their_effects() {
         let mut wrong = report("wrong_number", now - Duration::minutes(3));
         wrong.phone = Some(phone.clone());
         assert!(
-            record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, wrong, now)
+            record_attempt(db, &Rules::new(&strategies, &fallback()), h1.task.id, &ann, wrong, now)
                 .await
                 .unwrap()
                 .wrong_number_marked,
@@ -561,15 +624,15 @@ async fn attempts_and_their_effects() {
         let mut callback = report("callback", now - Duration::minutes(2));
         callback.callback_at = Some(at("2026-11-23T22:00:00Z"));
         callback.note = Some("after work".into());
-        let recorded = record_attempt(db, &strategies, &fallback(), h1.task.id, &ann, callback, now).await.unwrap();
+        let recorded =
+            record_attempt(db, &Rules::new(&strategies, &fallback()), h1.task.id, &ann, callback, now).await.unwrap();
         let attempt = attempts::Entity::find_by_id(recorded.attempt_id).one(db).await.unwrap().unwrap();
         assert_eq!(attempt.callback_at, Some(at("2026-11-23T22:00:00Z")), "{b}");
         assert_eq!((attempt.actor.as_deref(), attempt.task_id), (Some("agent:ann"), Some(h1.task.id)));
         assert_eq!((attempt.channel.as_str(), attempt.borrower_id.as_str()), ("human", "BH1"));
         let recorded = record_attempt(
             db,
-            &strategies,
-            &fallback(),
+            &Rules::new(&strategies, &fallback()),
             h1.task.id,
             &ann,
             report("dispute", now - Duration::minutes(1)),
@@ -582,8 +645,15 @@ async fn attempts_and_their_effects() {
         assert_eq!(account.flags, "dispute");
 
         // An agent cannot report on a robot task.
-        let denied =
-            record_attempt(db, &strategies, &fallback(), robots1[1].id, &ann, report("no_answer", now), now).await;
+        let denied = record_attempt(
+            db,
+            &Rules::new(&strategies, &fallback()),
+            robots1[1].id,
+            &ann,
+            report("no_answer", now),
+            now,
+        )
+        .await;
         assert!(matches!(denied, Err(WorkError::NotYourLease(_))), "{b}");
     }
 }
@@ -601,9 +671,16 @@ async fn promises_are_kept_or_broken_as_time_moves() {
             let mut promise = report("promise", now);
             promise.promise =
                 Some(PromiseTerms { amount: "100".parse().unwrap(), due_on: "2026-11-25".parse().unwrap() });
-            record_attempt(db, &strategies, &fallback(), lease.task.id, &Actor::Agent(agent.into()), promise, now)
-                .await
-                .unwrap();
+            record_attempt(
+                db,
+                &Rules::new(&strategies, &fallback()),
+                lease.task.id,
+                &Actor::Agent(agent.into()),
+                promise,
+                now,
+            )
+            .await
+            .unwrap();
             work::complete(db, lease.task.id, agent, now).await.unwrap();
         }
         let pay = |reference: &str, account: &str, amount: &str, paid_at: &str| {

@@ -33,7 +33,8 @@ pub struct CenterTally {
 
 #[derive(Default)]
 struct Inbox {
-    ready: Vec<TaskReadyV1>,
+    /// Each `task.ready` with the event's instant: the dialler calls as soon as it is told.
+    ready: Vec<(DateTime<Utc>, TaskReadyV1)>,
     tally: CenterTally,
 }
 
@@ -77,7 +78,7 @@ async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: S
     if kind == crate::dispatch::TASK_READY
         && let Ok(envelope) = serde_json::from_str::<Envelope<TaskReadyV1>>(&body)
     {
-        inbox.ready.push(envelope.data);
+        inbox.ready.push((envelope.timestamp, envelope.data));
     }
     StatusCode::NO_CONTENT
 }
@@ -108,7 +109,8 @@ impl CallCenter {
             .collect()
     }
 
-    /// Works every contact received so far and reports its outcome at `now` through the API.
+    /// Works every contact received so far — each one at the instant it was sent, inside its
+    /// window and the contact hours — and reports its outcome at `now` through the API.
     pub async fn report_outcomes(
         &self,
         api: &Api,
@@ -117,16 +119,17 @@ impl CallCenter {
         rng: &mut SmallRng,
     ) -> anyhow::Result<()> {
         let ready = std::mem::take(&mut self.inbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).ready);
-        for task in ready {
-            let local_hour = now.with_timezone(task.not_before.offset()).hour();
+        for (sent_at, task) in ready {
+            let called_at = sent_at.min(now);
+            let local_hour = called_at.with_timezone(task.not_before.offset()).hour();
             let outcome = contact_outcome(rng, &task.channel, local_hour);
-            let mut report = json!({"outcome": outcome, "at": now, "phone": task.to});
+            let mut report = json!({"outcome": outcome, "at": called_at, "phone": task.to});
             match outcome {
                 "promise" => {
-                    let due_on = (now + chrono::Duration::days(rng.random_range(1..=4))).date_naive();
+                    let due_on = (called_at + chrono::Duration::days(rng.random_range(1..=4))).date_naive();
                     report["promise"] = json!({"amount": "100", "due_on": due_on});
                 }
-                "callback" => report["callback_at"] = json!(now + chrono::Duration::hours(3)),
+                "callback" => report["callback_at"] = json!(called_at + chrono::Duration::hours(3)),
                 _ => {}
             }
             let status =

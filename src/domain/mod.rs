@@ -3,12 +3,14 @@
 
 mod account;
 mod codes;
+pub mod effects;
 mod history;
+pub mod promise;
 mod reason;
 
 pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
 pub use codes::{Cap, Channel, DeliveryState, Flag, Flags, Outcome, ParseCodeError, TaskOrigin, TaskState};
-pub use history::{AttemptRecord, History, PromiseRecord};
+pub use history::{AttemptRecord, History, InFlight, Ledger, PromiseRecord};
 pub use reason::Reason;
 
 /// Money is always a decimal, never a float.

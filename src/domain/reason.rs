@@ -85,12 +85,11 @@ impl Reason {
     }
 }
 
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let code = match self {
-            Reason::Flag(flag) => return write!(f, "flag:{flag}"),
-            Reason::OptOut(channel) => return write!(f, "opt_out:{channel}"),
-            Reason::Cap(cap) => return write!(f, "cap:{cap}"),
+impl Reason {
+    /// The code of a reason without a parameter; `None` for `flag:`, `opt_out:` and `cap:`.
+    fn fixed_code(self) -> Option<&'static str> {
+        Some(match self {
+            Reason::Flag(_) | Reason::OptOut(_) | Reason::Cap(_) => return None,
             Reason::NotDue => "not_due",
             Reason::NoStrategy => "no_strategy",
             Reason::NoStage => "no_stage",
@@ -107,8 +106,28 @@ impl fmt::Display for Reason {
             Reason::MinGap => "min_gap",
             Reason::CallsUsed => "calls_used",
             Reason::NotLive => "not_live",
-        };
-        f.write_str(code)
+        })
+    }
+
+    /// Whether `code` is this reason's code (no allocation).
+    pub fn is_code(self, code: &str) -> bool {
+        match self {
+            Reason::Flag(flag) => code.strip_prefix("flag:") == Some(flag.code()),
+            Reason::OptOut(channel) => code.strip_prefix("opt_out:") == Some(channel.code()),
+            Reason::Cap(cap) => code.strip_prefix("cap:") == Some(cap.code()),
+            other => other.fixed_code() == Some(code),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Flag(flag) => write!(f, "flag:{flag}"),
+            Reason::OptOut(channel) => write!(f, "opt_out:{channel}"),
+            Reason::Cap(cap) => write!(f, "cap:{cap}"),
+            other => f.write_str(other.fixed_code().unwrap_or_default()),
+        }
     }
 }
 
@@ -121,13 +140,25 @@ impl FromStr for Reason {
             Some(("flag", flag)) => flag.parse().ok().map(Reason::Flag),
             Some(("opt_out", channel)) => channel.parse().ok().map(Reason::OptOut),
             Some(("cap", cap)) => cap.parse().ok().map(Reason::Cap),
-            _ => Reason::all().into_iter().find(|reason| reason.to_string() == text),
+            _ => Reason::all().into_iter().find(|reason| reason.is_code(text)),
         };
         parsed.ok_or_else(|| ParseCodeError {
             kind: "reason",
             value: text.to_string(),
             expected: Reason::all().iter().map(Reason::to_string).collect::<Vec<_>>().join(", "),
         })
+    }
+}
+
+impl PartialEq<str> for Reason {
+    fn eq(&self, code: &str) -> bool {
+        self.is_code(code)
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, code: &&str) -> bool {
+        self.is_code(code)
     }
 }
 

@@ -5,7 +5,9 @@
 use super::AppState;
 use super::auth::{Principal, Role};
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
-use crate::ops::work::{self, Actor, AttemptRecorded, AttemptReport, Lease, LeaseRenewed, TaskStateChanged, WorkError};
+use crate::ops::work::{
+    self, Actor, AttemptRecorded, AttemptReport, Lease, LeaseRenewed, Rules, TaskStateChanged, WorkError,
+};
 use crate::policy::Policy;
 use axum::Json;
 use axum::extract::State;
@@ -49,6 +51,11 @@ fn fallback_policy(state: &AppState) -> Result<Policy, ApiError> {
     Policy::builtin(&config.policy, &config.policies).map_err(|error| ApiError::internal(error.message))
 }
 
+/// What the work use cases decide with.
+fn rules<'a>(state: &AppState, strategies: &'a crate::strategy::StrategySet, fallback: &'a Policy) -> Rules<'a> {
+    Rules { strategies, fallback, promise_max_days: state.settings.config.promise_max_days }
+}
+
 fn lease_ttl(state: &AppState) -> Result<chrono::Duration, ApiError> {
     state.settings.config.lease_duration().map_err(ApiError::internal)
 }
@@ -79,7 +86,8 @@ async fn lease(
     let strategies = state.strategies.current();
     let fallback = fallback_policy(&state)?;
     let now = state.clock.now();
-    match work::lease_next(&state.db, &strategies, &fallback, &queue, &agent, now, lease_ttl(&state)?).await? {
+    let rules = rules(&state, &strategies, &fallback);
+    match work::lease_next(&state.db, &rules, &queue, &agent, now, lease_ttl(&state)?).await? {
         Some(lease) => {
             state.metrics.leases.inc();
             Ok(Json(lease).into_response())
@@ -108,7 +116,10 @@ async fn heartbeat(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<LeaseRenewed>, ApiError> {
     let agent = agent_of(&principal)?;
-    Ok(Json(work::heartbeat(&state.db, id, &agent, state.clock.now(), lease_ttl(&state)?).await?))
+    let strategies = state.strategies.current();
+    let fallback = fallback_policy(&state)?;
+    let rules = rules(&state, &strategies, &fallback);
+    Ok(Json(work::heartbeat(&state.db, &rules, id, &agent, state.clock.now(), lease_ttl(&state)?).await?))
 }
 
 /// Gives a task back to its queue (state `ready`).
@@ -189,5 +200,6 @@ async fn attempts(
     };
     let strategies = state.strategies.current();
     let fallback = fallback_policy(&state)?;
-    Ok(Json(work::record_attempt(&state.db, &strategies, &fallback, id, &actor, report, state.clock.now()).await?))
+    let rules = rules(&state, &strategies, &fallback);
+    Ok(Json(work::record_attempt(&state.db, &rules, id, &actor, report, state.clock.now()).await?))
 }

@@ -40,11 +40,11 @@ pub async fn explain_account(
     };
     let borrower = page.portfolio.borrowers.get(&account.borrower_id);
     let today = now.date_naive();
-    let history = store::load_borrower_history(
+    let history = store::load_history(
         db,
-        &account.borrower_id,
+        store::HistoryScope::Borrowers(&[account.borrower_id.as_str()]),
         now - Duration::days(8),
-        (today - Duration::days(1))..=(today + Duration::days(1)),
+        Some((today - Duration::days(1))..=(today + Duration::days(1))),
     )
     .await?;
     let explanation = explain(account, borrower, &history, strategies, now);
@@ -148,7 +148,10 @@ pub fn write_explanation(report: &AccountExplanation, out: &mut impl Write) -> a
             e.decision.detail.as_deref().unwrap_or("")
         )?,
         _ => {
-            writeln!(out, "decision: {} task(s)", e.decision.tasks.len())?;
+            match &e.decision.limited_by {
+                Some(limit) => writeln!(out, "decision: {} task(s), cut by {limit}", e.decision.tasks.len())?,
+                None => writeln!(out, "decision: {} task(s)", e.decision.tasks.len())?,
+            }
             for task in &e.decision.tasks {
                 writeln!(
                     out,

@@ -57,12 +57,7 @@ impl PlanTotals {
         self.tasks += plan.tasks.len() as u64;
         self.skips += plan.skips.len() as u64;
         for skip in &plan.skips {
-            match self.skip_counts.get_mut(&skip.reason) {
-                Some(count) => *count += 1,
-                None => {
-                    self.skip_counts.insert(skip.reason.clone(), 1);
-                }
-            }
+            *self.skip_counts.entry(skip.reason.to_string()).or_default() += 1;
         }
         let mut last: Option<(&str, Channel, Option<&str>, &str)> = None;
         let mut group: Option<&mut PlanGroup> = None;
@@ -165,9 +160,13 @@ where
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
     let today = now.date_naive();
-    let history =
-        store::load_history(db, now - Duration::days(8), (today - Duration::days(1))..=(today + Duration::days(1)))
-            .await?;
+    let history = store::load_history(
+        db,
+        store::HistoryScope::Book,
+        now - Duration::days(8),
+        Some((today - Duration::days(1))..=(today + Duration::days(1))),
+    )
+    .await?;
     tracing::info!(elapsed = ?clock.elapsed(), "history loaded");
     let mut run = NewPlanRun { as_of: now, started_at, strategies: strategies.versions(), ..NewPlanRun::default() };
     let writer = if dry_run {
@@ -328,7 +327,7 @@ struct SkipLine<'a> {
     kind: &'static str,
     account_id: &'a str,
     stage: Option<&'a str>,
-    reason: &'a str,
+    reason: crate::domain::Reason,
     detail: &'a str,
 }
 
@@ -365,7 +364,7 @@ pub fn write_jsonl(plan: &Plan, out: &mut impl Write) -> anyhow::Result<()> {
             kind: "skip",
             account_id: &skip.account_id,
             stage: skip.stage.as_deref(),
-            reason: &skip.reason,
+            reason: skip.reason,
             detail: &skip.detail,
         };
         serde_json::to_writer(&mut *out, &line)?;

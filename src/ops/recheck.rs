@@ -1,35 +1,34 @@
-//! The re-check of a task against the latest state, shared by the lease (`work::lease_next`)
-//! and the release loop (`release::release_due`), parameterised by the task's channel: the
-//! planner's rules and reason codes (flags, amount due, open promise, usable addresses and
-//! opt-outs, robot consent, cool-down, caps recomputed from the attempts, the rule's `min_gap`
-//! since the last actual attempt, and the policy's contact hours now in every zone).
+//! Every hand-off of a stored task asks the one contact gate (`policy::gate`) through this:
+//! [`Context::load`] reads the accounts, borrowers and history of a batch of tasks with the one
+//! history loader, and [`recheck`] turns a task row into the gate's question and its answer
+//! into a [`Verdict`] — pass (with the room and the addresses usable now), wait, or remove.
 //!
-//! Pure decisions over a [`Context`] loaded by the caller inside its claiming transaction; it
-//! never writes and never reads the clock.
+//! No contact rule lives here: only the mapping from a stored task to the gate's terms (its
+//! strategy's policy and rule, its window, its calls, whether the borrower asked for it).
+//! It never writes and never reads the clock.
 
-use crate::domain::{Account, AttemptRecord, Borrower, Channel, ContactKind, Flag, Money, PromiseRecord};
-use crate::plan::PROMISE_GRACE_DAYS;
-use crate::policy::{Policy, call_room, cooldown_from, count_calls, unanswered_today};
-use crate::store::{self, StoreError, StoredAttempt};
+use crate::domain::{Account, Borrower, Channel, History, Ledger, Portfolio, Reason, TaskOrigin, TaskState};
+use crate::policy::{Ask, HandOff, Interval, Policy, Refusal, Room, gate};
+use crate::store::{self, HistoryScope, StoreError};
 use crate::strategy::{Rule, Strategy, StrategySet};
 use chrono::{DateTime, Duration, Utc};
 use entity::tasks;
 use sea_orm::ConnectionTrait;
-use std::collections::HashMap;
 
-/// Everything the re-check reads about a batch of tasks.
+/// How far back the history of a hand-off reaches: the 7-day caps need 7 local days, and the
+/// borrower's zones may be a day apart.
+pub(crate) const HISTORY_DAYS: i64 = 8;
+
+/// Everything the gate reads about a batch of tasks.
 #[derive(Default)]
 pub(crate) struct Context {
-    pub(crate) accounts: HashMap<String, Account>,
-    pub(crate) borrowers: HashMap<String, Borrower>,
-    pub(crate) attempts: HashMap<String, Vec<StoredAttempt>>,
-    pub(crate) promises: HashMap<String, PromiseRecord>,
-    pub(crate) conversations: HashMap<String, DateTime<Utc>>,
+    pub(crate) book: Portfolio,
+    pub(crate) history: History,
 }
 
 impl Context {
-    /// Reads the accounts, borrowers, attempts of the last 8 days, open promises and last
-    /// conversations of `tasks`.
+    /// Reads the accounts of `tasks` with their borrowers, and the borrowers' history (attempts
+    /// of the last [`HISTORY_DAYS`] days, calls in flight, open promises, last conversations).
     pub(crate) async fn load(
         db: &impl ConnectionTrait,
         tasks: &[tasks::Model],
@@ -38,43 +37,58 @@ impl Context {
         let mut account_ids: Vec<&str> = tasks.iter().map(|task| task.account_id.as_str()).collect();
         account_ids.sort_unstable();
         account_ids.dedup();
-        let (accounts, borrowers) = store::parties_by_id(db, &account_ids).await?;
-        let mut borrower_ids: Vec<&str> = accounts.values().map(|account| account.borrower_id.as_str()).collect();
+        Self::load_accounts(db, &account_ids, now).await
+    }
+
+    /// [`Context::load`] for accounts given by id.
+    pub(crate) async fn load_accounts(
+        db: &impl ConnectionTrait,
+        account_ids: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let book = store::load_accounts_by_id(db, account_ids).await?;
+        let mut borrower_ids: Vec<&str> = book.accounts.iter().map(|account| account.borrower_id.as_str()).collect();
         borrower_ids.sort_unstable();
         borrower_ids.dedup();
-        let attempts = store::attempts_of_borrowers(db, &borrower_ids, now - Duration::days(8)).await?;
-        let promises = store::open_promises_of(db, &account_ids).await?;
-        let conversations = store::last_conversations_of(db, &account_ids).await?;
-        Ok(Context { accounts, borrowers, attempts, promises, conversations })
+        let history =
+            store::load_history(db, HistoryScope::Borrowers(&borrower_ids), now - Duration::days(HISTORY_DAYS), None)
+                .await?;
+        Ok(Context { book, history })
+    }
+
+    /// The stored account of that id.
+    pub(crate) fn account(&self, id: &str) -> Option<&Account> {
+        self.book.accounts.iter().find(|account| account.id == id)
     }
 
     /// The account and borrower of a task, when both are stored.
     pub(crate) fn parties(&self, task: &tasks::Model) -> Option<(&Account, &Borrower)> {
-        let account = self.accounts.get(&task.account_id)?;
-        Some((account, self.borrowers.get(&account.borrower_id)?))
-    }
-
-    /// The borrower's stored attempts (last 8 days), oldest first.
-    pub(crate) fn attempts_of(&self, borrower_id: &str) -> &[StoredAttempt] {
-        self.attempts.get(borrower_id).map(Vec::as_slice).unwrap_or(&[])
+        let account = self.account(&task.account_id)?;
+        Some((account, self.book.borrowers.get(&account.borrower_id)?))
     }
 }
 
-/// What the re-check says about one task.
+/// What the gate says about one task now.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
-    /// It may go out now: to this address (robot, SMS, e-mail; `None` for human tasks), with
-    /// this many calls (human tasks; 1 otherwise).
-    Pass { calls_allowed: u32, to: Option<String> },
-    /// Not now (outside the contact hours in one of the borrower's zones, or too soon after the
-    /// last attempt); it stays queued.
-    Wait { reason: &'static str },
-    /// It leaves the queue for the day: the new state, the reason code and a sentence.
-    Remove { state: &'static str, reason: String, detail: String },
+    /// It may be handed off now, with this room, to these addresses (those with calls left,
+    /// in stored order; the first is where a message goes).
+    Pass { room: Room, addresses: Vec<String> },
+    /// Not now (outside the contact hours, before its window, within `min_gap`, or a cap
+    /// reached only by calls still in flight); it stays as it is.
+    Wait { reason: Reason, detail: String },
+    /// It leaves the queue for the day: the state it moves to, the reason code and a sentence.
+    Remove { state: TaskState, reason: Reason, detail: String },
 }
 
-fn remove(reason: impl Into<String>, detail: impl Into<String>) -> Verdict {
-    Verdict::Remove { state: "cancelled", reason: reason.into(), detail: detail.into() }
+impl Verdict {
+    /// The first address of a pass.
+    pub(crate) fn to(&self) -> Option<&str> {
+        match self {
+            Verdict::Pass { addresses, .. } => addresses.first().map(String::as_str),
+            _ => None,
+        }
+    }
 }
 
 /// The loaded strategy of that name.
@@ -92,11 +106,74 @@ pub(crate) fn policy_of<'a>(strategies: &'a StrategySet, fallback: &'a Policy, t
     strategy_of(strategies, &task.strategy).map_or(fallback, |strategy| &strategy.policy)
 }
 
-/// Re-checks `task` against the latest state in `context` at `now`, with the planner's rules
-/// and reason codes (see `docs/operations.md`). The channel decides which checks apply: calls
-/// (robot, human) get `do_not_call`, the cool-down and the call caps; robot calls the consent
-/// and the unanswered-per-number cap; robot, SMS and e-mail the rule's `min_gap` since the last
-/// attempt on the account on that channel; human tasks the calls already made on them.
+/// The gate's terms for a stored task at a hand-off.
+pub(crate) fn hand_off_of(task: &tasks::Model, strategies: &StrategySet) -> HandOff {
+    let human = task.channel == Channel::Human.code();
+    // An escalated or callback human task carries a robot rule: its own `calls_allowed` counts.
+    let rule_calls = rule_of(strategies, task)
+        .filter(|rule| human && rule.treatment.channel == Channel::Human)
+        .map(|rule| rule.treatment.calls_per_day);
+    HandOff {
+        task_id: task.id,
+        window: Interval { start: task.not_before, end: task.not_after },
+        calls_allowed: if human { rule_calls.unwrap_or(u32::try_from(task.calls_allowed).unwrap_or(0)) } else { 1 },
+        exempt: task.origin == TaskOrigin::Callback.code(),
+    }
+}
+
+/// The gate's question about a stored task and the ledger it reads, or why there is none (an
+/// unknown channel, the account or borrower gone). The policy is the task's strategy's, or
+/// `fallback` when that strategy is no longer loaded; the rule's `min_gap` applies to robot,
+/// SMS and e-mail tasks.
+pub(crate) fn ask_of<'a>(
+    task: &tasks::Model,
+    context: &'a Context,
+    strategies: &'a StrategySet,
+    fallback: &'a Policy,
+) -> Result<(Ask<'a>, Ledger<'a>), Verdict> {
+    let remove = |reason: Reason, detail: String| Verdict::Remove { state: TaskState::Cancelled, reason, detail };
+    let Ok(channel) = task.channel.parse::<Channel>() else {
+        return Err(remove(Reason::NotLive, format!("unknown channel `{}`", task.channel)));
+    };
+    let Some(account) = context.account(&task.account_id) else {
+        return Err(remove(Reason::NoContactPoint, format!("account {} is not in the book", task.account_id)));
+    };
+    let Some(borrower) = context.book.borrowers.get(&account.borrower_id) else {
+        return Err(remove(Reason::NoContactPoint, format!("borrower {} is not in the book", account.borrower_id)));
+    };
+    let rule = rule_of(strategies, task).filter(|rule| rule.treatment.channel == channel);
+    let min_gap = match rule {
+        Some(rule) if channel != Channel::Human => Duration::minutes(i64::from(rule.treatment.min_gap_minutes)),
+        _ => Duration::zero(),
+    };
+    let ask = Ask {
+        account,
+        borrower,
+        channel,
+        policy: policy_of(strategies, fallback, task),
+        min_gap,
+        hand_off: Some(hand_off_of(task, strategies)),
+    };
+    Ok((ask, context.history.ledger(&borrower.id, &account.id)))
+}
+
+/// The verdict of a gate refusal: wait, or leave for the day in the state its reason implies
+/// (`done` when a human task's calls are made, `expired` when its window closed, else
+/// `cancelled`).
+pub(crate) fn verdict_of(refusal: Refusal) -> Verdict {
+    if refusal.wait {
+        return Verdict::Wait { reason: refusal.reason, detail: refusal.detail };
+    }
+    let state = match refusal.reason {
+        Reason::CallsUsed => TaskState::Done,
+        Reason::WindowClosed => TaskState::Expired,
+        _ => TaskState::Cancelled,
+    };
+    Verdict::Remove { state, reason: refusal.reason, detail: refusal.detail }
+}
+
+/// Asks the gate whether `task` may be handed off at `now`, with the latest state in `context`
+/// (see [`ask_of`]).
 pub(crate) fn recheck(
     task: &tasks::Model,
     context: &Context,
@@ -104,126 +181,18 @@ pub(crate) fn recheck(
     fallback: &Policy,
     now: DateTime<Utc>,
 ) -> Verdict {
-    let Ok(channel) = task.channel.parse::<Channel>() else {
-        return remove("bad_channel", format!("unknown channel `{}`", task.channel));
+    let (ask, ledger) = match ask_of(task, context, strategies, fallback) {
+        Ok(question) => question,
+        Err(verdict) => return verdict,
     };
-    let Some(account) = context.accounts.get(&task.account_id) else {
-        return remove("no_account", format!("account {} is not in the book", task.account_id));
-    };
-    let Some(borrower) = context.borrowers.get(&account.borrower_id) else {
-        return remove("no_contact_point", format!("borrower {} is not in the book", account.borrower_id));
-    };
-    if let Some(flag) = account.flags.iter().find(|flag| flag.stops_all_contact()) {
-        return remove(format!("flag:{flag}"), format!("the `{flag}` flag stops all contact"));
-    }
-    if channel.is_call() && account.flags.contains(Flag::DoNotCall) {
-        return remove("flag:do_not_call", "the account must not be called");
-    }
-    if account.amount_due <= Money::ZERO {
-        return remove("not_due", "nothing is due on this account any more");
-    }
-    let zone = borrower.primary_timezone();
-    let local_date = now.with_timezone(&zone).date_naive();
-    if let Some(promise) = context.promises.get(&account.id)
-        && promise.due_on + Duration::days(PROMISE_GRACE_DAYS) >= local_date
-    {
-        return remove("promise_open", format!("promise to pay {} by {} is open", promise.amount, promise.due_on));
-    }
-    let kind = if channel == Channel::Email { ContactKind::Email } else { ContactKind::Phone };
-    if !borrower.contact_points.iter().any(|point| point.kind == kind && !point.wrong_number) {
-        return remove("no_contact_point", format!("the borrower has no usable {}", kind.code()));
-    }
-    if !borrower.contact_points.iter().any(|point| point.usable_for(channel)) {
-        return remove(format!("opt_out:{channel}"), format!("every {} opted out of {channel}", kind.code()));
-    }
-    let policy = policy_of(strategies, fallback, task);
-    if channel == Channel::Robot && policy.robot_needs_consent && !borrower.consent_robot {
-        return remove("no_consent", format!("{} needs consent for robot calls", policy.name));
-    }
-    let stored = context.attempts_of(&borrower.id);
-    let records: Vec<AttemptRecord> = stored.iter().map(|attempt| attempt.record.clone()).collect();
-    let mut to = None;
-    let mut room = 1;
-    if channel.is_call() {
-        if let Some(day) = cooldown_from(policy, context.conversations.get(&account.id).copied(), zone, local_date) {
-            return remove(
-                "cooldown:conversation",
-                format!("conversation on {day}: no call until day {} after it", policy.cooldown_days.unwrap_or(0) + 1),
-            );
+    match gate::check(&ask, ledger, now) {
+        Ok(room) => {
+            let addresses = gate::addresses(&ask, ledger, now)
+                .filter(|(_, left)| *left > 0)
+                .map(|(address, _)| address.to_string())
+                .collect();
+            Verdict::Pass { room, addresses }
         }
-        let counters = count_calls(&records, &account.id, zone, local_date, now);
-        let unanswered_cap = policy.unanswered_per_number_per_day.filter(|_| channel == Channel::Robot);
-        let left_on = |number: &str| {
-            unanswered_cap
-                .map_or(u32::MAX, |cap| cap.saturating_sub(unanswered_today(&records, number, zone, local_date)))
-        };
-        let unanswered = unanswered_cap.map(|cap| {
-            let left = borrower
-                .contact_points
-                .iter()
-                .filter(|point| point.usable_for(channel))
-                .map(|point| left_on(&point.address))
-                .fold(0u32, u32::saturating_add);
-            (cap, left)
-        });
-        room = match call_room(policy, &counters, unanswered) {
-            Ok(room) => room,
-            Err(reached) => {
-                return remove(
-                    reached.reason(),
-                    format!("{}'s {} cap of {} is reached", policy.name, reached.name, reached.cap),
-                );
-            }
-        };
-        if channel == Channel::Robot {
-            to = borrower
-                .contact_points
-                .iter()
-                .find(|point| point.usable_for(channel) && left_on(&point.address) > 0)
-                .map(|point| point.address.clone());
-        }
-    } else {
-        to = borrower.contact_points.iter().find(|point| point.usable_for(channel)).map(|point| point.address.clone());
+        Err(refusal) => verdict_of(refusal),
     }
-    let rule = rule_of(strategies, task).filter(|rule| rule.treatment.channel == channel);
-    let calls_allowed = if channel == Channel::Human {
-        // An escalated human task carries a robot rule: its own `calls_allowed` then counts.
-        let rule_calls =
-            rule.map_or(u32::try_from(task.calls_allowed).unwrap_or(0), |rule| rule.treatment.calls_per_day);
-        let made = stored
-            .iter()
-            .filter(|attempt| {
-                attempt.task_id == Some(task.id) && attempt.record.channel.is_call() && attempt.record.at <= now
-            })
-            .count();
-        let left = rule_calls.saturating_sub(u32::try_from(made).unwrap_or(u32::MAX));
-        if left == 0 {
-            return Verdict::Remove {
-                state: "done",
-                reason: "calls_used".into(),
-                detail: format!("the {rule_calls} call(s) of this task are made"),
-            };
-        }
-        left.min(room)
-    } else {
-        let gap = rule.map_or(0, |rule| rule.treatment.min_gap_minutes);
-        let last = stored
-            .iter()
-            .filter(|attempt| {
-                attempt.record.account_id == account.id && attempt.record.channel == channel && attempt.record.at <= now
-            })
-            .map(|attempt| attempt.record.at)
-            .max();
-        if gap > 0
-            && let Some(last) = last
-            && now < last + Duration::minutes(i64::from(gap))
-        {
-            return Verdict::Wait { reason: "min_gap" };
-        }
-        1
-    };
-    if borrower.timezones.iter().any(|zone| !policy.hours.contains(now.with_timezone(zone).time())) {
-        return Verdict::Wait { reason: "hours" };
-    }
-    Verdict::Pass { calls_allowed, to }
 }

@@ -188,22 +188,14 @@ impl Step<'_> {
                 return Ok(());
             }
             Verdict::Remove { state, reason, detail } => {
-                if store::close_open_task(txn, task.id, state, &reason, now).await? {
+                let detail = serde_json::json!({"reason": reason, "detail": detail, "at": "release"});
+                if store::close_live_task_audited(txn, task.id, state, &reason.to_string(), ENGINE, detail, now).await?
+                {
                     report.cancelled += 1;
-                    store::record_audit_at(
-                        txn,
-                        now,
-                        ENGINE,
-                        if state == "done" { "task.done" } else { "task.cancelled" },
-                        "task",
-                        &task.id.to_string(),
-                        serde_json::json!({"reason": reason, "detail": detail, "at": "release"}),
-                    )
-                    .await?;
                 }
                 return Ok(());
             }
-            Verdict::Pass { to, .. } => to,
+            verdict @ Verdict::Pass { .. } => verdict.to().map(str::to_string),
         };
         // The re-check passed, so both are in the context.
         let Some((account, borrower)) = context.parties(task) else {
@@ -251,6 +243,7 @@ impl Step<'_> {
         if !store::move_task(txn, task.id, "planned", "dispatched", None, now).await? {
             return Ok(());
         }
+        store::record_task_address(txn, task.id, to.as_deref()).await?;
         let delivery = ready_delivery(task.id, endpoint, body, now);
         store::enqueue_deliveries(txn, std::slice::from_ref(&delivery), now).await?;
         report.dispatched += 1;

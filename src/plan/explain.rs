@@ -95,15 +95,24 @@ pub struct DecisionView {
     pub detail: Option<String>,
     /// The tasks planned.
     pub tasks: Vec<Task>,
+    /// The cap that limited the day's attempts (robot, SMS, e-mail) or calls (human), with what
+    /// it left (`cap:calls_7d: 2 left`); none when no cap did.
+    pub limited_by: Option<String>,
 }
 
 impl From<Decision> for DecisionView {
     fn from(decision: Decision) -> DecisionView {
         match decision {
-            Decision::Tasks(tasks) => DecisionView { kind: "tasks", reason: None, detail: None, tasks },
-            Decision::Skip(Skip { reason, detail, .. }) => {
-                DecisionView { kind: "skip", reason: Some(reason), detail: Some(detail), tasks: Vec::new() }
+            Decision::Tasks(tasks) => {
+                DecisionView { kind: "tasks", reason: None, detail: None, tasks, limited_by: None }
             }
+            Decision::Skip(Skip { reason, detail, .. }) => DecisionView {
+                kind: "skip",
+                reason: Some(reason.to_string()),
+                detail: Some(detail),
+                tasks: Vec::new(),
+                limited_by: None,
+            },
         }
     }
 }
@@ -116,7 +125,11 @@ pub fn explain(
     strategies: &StrategySet,
     now: DateTime<Utc>,
 ) -> Explanation {
-    let decision = Planner::new(history, strategies, now).decide(account, borrower).into();
+    let mut planner = Planner::new(history, strategies, now);
+    let mut decision: DecisionView = planner.decide(account, borrower).into();
+    if let Some((cap, left)) = planner.last_limit() {
+        decision.limited_by = Some(format!("{}: {left} left", crate::domain::Reason::Cap(cap)));
+    }
     let mut explanation = Explanation {
         account_id: account.id.clone(),
         as_of: now,

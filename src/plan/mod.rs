@@ -10,16 +10,15 @@ pub use explain::{ArmTrace, DecisionView, Explanation, FactsView, RuleTrace, exp
 pub use spread::spread;
 pub use types::{Plan, Skip, Task};
 
-use crate::domain::{Account, Borrower, Channel, ContactKind, Flag, History, Portfolio};
-use crate::policy::{Interval, allowed_intervals, call_room, cooldown_from, count_calls, unanswered_today};
+use crate::domain::{Account, Borrower, Cap, Channel, Flag, History, Portfolio, Reason};
+use crate::policy::{Interval, allowed_intervals, count_calls, gate};
 use crate::strategy::{Facts, Rule, Strategy, StrategySet};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Offset, Utc};
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
-/// Days a promise stays open after its due date before it counts as broken.
-pub const PROMISE_GRACE_DAYS: i64 = 1;
+pub use crate::policy::PROMISE_GRACE_DAYS;
 
 /// The decision for one account.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +43,7 @@ pub struct Planner<'a> {
     /// changes that day.
     day_offsets: FxHashMap<(Tz, NaiveDate), Option<DayOffset>>,
     slots: Vec<Interval>,
+    last_limit: Option<(Cap, u32)>,
 }
 
 /// Plans every account of the portfolio for its local day containing `now`.
@@ -58,11 +58,6 @@ pub fn plan(portfolio: &Portfolio, history: &History, strategies: &StrategySet, 
         }
     }
     result
-}
-
-/// The borrower's addresses that can carry the channel.
-fn addresses_of(borrower: &Borrower, channel: Channel) -> impl Iterator<Item = &str> {
-    borrower.contact_points.iter().filter(move |point| point.usable_for(channel)).map(|point| point.address.as_str())
 }
 
 /// A zone's single offset over one local day, `start..=end` in UTC.
@@ -94,13 +89,8 @@ fn longest(intervals: &[Interval]) -> Interval {
     best
 }
 
-fn skip(
-    account: &Account,
-    stage: Option<&Arc<str>>,
-    reason: impl Into<String>,
-    detail: impl Into<String>,
-) -> Result<(), Skip> {
-    Err(Skip { account_id: account.id.clone(), stage: stage.cloned(), reason: reason.into(), detail: detail.into() })
+fn skip(account: &Account, stage: Option<&Arc<str>>, reason: Reason, detail: impl Into<String>) -> Result<(), Skip> {
+    Err(Skip { account_id: account.id.clone(), stage: stage.cloned(), reason, detail: detail.into() })
 }
 
 impl<'a> Planner<'a> {
@@ -114,6 +104,7 @@ impl<'a> Planner<'a> {
             windows: FxHashMap::default(),
             day_offsets: FxHashMap::default(),
             slots: Vec::new(),
+            last_limit: None,
         }
     }
 
@@ -134,29 +125,39 @@ impl<'a> Planner<'a> {
         borrower: Option<&Borrower>,
         tasks: &mut Vec<Task>,
     ) -> Result<(), Skip> {
+        self.last_limit = None;
         let Some(borrower) = borrower else {
             return skip(
                 account,
                 None,
-                "no_contact_point",
+                Reason::NoContactPoint,
                 format!("borrower {} is not in the book", account.borrower_id),
             );
         };
         let zone = borrower.primary_timezone();
         let local_date = self.now.with_timezone(&zone).date_naive();
         let dpd = account.dpd_on(local_date);
-        if account.amount_due.is_zero() {
-            return skip(account, None, "not_due", "nothing is due on this account");
+        let ledger = self.history.ledger(&borrower.id, &account.id);
+        // The account's stops rank around the strategy's: nothing due first, flags and
+        // promises after the stage is known (their skips carry it).
+        let stop = gate::stops(account, ledger, local_date);
+        if let Some(refusal) = stop.as_ref().filter(|refusal| refusal.reason == Reason::NotDue) {
+            return skip(account, None, refusal.reason, refusal.detail.clone());
         }
         let Some(strategy_index) = self.strategies.index_for(&account.product) else {
-            return skip(account, None, "no_strategy", format!("no strategy handles product `{}`", account.product));
+            return skip(
+                account,
+                None,
+                Reason::NoStrategy,
+                format!("no strategy handles product `{}`", account.product),
+            );
         };
         let strategy = &self.strategies.strategies[strategy_index];
         let Some(stage_index) = strategy.stage_of(dpd) else {
             return skip(
                 account,
                 None,
-                "no_stage",
+                Reason::NoStage,
                 format!("DPD {dpd} is in no stage of strategy `{}`", strategy.name),
             );
         };
@@ -167,30 +168,17 @@ impl<'a> Planner<'a> {
             return skip(
                 account,
                 Some(stage),
-                "already_planned",
+                Reason::AlreadyPlanned,
                 format!("{local_date} is already planned for this account"),
             );
         }
-        if let Some(flag) = account.flags.iter().find(|flag| flag.stops_all_contact()) {
-            return skip(account, Some(stage), format!("flag:{flag}"), format!("the `{flag}` flag stops all contact"));
-        }
-        if let Some(promise) = self.history.open_promises.get(&account.id)
-            && promise.due_on + Duration::days(PROMISE_GRACE_DAYS) >= local_date
-        {
-            return skip(
-                account,
-                Some(stage),
-                "promise_open",
-                format!("promise to pay {} by {} is open", promise.amount, promise.due_on),
-            );
+        if let Some(refusal) = stop {
+            return skip(account, Some(stage), refusal.reason, refusal.detail);
         }
 
-        let attempts = self.history.attempts_of(&borrower.id);
-        let counters = count_calls(attempts, &account.id, zone, local_date, self.now);
-        let days_since_rpc = self
-            .history
+        let counters = count_calls(ledger.attempts, &account.id, zone, local_date, self.now);
+        let days_since_rpc = ledger
             .last_conversation
-            .get(&account.id)
             .map(|at| (local_date - at.with_timezone(&zone).date_naive()).num_days().max(0) as u32);
         self.strategies.fill_facts(account, dpd, counters.account_attempts_7d, days_since_rpc, &mut self.facts);
         let arm = strategy.arm_of(stage_index, &account.id);
@@ -198,87 +186,42 @@ impl<'a> Planner<'a> {
             return skip(
                 account,
                 Some(stage),
-                "no_rule",
+                Reason::NoRule,
                 format!("no rule of strategy `{}` matches in stage {stage}", strategy.name),
             );
         };
         let treatment = &rule.treatment;
         let channel = treatment.channel;
-        let policy = &strategy.policy;
-
-        if channel.is_call() && account.flags.contains(Flag::DoNotCall) {
-            return skip(
-                account,
-                Some(stage),
-                "flag:do_not_call",
-                format!("rule `{}` calls, and the account must not be called", rule.name),
-            );
-        }
-        let kind = if channel == Channel::Email { ContactKind::Email } else { ContactKind::Phone };
-        let mut addresses =
-            borrower.contact_points.iter().filter(|point| point.kind == kind && !point.wrong_number).peekable();
-        if addresses.peek().is_none() {
-            return skip(
-                account,
-                Some(stage),
-                "no_contact_point",
-                format!("the borrower has no usable {} for rule `{}`", kind.code(), rule.name),
-            );
-        }
-        let usable = || addresses_of(borrower, channel);
-        if usable().next().is_none() {
-            return skip(
-                account,
-                Some(stage),
-                format!("opt_out:{channel}"),
-                format!("every {} opted out of {channel}", kind.code()),
-            );
-        }
-        if channel == Channel::Robot && policy.robot_needs_consent && !borrower.consent_robot {
-            return skip(account, Some(stage), "no_consent", format!("{} needs consent for robot calls", policy.name));
-        }
-
-        let mut count = treatment.attempts_per_day;
-        let mut calls_allowed = if channel == Channel::Human { treatment.calls_per_day } else { 1 };
-        if channel.is_call() {
-            let last_conversation = self.history.last_conversation.get(&account.id).copied();
-            if let Some(conversation_day) = cooldown_from(policy, last_conversation, zone, local_date) {
-                return skip(
-                    account,
-                    Some(stage),
-                    "cooldown:conversation",
-                    format!(
-                        "conversation on {conversation_day}: no call until day {} after it",
-                        policy.cooldown_days.unwrap_or(0) + 1
-                    ),
-                );
+        let ask = gate::Ask {
+            account,
+            borrower,
+            channel,
+            policy: &strategy.policy,
+            min_gap: Duration::minutes(i64::from(treatment.min_gap_minutes)),
+            hand_off: None,
+        };
+        let room = match gate::check(&ask, ledger, self.now) {
+            Ok(room) => room,
+            Err(refusal) => {
+                let detail = match refusal.reason {
+                    Reason::Flag(Flag::DoNotCall) => {
+                        format!("rule `{}` calls, and the account must not be called", rule.name)
+                    }
+                    Reason::NoContactPoint => format!("{} for rule `{}`", refusal.detail, rule.name),
+                    _ => refusal.detail,
+                };
+                return skip(account, Some(stage), refusal.reason, detail);
             }
-            let unanswered = match policy.unanswered_per_number_per_day {
-                Some(cap) if channel == Channel::Robot => {
-                    let left: u32 = usable()
-                        .map(|number| cap.saturating_sub(unanswered_today(attempts, number, zone, local_date)))
-                        .sum();
-                    Some((cap, left))
-                }
-                _ => None,
-            };
-            let room = match call_room(policy, &counters, unanswered) {
-                Ok(room) => room,
-                Err(reached) => {
-                    return skip(
-                        account,
-                        Some(stage),
-                        reached.reason(),
-                        format!("{}'s {} cap of {} is reached", policy.name, reached.name, reached.cap),
-                    );
-                }
-            };
-            if channel == Channel::Human {
-                calls_allowed = calls_allowed.min(room);
-            } else {
-                count = count.min(room);
-            }
+        };
+        let wanted = if channel == Channel::Human { treatment.calls_per_day } else { treatment.attempts_per_day };
+        if room.calls < wanted {
+            self.last_limit = room.limited_by.map(|cap| (cap, room.calls));
         }
+        let (count, calls_allowed) = if channel == Channel::Human {
+            (1, treatment.calls_per_day.min(room.calls))
+        } else {
+            (treatment.attempts_per_day.min(room.calls), 1)
+        };
 
         let intervals = self.windows_for(borrower, local_date, strategy_index, rule_index, rule);
         if intervals.is_empty() {
@@ -290,7 +233,7 @@ impl<'a> Planner<'a> {
             } else {
                 format!("no time left on {local_date} inside rule `{}`'s windows", rule.name)
             };
-            return skip(account, Some(stage), "no_window", detail);
+            return skip(account, Some(stage), Reason::NoWindow, detail);
         }
         let mut slots = std::mem::take(&mut self.slots);
         slots.clear();
@@ -321,6 +264,13 @@ impl<'a> Planner<'a> {
         }
         self.slots = slots;
         Ok(())
+    }
+
+    /// The cap that cut the day's attempts (or a human task's calls) below what the rule asks,
+    /// with what it left, for the last account [`Planner::decide_into`] decided: `explain`
+    /// names it.
+    pub fn last_limit(&self) -> Option<(Cap, u32)> {
+        self.last_limit
     }
 
     /// The zone's offset on a local day when it holds all day (most days): converting task

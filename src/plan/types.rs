@@ -1,6 +1,6 @@
 //! What a plan run decides: tasks, and skips with their reason codes.
 
-use crate::domain::Channel;
+use crate::domain::{Channel, Reason};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub struct Skip {
     /// Its stage, when one was found.
     pub stage: Option<Arc<str>>,
     /// Stable reason code (`not_due`, `flag:deceased`, `cap:calls_7d`, ...).
-    pub reason: String,
+    pub reason: Reason,
     /// A sentence for people.
     pub detail: String,
 }

@@ -1,13 +1,15 @@
 //! Counters the caps and conditions read from attempt history, on the borrower's local calendar.
+//! Only the gate (and `explain`, to show them) reads these; calls in flight are added by the gate.
 
-use crate::domain::{AttemptRecord, Channel};
+use crate::domain::AttemptRecord;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-/// What history says about one account on one local day, before the day's plan.
+/// What reported attempts say about one account on one local day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallCounters {
-    /// Calls (robot or human) on this account on local days `D-6 ..= D`.
+    /// Calls (robot or human) on this account on local days `D-6 ..= D`, less the calls the
+    /// borrower asked for (Reg F's consent-based calls are outside the 7-in-7 count).
     pub account_calls_7d: u32,
     /// Calls on this account on day `D`.
     pub account_calls_today: u32,
@@ -44,7 +46,9 @@ pub fn count_calls(
         }
         counters.account_attempts_7d += 1;
         if is_call {
-            counters.account_calls_7d += 1;
+            if !attempt.exempt {
+                counters.account_calls_7d += 1;
+            }
             if day == date {
                 counters.account_calls_today += 1;
             }
@@ -53,60 +57,18 @@ pub fn count_calls(
     counters
 }
 
-/// Unanswered calls to `number` on local day `date` in `zone`, across the borrower's accounts.
-pub fn unanswered_today(attempts: &[AttemptRecord], number: &str, zone: Tz, date: NaiveDate) -> u32 {
+/// Unanswered calls (robot or human) to `number` on local day `date` in `zone`, across the
+/// borrower's accounts.
+pub fn unanswered_on(attempts: &[AttemptRecord], number: &str, zone: Tz, date: NaiveDate) -> u32 {
     attempts
         .iter()
         .filter(|attempt| {
-            attempt.channel != Channel::Sms
-                && attempt.channel != Channel::Email
+            attempt.channel.is_call()
                 && attempt.outcome.is_unanswered()
                 && attempt.address.as_deref() == Some(number)
                 && attempt.at.with_timezone(&zone).date_naive() == date
         })
         .count() as u32
-}
-
-/// A cap that leaves no call today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CapReached {
-    /// The cap's name in reason codes (`rpc_per_day`, `calls_7d`, `calls_per_day`, `unanswered_per_number`).
-    pub name: &'static str,
-    /// The cap's value.
-    pub cap: u32,
-}
-
-impl CapReached {
-    /// The stable reason code, `cap:<name>`.
-    pub fn reason(&self) -> String {
-        format!("cap:{}", self.name)
-    }
-}
-
-/// How many calls the policy's caps still leave on the day the `counters` describe
-/// (`u32::MAX` when no cap applies), or the first cap already reached. `unanswered` is
-/// `(cap, calls left summed over the usable numbers)` for robot calls under a per-number cap.
-/// The planner and the lease-time re-check both decide with this.
-pub fn call_room(
-    policy: &super::Policy,
-    counters: &CallCounters,
-    unanswered: Option<(u32, u32)>,
-) -> Result<u32, CapReached> {
-    let caps = [
-        ("rpc_per_day", policy.rpc_per_day.map(|cap| (cap, cap.saturating_sub(counters.borrower_rpc_today)))),
-        ("calls_7d", policy.calls_per_7_days.map(|cap| (cap, cap.saturating_sub(counters.account_calls_7d)))),
-        ("calls_per_day", policy.calls_per_day.map(|cap| (cap, cap.saturating_sub(counters.account_calls_today)))),
-        ("unanswered_per_number", unanswered),
-    ];
-    let mut room = u32::MAX;
-    for (name, cap) in caps {
-        let Some((cap, left)) = cap else { continue };
-        if left == 0 {
-            return Err(CapReached { name, cap });
-        }
-        room = room.min(left);
-    }
-    Ok(room)
 }
 
 /// The local day of the conversation whose cool-down still covers `date` (the conversation's

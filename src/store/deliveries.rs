@@ -304,3 +304,13 @@ pub async fn replay_dead_letters(db: &DatabaseConnection, ids: &[i64], now: Date
     txn.commit().await?;
     Ok(requeued)
 }
+
+/// Whether the `task.ready` of task `task_id` went out: delivered, or tried at least once (the
+/// receiver may have it even when its answer was lost).
+pub async fn ready_was_sent(db: &impl ConnectionTrait, task_id: i64) -> Result<bool, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT 1 FROM deliveries WHERE webhook_id = ");
+    sql.bind(crate::dispatch::task_webhook_id(task_id, crate::dispatch::TASK_READY));
+    sql.push(" AND (state = 'delivered' OR tries > 0)");
+    Ok(db.query_one_raw(sql.statement()).await?.is_some())
+}

@@ -1,58 +1,70 @@
-//! Loading what already happened: recent attempts, open promises, last conversations and the
-//! local days that already have tasks.
+//! The one history loader: recent attempts, calls in flight, open promises, last
+//! conversations and the local days that already have planned tasks — for the whole book (the
+//! planner) or for a few borrowers (explain and every hand-off's re-check). What it loads is
+//! exactly what the contact gate reads.
 
 use super::StoreError;
 use super::book::{money_field, money_text, unpack};
-use super::sql::{PAGE_ROWS, Sql, is_postgres, json_page, page_key};
-use crate::domain::{AttemptRecord, Channel, History, Outcome, PromiseRecord};
+use super::sql::{PAGE_ROWS, Sql, is_postgres, json_page, page_key, push_in_list};
+use crate::domain::{AttemptRecord, Channel, History, InFlight, Outcome, PromiseRecord, TaskOrigin, TaskState};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::ConnectionTrait;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::ops::RangeInclusive;
 
-/// Loads the history the planner needs for the whole book:
-/// - attempts at or after `attempts_since`, by borrower, oldest first;
+/// Whose history to load.
+#[derive(Debug, Clone, Copy)]
+pub enum HistoryScope<'a> {
+    /// Every borrower of the book (the planner).
+    Book,
+    /// These borrowers and their accounts (explain, re-checks at hand-offs).
+    Borrowers(&'a [&'a str]),
+}
+
+/// Loads the history the gate reads, for `scope`:
+/// - attempts at or after `attempts_since`, by borrower, oldest first, with the task each
+///   carried out and whether it was a call the borrower asked for;
+/// - tasks in flight (`dispatched`, `leased`), by borrower, with the address each went to;
 /// - the open promise of each account (the latest one when several are open);
 /// - the last conversation of each account, over all time (see [`Outcome::is_conversation`]);
-/// - the `(account, local date)` pairs that already have tasks, for dates in `planned_dates`.
+/// - the `(account, local date)` pairs that already have tasks of the daily plan, for dates in
+///   `planned_dates` (none when `None`).
 pub async fn load_history(
     db: &impl ConnectionTrait,
+    scope: HistoryScope<'_>,
     attempts_since: DateTime<Utc>,
-    planned_dates: RangeInclusive<NaiveDate>,
-) -> Result<History, StoreError> {
-    load_history_in(db, None, attempts_since, planned_dates).await
-}
-
-/// [`load_history`] for one borrower and their accounts only (explain, lease-time re-checks).
-pub async fn load_borrower_history(
-    db: &impl ConnectionTrait,
-    borrower_id: &str,
-    attempts_since: DateTime<Utc>,
-    planned_dates: RangeInclusive<NaiveDate>,
-) -> Result<History, StoreError> {
-    load_history_in(db, Some(borrower_id), attempts_since, planned_dates).await
-}
-
-async fn load_history_in(
-    db: &impl ConnectionTrait,
-    borrower: Option<&str>,
-    attempts_since: DateTime<Utc>,
-    planned_dates: RangeInclusive<NaiveDate>,
+    planned_dates: Option<RangeInclusive<NaiveDate>>,
 ) -> Result<History, StoreError> {
     let mut history = History::default();
-    load_attempts(db, borrower, attempts_since, &mut history).await?;
-    load_open_promises(db, borrower, &mut history).await?;
-    load_last_conversations(db, borrower, &mut history).await?;
-    load_planned_days(db, borrower, planned_dates, &mut history).await?;
+    if let HistoryScope::Borrowers(ids) = scope
+        && ids.is_empty()
+    {
+        return Ok(history);
+    }
+    load_attempts(db, scope, attempts_since, &mut history).await?;
+    load_in_flight(db, scope, &mut history).await?;
+    load_open_promises(db, scope, &mut history).await?;
+    load_last_conversations(db, scope, &mut history).await?;
+    if let Some(dates) = planned_dates {
+        load_planned_days(db, scope, dates, &mut history).await?;
+    }
     Ok(history)
 }
 
-/// ` AND account_id IN (the borrower's accounts)` when a borrower is given.
-fn of_borrower_accounts(sql: &mut Sql, borrower: Option<&str>) {
-    if let Some(borrower) = borrower {
-        sql.push(" AND account_id IN (SELECT id FROM accounts WHERE borrower_id = ");
-        sql.bind(borrower.to_string());
+/// ` AND <column> IN (the scope's borrowers)` when the scope is a few borrowers.
+fn of_borrowers(sql: &mut Sql, scope: HistoryScope<'_>, column: &str) {
+    if let HistoryScope::Borrowers(ids) = scope {
+        sql.push(" AND ");
+        push_in_list(sql, column, ids);
+    }
+}
+
+/// ` AND account_id IN (the accounts of the scope's borrowers)` when the scope is a few borrowers.
+fn of_borrower_accounts(sql: &mut Sql, scope: HistoryScope<'_>) {
+    if let HistoryScope::Borrowers(ids) = scope {
+        sql.push(" AND account_id IN (SELECT id FROM accounts WHERE ");
+        push_in_list(sql, "borrower_id", ids);
         sql.push(")");
     }
 }
@@ -67,6 +79,8 @@ struct AttemptRow<'a>(
     #[serde(borrow)] Cow<'a, str>,
     Option<String>,
     #[serde(borrow)] Cow<'a, str>,
+    Option<i64>,
+    i64,
 );
 
 /// A stored instant, as the packed rows carry it (RFC 3339 on both backends).
@@ -80,7 +94,7 @@ fn instant(text: &str, table: &'static str, id: &str) -> Result<DateTime<Utc>, S
 
 async fn load_attempts(
     db: &impl ConnectionTrait,
-    borrower: Option<&str>,
+    scope: HistoryScope<'_>,
     since: DateTime<Utc>,
     history: &mut History,
 ) -> Result<(), StoreError> {
@@ -91,16 +105,14 @@ async fn load_attempts(
         let after = last;
         let page = json_page(
             db,
-            "id, borrower_id, account_id, at, channel, address, outcome",
-            "id, borrower_id, account_id, at, channel, address, outcome",
+            "id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt",
+            "id, borrower_id, account_id, at, channel, address, outcome, task_id, \
+             CASE WHEN exempt THEN 1 ELSE 0 END",
             "attempts",
             |sql| {
                 sql.push("at >= ");
                 sql.bind(since);
-                if let Some(borrower) = borrower {
-                    sql.push(" AND borrower_id = ");
-                    sql.bind(borrower.to_string());
-                }
+                of_borrowers(sql, scope, "borrower_id");
                 if let Some((at, id)) = after {
                     sql.push(" AND (at > ");
                     let at_number = sql.bind(at);
@@ -117,7 +129,7 @@ async fn load_attempts(
         .await?;
         let rows: Vec<AttemptRow<'_>> = unpack(&page, "attempts")?;
         let count = rows.len() as u64;
-        for AttemptRow(id, borrower_id, account_id, at, channel, address, outcome) in rows {
+        for AttemptRow(id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt) in rows {
             let key = id.to_string();
             let corrupt = |message: String| StoreError::Corrupt { table: "attempts", id: key.clone(), message };
             let at = instant(&at, "attempts", &key)?;
@@ -127,6 +139,8 @@ async fn load_attempts(
                 channel: channel.parse::<Channel>().map_err(|error| corrupt(error.to_string()))?,
                 address,
                 outcome: outcome.parse::<Outcome>().map_err(|error| corrupt(error.to_string()))?,
+                task_id,
+                exempt: exempt != 0,
             };
             history.attempts_by_borrower.entry(borrower_id).or_default().push(record);
             // PostgreSQL pages are ordered (the last row is the key); SQLite's: take the greatest.
@@ -144,6 +158,63 @@ async fn load_attempts(
     Ok(())
 }
 
+/// One packed in-flight `tasks` row.
+#[derive(Deserialize)]
+struct InFlightRow<'a>(i64, String, String, #[serde(borrow)] Cow<'a, str>, Option<String>, i64);
+
+async fn load_in_flight(
+    db: &impl ConnectionTrait,
+    scope: HistoryScope<'_>,
+    history: &mut History,
+) -> Result<(), StoreError> {
+    let backend = db.get_database_backend();
+    let states = TaskState::sql_list(TaskState::IN_FLIGHT);
+    let mut last = 0i64;
+    loop {
+        let after = last;
+        let page = json_page(
+            db,
+            "id, account_id, borrower_id, channel, address, calls_allowed",
+            "id, account_id, borrower_id, channel, address, calls_allowed",
+            "tasks",
+            |sql| {
+                sql.push("state IN ");
+                sql.push(&states);
+                sql.push(" AND id > ");
+                sql.bind(after);
+                of_borrowers(sql, scope, "borrower_id");
+            },
+            "id",
+            PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<InFlightRow<'_>> = unpack(&page, "tasks")?;
+        let count = rows.len() as u64;
+        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
+            last = *key;
+        }
+        for InFlightRow(id, account_id, borrower_id, channel, address, calls_allowed) in rows {
+            let channel = channel.parse::<Channel>().map_err(|error| StoreError::Corrupt {
+                table: "tasks",
+                id: id.to_string(),
+                message: error.to_string(),
+            })?;
+            let task = InFlight {
+                task_id: id,
+                account_id,
+                channel,
+                address,
+                calls_allowed: u32::try_from(calls_allowed).unwrap_or(0),
+            };
+            history.record_in_flight(&borrower_id, task);
+        }
+        if count < PAGE_ROWS {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// One packed `promises` row.
 #[derive(Deserialize)]
 struct PromiseRow<'a>(
@@ -156,7 +227,7 @@ struct PromiseRow<'a>(
 
 async fn load_open_promises(
     db: &impl ConnectionTrait,
-    borrower: Option<&str>,
+    scope: HistoryScope<'_>,
     history: &mut History,
 ) -> Result<(), StoreError> {
     let backend = db.get_database_backend();
@@ -172,7 +243,7 @@ async fn load_open_promises(
             |sql| {
                 sql.push("status = 'open' AND id > ");
                 sql.bind(after);
-                of_borrower_accounts(sql, borrower);
+                of_borrower_accounts(sql, scope);
             },
             "id",
             PAGE_ROWS,
@@ -218,7 +289,7 @@ fn conversation_codes() -> String {
 
 async fn load_last_conversations(
     db: &impl ConnectionTrait,
-    borrower: Option<&str>,
+    scope: HistoryScope<'_>,
     history: &mut History,
 ) -> Result<(), StoreError> {
     let backend = db.get_database_backend();
@@ -236,7 +307,7 @@ async fn load_last_conversations(
                 sql.push(&codes);
                 sql.push(") AND account_id > ");
                 sql.bind(after);
-                of_borrower_accounts(sql, borrower);
+                of_borrower_accounts(sql, scope);
                 sql.push(" GROUP BY account_id");
             },
             "account_id",
@@ -261,7 +332,7 @@ async fn load_last_conversations(
 
 async fn load_planned_days(
     db: &impl ConnectionTrait,
-    borrower: Option<&str>,
+    scope: HistoryScope<'_>,
     dates: RangeInclusive<NaiveDate>,
     history: &mut History,
 ) -> Result<(), StoreError> {
@@ -279,9 +350,11 @@ async fn load_planned_days(
                 sql.bind(*dates.start());
                 sql.push(" AND local_date <= ");
                 sql.bind(*dates.end());
-                sql.push(" AND id > ");
+                sql.push(" AND origin = '");
+                sql.push(TaskOrigin::Plan.code());
+                sql.push("' AND id > ");
                 sql.bind(after);
-                of_borrower_accounts(sql, borrower);
+                of_borrowers(sql, scope, "borrower_id");
             },
             "id",
             PAGE_ROWS,

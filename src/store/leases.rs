@@ -8,33 +8,18 @@
 
 use super::StoreError;
 use super::sql::{Sql, get, is_postgres};
+use crate::domain::TaskState;
 use chrono::{DateTime, Utc};
 use entity::tasks;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, SqlErr, TransactionTrait};
 
-/// The states of a task that may still be worked (`planned` until the release loop makes it
-/// `ready`).
-pub const OPEN_STATES: &str = "('planned', 'ready')";
-
-/// The open human tasks of `queue` whose window contains `now`, whose borrower no agent holds,
-/// best first (`priority` descending, then oldest `id`), at most `limit`, leaving out `skip`.
-///
-/// On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` (call it inside the claiming
-/// transaction): concurrent claimers get disjoint candidates. SQLite has no row locks; there the
-/// caller's immediate transaction serialises claimers.
-pub async fn lease_candidates(
-    db: &impl ConnectionTrait,
-    queue: &str,
-    now: DateTime<Utc>,
-    skip: &[i64],
-    limit: u64,
-) -> Result<Vec<tasks::Model>, StoreError> {
-    let backend = db.get_database_backend();
-    let mut sql = Sql::new(backend);
-    sql.push("SELECT tasks.* FROM tasks WHERE channel = 'human' AND queue = ");
+/// `FROM tasks WHERE` the open human tasks of `queue` whose window contains `now` and whose
+/// borrower no agent holds, leaving out `skip`.
+fn push_open_in_queue(sql: &mut Sql, queue: &str, now: DateTime<Utc>, skip: &[i64]) {
+    sql.push(" FROM tasks WHERE channel = 'human' AND queue = ");
     sql.bind(queue);
     sql.push(" AND state IN ");
-    sql.push(OPEN_STATES);
+    sql.push(&TaskState::sql_list(TaskState::OPEN));
     sql.push(" AND not_before <= ");
     let now_number = sql.bind(now);
     sql.push(" AND not_after > ");
@@ -53,12 +38,46 @@ pub async fn lease_candidates(
         }
         sql.push(")");
     }
+}
+
+/// The open human tasks of `queue` whose window contains `now`, whose borrower no agent holds,
+/// best first (`priority` descending, then oldest `id`), at most `limit`, leaving out `skip`.
+///
+/// On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` (call it inside the claiming
+/// transaction): concurrent claimers get disjoint candidates. SQLite has no row locks; there the
+/// caller's immediate transaction serialises claimers.
+pub async fn lease_candidates(
+    db: &impl ConnectionTrait,
+    queue: &str,
+    now: DateTime<Utc>,
+    skip: &[i64],
+    limit: u64,
+) -> Result<Vec<tasks::Model>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT tasks.*");
+    push_open_in_queue(&mut sql, queue, now, skip);
     sql.push(" ORDER BY priority DESC, id LIMIT ");
     sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
     if is_postgres(backend) {
         sql.push(" FOR UPDATE SKIP LOCKED");
     }
     Ok(tasks::Entity::find().from_raw_sql(sql.statement()).all(db).await?)
+}
+
+/// Whether [`lease_candidates`] has anything at all, locked by others or not (no lock taken):
+/// an empty claim under `SKIP LOCKED` then means "held right now", not "nothing ready".
+pub async fn has_lease_candidate(
+    db: &impl ConnectionTrait,
+    queue: &str,
+    now: DateTime<Utc>,
+    skip: &[i64],
+) -> Result<bool, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT 1");
+    push_open_in_queue(&mut sql, queue, now, skip);
+    sql.push(" LIMIT 1");
+    Ok(db.query_one_raw(sql.statement()).await?.is_some())
 }
 
 /// What claiming a task did.
@@ -72,19 +91,23 @@ pub enum Claim {
     BorrowerHeld,
 }
 
-/// Leases an open task to `agent` until `expires_at`, inside the caller's transaction. A
-/// savepoint keeps a unique violation (the borrower is held) from aborting the transaction.
+/// Leases an open task to `agent` until `expires_at`, to call `address` first, inside the
+/// caller's transaction. A savepoint keeps a unique violation (the borrower is held) from
+/// aborting the transaction.
 pub async fn claim_task(
     txn: &DatabaseTransaction,
     id: i64,
     agent: &str,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
+    address: Option<&str>,
 ) -> Result<Claim, StoreError> {
     let savepoint = txn.begin().await?;
     let mut sql = Sql::new(savepoint.get_database_backend());
     sql.push("UPDATE tasks SET state = 'leased', lease_agent = ");
     sql.bind(agent);
+    sql.push(", address = ");
+    sql.bind(sea_orm::Value::String(address.map(str::to_string)));
     sql.push(", lease_expires_at = ");
     sql.bind(expires_at);
     sql.push(", state_changed_at = ");
@@ -92,7 +115,7 @@ pub async fn claim_task(
     sql.push(", state_reason = NULL WHERE id = ");
     sql.bind(id);
     sql.push(" AND state IN ");
-    sql.push(OPEN_STATES);
+    sql.push(&TaskState::sql_list(TaskState::OPEN));
     match savepoint.execute_raw(sql.statement()).await {
         Ok(result) => {
             savepoint.commit().await?;
@@ -212,24 +235,55 @@ pub async fn return_expired_lease(db: &impl ConnectionTrait, id: i64, now: DateT
     Ok(db.execute_raw(sql.statement()).await?.rows_affected() == 1)
 }
 
-/// Closes an open or dispatched task (`planned`, `ready` or `dispatched`): moves it to `state`
-/// (`cancelled`, `expired`, `done`) with `reason`; returns whether it did.
-pub async fn close_open_task(
+/// Closes a live task (`planned`, `ready`, `leased` or `dispatched`): moves it to `state`
+/// (`cancelled`, `expired`, `done`) with `reason`, clearing a lease's expiry; returns whether it
+/// did.
+pub async fn close_live_task(
     db: &impl ConnectionTrait,
     id: i64,
-    state: &str,
+    state: TaskState,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     sql.push("UPDATE tasks SET state = ");
-    sql.bind(state);
+    sql.bind(state.code());
     sql.push(", state_reason = ");
     sql.bind(reason);
     sql.push(", state_changed_at = ");
     sql.bind(now);
+    sql.push(", lease_expires_at = NULL WHERE id = ");
+    sql.bind(id);
+    sql.push(" AND state IN ");
+    sql.push(&TaskState::sql_list(TaskState::LIVE));
+    Ok(db.execute_raw(sql.statement()).await?.rows_affected() == 1)
+}
+
+/// [`close_live_task`] and, when it closed the task, its audit row (`task.<state>`, by `actor`,
+/// with `detail`), in the caller's transaction.
+pub async fn close_live_task_audited(
+    db: &impl ConnectionTrait,
+    id: i64,
+    state: TaskState,
+    reason: &str,
+    actor: &str,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if !close_live_task(db, id, state, reason, now).await? {
+        return Ok(false);
+    }
+    super::record_audit_at(db, now, actor, &format!("task.{state}"), "task", &id.to_string(), detail).await?;
+    Ok(true)
+}
+
+/// Records the address a task is sent to (release), so a report without one counts against it.
+pub async fn record_task_address(db: &impl ConnectionTrait, id: i64, address: Option<&str>) -> Result<(), StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("UPDATE tasks SET address = ");
+    sql.bind(sea_orm::Value::String(address.map(str::to_string)));
     sql.push(" WHERE id = ");
     sql.bind(id);
-    sql.push(" AND state IN ('planned', 'ready', 'dispatched')");
-    Ok(db.execute_raw(sql.statement()).await?.rows_affected() == 1)
+    db.execute_raw(sql.statement()).await?;
+    Ok(())
 }

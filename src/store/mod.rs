@@ -13,7 +13,6 @@ mod history;
 mod ingest;
 mod leases;
 mod locks;
-mod lookup;
 mod outcomes;
 mod plans;
 mod release;
@@ -27,23 +26,24 @@ pub use audit::{record_audit_at, record_strategy_version, record_strategy_versio
 pub use book::{BookPage, load_account, load_accounts_by_id, load_book_page, load_portfolio};
 pub use deliveries::{
     ClaimedDelivery, NewDelivery, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
-    disabled_endpoints, enable_endpoint, enqueue_deliveries, record_delivered, record_try, replay_dead_letters,
+    disabled_endpoints, enable_endpoint, enqueue_deliveries, ready_was_sent, record_delivered, record_try,
+    replay_dead_letters,
 };
-pub use history::{load_borrower_history, load_history};
+pub use history::{HistoryScope, load_history};
 pub use ingest::{
     AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise, StoredPayment, UpsertCounts, account_refs,
     apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
     upsert_accounts, upsert_borrowers,
 };
 pub use leases::{
-    Claim, OPEN_STATES, claim_task, close_open_task, end_lease, expired_leases, extend_lease, lease_candidates,
-    lock_task, return_expired_lease, task_by_id,
+    Claim, claim_task, close_live_task, close_live_task_audited, end_lease, expired_leases, extend_lease,
+    has_lease_candidate, lease_candidates, lock_task, record_task_address, return_expired_lease, task_by_id,
 };
 pub use locks::{plan_finished_since, try_lock, unlock};
-pub use lookup::{StoredAttempt, attempts_of_borrowers, last_conversations_of, open_promises_of, parties_by_id};
+
 pub use outcomes::{
-    OpenPromise, ReportedAttempt, add_account_flag, attempt_at, count_broken_promise, insert_attempt_promise,
-    insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
+    OpenPromise, ReportedAttempt, TaskAttempt, add_account_flag, attempt_at, attempts_of_task, count_broken_promise,
+    insert_attempt_promise, insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
 };
 pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,

@@ -32,6 +32,8 @@ pub struct ReportedAttempt {
     pub callback_at: Option<DateTime<Utc>>,
     /// `agent:<id>` or `dialler`.
     pub actor: String,
+    /// A call the borrower asked for (its task's origin is `callback`).
+    pub exempt: bool,
 }
 
 /// Inserts a reported attempt; returns its id, or `None` when the same account, channel and
@@ -43,7 +45,7 @@ pub async fn insert_reported_attempt(
     let mut sql = Sql::new(db.get_database_backend());
     sql.push(
         "INSERT INTO attempts (account_id, borrower_id, task_id, channel, address, at, outcome, note, \
-         callback_at, actor) VALUES ",
+         callback_at, actor, exempt) VALUES ",
     );
     sql.bind_row([
         Value::from(attempt.account_id.as_str()),
@@ -56,6 +58,7 @@ pub async fn insert_reported_attempt(
         Value::String(attempt.note.clone()),
         Value::ChronoDateTimeUtc(attempt.callback_at),
         Value::from(attempt.actor.as_str()),
+        Value::from(attempt.exempt),
     ]);
     sql.push(" ON CONFLICT (account_id, channel, at) DO NOTHING RETURNING id");
     match db.query_one_raw(sql.statement()).await? {
@@ -86,6 +89,42 @@ pub async fn attempt_at(
         ))),
         None => Ok(None),
     }
+}
+
+/// One stored attempt of a task, as repeats are recognised by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskAttempt {
+    /// The attempt's id.
+    pub id: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Its outcome code.
+    pub outcome: String,
+    /// The address it used.
+    pub address: Option<String>,
+    /// Who reported it.
+    pub actor: Option<String>,
+}
+
+/// The attempts recorded on a task, oldest first.
+pub async fn attempts_of_task(db: &impl ConnectionTrait, task_id: i64) -> Result<Vec<TaskAttempt>, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT id, at, outcome, address, actor FROM attempts WHERE task_id = ");
+    sql.bind(task_id);
+    sql.push(" ORDER BY at, id");
+    let mut attempts = Vec::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        let id: i64 = get(&row, 0, "attempts", "?")?;
+        let key = id.to_string();
+        attempts.push(TaskAttempt {
+            id,
+            at: get(&row, 1, "attempts", &key)?,
+            outcome: get(&row, 2, "attempts", &key)?,
+            address: get(&row, 3, "attempts", &key)?,
+            actor: get(&row, 4, "attempts", &key)?,
+        });
+    }
+    Ok(attempts)
 }
 
 /// Inserts an open promise made by attempt `attempt_id`; returns its id, or `None` when the

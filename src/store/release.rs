@@ -251,6 +251,8 @@ pub struct NewTask {
     pub state: String,
     /// JSON text carried to the agent.
     pub context: Option<String>,
+    /// Why it exists: an `escalation` or a `callback`.
+    pub origin: crate::domain::TaskOrigin,
 }
 
 /// Inserts a task as the next attempt number of its account's local day (so the
@@ -260,7 +262,7 @@ pub async fn insert_task(db: &impl ConnectionTrait, task: &NewTask, now: DateTim
     sql.push(
         "INSERT INTO tasks (plan_run_id, account_id, borrower_id, local_date, dpd, stage, strategy, rule, arm, \
          channel, queue, template, attempt, calls_allowed, not_before, not_after, priority, state, created_at, \
-         state_changed_at, state_reason, context) SELECT ",
+         state_changed_at, state_reason, context, origin) SELECT ",
     );
     let values = [
         Value::from(task.plan_run_id),
@@ -289,8 +291,9 @@ pub async fn insert_task(db: &impl ConnectionTrait, task: &NewTask, now: DateTim
         Value::from(task.state.as_str()),
         Value::from(now),
         Value::from(now),
-        Value::from("escalated"),
+        Value::from(task.origin.code()),
         Value::String(task.context.clone()),
+        Value::from(task.origin.code()),
     ];
     for value in rest {
         sql.push(", ");

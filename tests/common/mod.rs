@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod book;
 
 use arrears::store;
 use entity::prelude::*;
