@@ -268,8 +268,8 @@ fn tasks(range: std::ops::Range<usize>, queue: &str, now: DateTime<Utc>) -> Vec<
     range
         .zip(priorities)
         .map(|(index, priority)| Task {
-            account_id: account_id(index),
-            borrower_id: borrower_id(index),
+            account_id: account_id(index).into(),
+            borrower_id: borrower_id(index).into(),
             local_date: day,
             dpd: 10,
             stage: stage.clone(),

@@ -256,7 +256,7 @@ async fn a_payment_in_full_cancels_the_open_tasks_and_is_audited() {
         json_ok(app.post_json("/v1/accounts", token, &batch).await, backend).await;
         let strategies = app.state.strategies.current();
         let (_, plan) = arrears::ops::plan_collect(&app.db, &strategies, app.clock.now(), false).await.unwrap();
-        let planned = plan.tasks.iter().filter(|task| task.account_id == "A-1").count();
+        let planned = plan.tasks.iter().filter(|task| &*task.account_id == "A-1").count();
         assert!(planned > 0, "{backend}: the account has tasks to cancel");
 
         let metrics = app.get("/metrics", None).await.text().await.unwrap();

@@ -529,7 +529,7 @@ async fn a_payment_in_full_from_csv_cancels_the_open_tasks() {
         let files = Files::new();
         with_base(&db, &files).await;
         let (_, plan) = arrears::ops::plan_collect(&db, &strategies, at(1), false).await.unwrap();
-        let planned = plan.tasks.iter().filter(|task| task.account_id == "A-1").count();
+        let planned = plan.tasks.iter().filter(|task| &*task.account_id == "A-1").count();
         assert!(planned > 0, "{}: A-1 has tasks", db.backend);
 
         let path =

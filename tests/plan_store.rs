@@ -87,12 +87,12 @@ async fn every_account_appears_and_no_task_leaves_its_policy_hours() {
     let (_, plan) = arrears::ops::plan_collect(&test_db.db, &strategies, now, true).await.unwrap();
     let book = arrears::store::load_portfolio(&test_db.db).await.unwrap();
     let mut seen: std::collections::HashSet<&str> = plan.skips.iter().map(|s| s.account_id.as_str()).collect();
-    seen.extend(plan.tasks.iter().map(|t| t.account_id.as_str()));
+    seen.extend(plan.tasks.iter().map(|t| &*t.account_id));
     assert_eq!(seen.len(), book.accounts.len());
     for task in &plan.tasks {
         let strategy = strategies.strategies.iter().find(|s| s.name == task.strategy).unwrap();
         let hours = strategy.policy.hours;
-        let account = book.accounts.iter().find(|a| a.id == task.account_id).unwrap();
+        let account = book.accounts.iter().find(|a| *a.id == *task.account_id).unwrap();
         let borrower = &book.borrowers[&account.borrower_id];
         let mut instant = task.not_before.to_utc();
         while instant < task.not_after.to_utc() {

@@ -493,12 +493,12 @@ fn every_account_appears_once_as_tasks_or_one_skip_and_replanning_adds_nothing()
     let now = utc("2026-11-23T12:00:00Z");
     let plan = arrears::plan::plan(&portfolio, &History::default(), &set, now);
     let mut seen: Vec<&str> = plan.skips.iter().map(|s| s.account_id.as_str()).collect();
-    seen.extend(plan.tasks.iter().filter(|t| t.attempt == 1).map(|t| t.account_id.as_str()));
+    seen.extend(plan.tasks.iter().filter(|t| t.attempt == 1).map(|t| &*t.account_id));
     seen.sort();
     assert_eq!(seen, ["A0", "A1", "A2"]);
     let mut history = History::default();
     for task in &plan.tasks {
-        history.planned_days.insert((task.account_id.clone(), task.local_date));
+        history.planned_days.insert((task.account_id.to_string(), task.local_date));
     }
     let again = arrears::plan::plan(&portfolio, &history, &set, now);
     assert!(again.tasks.is_empty());
@@ -552,4 +552,40 @@ fn cn_plans_up_to_the_unanswered_cap_and_explain_names_the_cap_that_cut_the_coun
     assert_eq!(tasks(decide(&set, &History::default(), &account("2026-11-01"), &both, now)).len(), 8);
     let explanation = arrears::plan::explain(&account("2026-11-01"), Some(&both), &History::default(), &set, utc(now));
     assert_eq!(explanation.decision.limited_by, None);
+}
+
+#[test]
+fn the_tag_index_finds_the_same_first_rule_as_trying_every_rule_in_order() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    let mut rules = String::new();
+    for index in 0..150 {
+        let tag = |rng: &mut rand::rngs::SmallRng| format!("\"t{}\"", rng.random_range(0..40));
+        let when = match index % 5 {
+            0 => format!("when = {{ tags_any = [{}, {}] }}", tag(&mut rng), tag(&mut rng)),
+            1 => format!("when = {{ tags_any = [{}], balance = {{ min = \"{}\" }} }}", tag(&mut rng), index * 10),
+            2 => format!("when = {{ tags_all = [{}, {}] }}", tag(&mut rng), tag(&mut rng)),
+            3 => format!("when = {{ tags_none = [{}], amount_due = {{ max = \"{}\" }} }}", tag(&mut rng), index),
+            _ => format!("when = {{ tags_any = [{}], tags_none = [{}] }}", tag(&mut rng), tag(&mut rng)),
+        };
+        rules.push_str(&format!("\n[[rule]]\nname = \"r{index}\"\nchannel = \"sms\"\ntemplate = \"sms/t\"\n{when}\n"));
+    }
+    rules.push_str("\n[[rule]]\nname = \"last\"\nchannel = \"sms\"\ntemplate = \"sms/t\"\n");
+    let set = strategies("us-reg-f", &rules);
+    let strategy = &set.strategies[0];
+    let mut facts = set.new_facts();
+    let stage = strategy.stage_of(22).unwrap();
+    for case in 0..3000 {
+        let mut account = account("2026-11-01");
+        account.tags = (0..rng.random_range(0..6)).map(|_| format!("t{}", rng.random_range(0..45))).collect();
+        account.amount_due = rng.random_range(0..200).into();
+        account.balance = rng.random_range(0..2000).into();
+        set.fill_facts(&account, 22, 0, None, &mut facts);
+        let tried_in_order = strategy
+            .candidate_rules(stage, None)
+            .find(|(_, rule)| rule.conditions.first_failure(&facts).is_none())
+            .map(|(index, _)| index);
+        let indexed = strategy.first_match(stage, None, &facts).map(|(index, _)| index);
+        assert_eq!(indexed, tried_in_order, "case {case}: tags {:?}", account.tags);
+    }
 }

@@ -71,8 +71,8 @@ fn task(account_id: &str, local_date: NaiveDate, attempt: u32, stage: &str) -> T
     let zone = FixedOffset::east_opt(8 * 3600).unwrap();
     let opens = zone.from_local_datetime(&local_date.and_hms_opt(9, 0, 0).unwrap()).unwrap();
     Task {
-        account_id: account_id.to_string(),
-        borrower_id: account_id.replace("A-", "B-"),
+        account_id: account_id.into(),
+        borrower_id: account_id.replace("A-", "B-").into(),
         local_date,
         dpd: 21,
         stage: Arc::from(stage),

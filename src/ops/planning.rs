@@ -62,7 +62,7 @@ impl PlanTotals {
         let mut last: Option<(&str, Channel, Option<&str>, &str)> = None;
         let mut group: Option<&mut PlanGroup> = None;
         for task in &plan.tasks {
-            let key = (&*task.stage, task.channel, task.queue.as_deref(), task.account_id.as_str());
+            let key = (&*task.stage, task.channel, task.queue.as_deref(), &*task.account_id);
             if last.map(|(stage, channel, queue, _)| (stage, channel, queue)) != Some((key.0, key.1, key.2)) {
                 let id = (key.0.to_string(), key.1, key.2.unwrap_or("-").to_string());
                 group = Some(self.groups.entry(id).or_default());

@@ -245,10 +245,11 @@ impl<'a> Planner<'a> {
         let arm_name = arm.map(|(experiment, arm)| strategy.experiments[experiment].arms[arm].0.clone());
         let priority = treatment.priority.value(&self.facts);
         let day_offset = self.day_offset(zone, local_date);
+        let ids: (Arc<str>, Arc<str>) = (account.id.as_str().into(), account.borrower_id.as_str().into());
         for (index, slot) in slots.iter().enumerate() {
             tasks.push(self.task(
                 day_offset,
-                account,
+                &ids,
                 strategy,
                 stage,
                 rule,
@@ -288,7 +289,7 @@ impl<'a> Planner<'a> {
     fn task(
         &self,
         day_offset: Option<DayOffset>,
-        account: &Account,
+        (account_id, borrower_id): &(Arc<str>, Arc<str>),
         strategy: &Strategy,
         stage: &Arc<str>,
         rule: &Rule,
@@ -303,8 +304,8 @@ impl<'a> Planner<'a> {
     ) -> Task {
         let treatment = &rule.treatment;
         Task {
-            account_id: account.id.clone(),
-            borrower_id: account.borrower_id.clone(),
+            account_id: Arc::clone(account_id),
+            borrower_id: Arc::clone(borrower_id),
             local_date,
             dpd,
             stage: stage.clone(),

@@ -8,10 +8,10 @@ use std::sync::Arc;
 /// One unit of work for one account on its local day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
-    /// The account to work.
-    pub account_id: String,
+    /// The account to work (shared by the account's tasks of the day).
+    pub account_id: Arc<str>,
     /// Its borrower.
-    pub borrower_id: String,
+    pub borrower_id: Arc<str>,
     /// The borrower's local day this task belongs to (primary zone).
     pub local_date: NaiveDate,
     /// Days past due on that day.

@@ -290,8 +290,8 @@ async fn write_tasks(
 /// The per-row values of a task, in [`TASK_COLUMNS`] order after the two shared ones.
 fn task_values(task: &Task) -> [Value; TASK_BINDS] {
     [
-        Value::String(Some(task.account_id.clone())),
-        Value::String(Some(task.borrower_id.clone())),
+        Value::String(Some(task.account_id.to_string())),
+        Value::String(Some(task.borrower_id.to_string())),
         Value::ChronoDate(Some(task.local_date)),
         Value::Int(Some(task.dpd)),
         Value::String(Some(task.stage.to_string())),
@@ -331,8 +331,8 @@ fn unnest_tasks(run_id: i64, created_at: DateTime<Utc>, tasks: &[Task], conflict
     let mut not_after = Vec::with_capacity(n);
     let mut priority = Vec::with_capacity(n);
     for task in tasks {
-        account_id.push(task.account_id.clone());
-        borrower_id.push(task.borrower_id.clone());
+        account_id.push(task.account_id.to_string());
+        borrower_id.push(task.borrower_id.to_string());
         local_date.push(task.local_date);
         dpd.push(task.dpd);
         stage.push(task.stage.to_string());

@@ -1,7 +1,7 @@
 //! Checks a parsed strategy file and compiles it: stages, rules, conditions, windows, templates,
 //! experiments, and the policy it tightens. Every problem is collected with its source span.
 
-use super::compiled::{Conditions, Experiment, Priority, Range, Rule, Stage, Strategy, Symbols, Treatment};
+use super::compiled::{Conditions, Experiment, Priority, Range, Rule, Stage, Strategy, Symbols, TagIndex, Treatment};
 use super::file::{ExperimentDef, PriorityDef, RuleDef, StrategyFile};
 use super::templates::TemplateChecker;
 use crate::domain::{Channel, Money};
@@ -82,10 +82,14 @@ pub(crate) fn compile(
     for (index, experiment) in experiment_list.iter().enumerate() {
         experiment_by_stage[experiment.stage] = Some(index);
     }
-    let rules_by_stage = (0..stages.len())
+    let rules_by_stage: Vec<Vec<usize>> = (0..stages.len())
         .map(|stage| {
             compiled_rules.iter().enumerate().filter(|(_, rule)| rule.covers_stage(stage)).map(|(i, _)| i).collect()
         })
+        .collect();
+    let tag_index = rules_by_stage
+        .iter()
+        .map(|indices| TagIndex::new(indices.iter().map(|index| &compiled_rules[*index])))
         .collect();
     Ok(Strategy {
         name: name.into(),
@@ -99,6 +103,7 @@ pub(crate) fn compile(
         experiments: experiment_list,
         experiment_by_stage,
         rules_by_stage,
+        tag_index,
     })
 }
 

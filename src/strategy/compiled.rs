@@ -325,6 +325,47 @@ pub struct Strategy {
     pub(crate) experiment_by_stage: Vec<Option<usize>>,
     /// Per stage, the indices of the rules covering it, in order.
     pub(crate) rules_by_stage: Vec<Vec<usize>>,
+    /// Per stage, which of those rules an account's tags can reach (see [`TagIndex`]).
+    pub(crate) tag_index: Vec<TagIndex>,
+}
+
+/// Which rules of a stage an account's tags can reach, so that matching looks only at those: a
+/// rule with `tags_any` cannot match an account that has none of its tags. Bit sets over the
+/// positions of the stage's rules (in `rules_by_stage` order).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TagIndex {
+    /// The rules without `tags_any`: always looked at.
+    untagged: Vec<u64>,
+    /// By interned tag, the rules whose `tags_any` names it.
+    by_tag: HashMap<u32, Vec<u64>>,
+}
+
+/// Tags an account may carry at most for the index to be used; beyond, every rule is looked at.
+const INDEXED_TAGS: usize = 16;
+
+impl TagIndex {
+    /// The index of `rules` (a stage's rules, in order).
+    pub(crate) fn new<'a>(rules: impl ExactSizeIterator<Item = &'a Rule>) -> TagIndex {
+        let words = rules.len().div_ceil(64);
+        let mut index = TagIndex { untagged: vec![0; words], by_tag: HashMap::default() };
+        for (position, rule) in rules.enumerate() {
+            let bit = (position / 64, 1u64 << (position % 64));
+            match &rule.conditions.tags_any {
+                None => index.untagged[bit.0] |= bit.1,
+                Some(mask) => {
+                    for (word, bits) in mask.iter().enumerate() {
+                        let mut bits = *bits;
+                        while bits != 0 {
+                            let tag = (word * 64) as u32 + bits.trailing_zeros();
+                            bits &= bits - 1;
+                            index.by_tag.entry(tag).or_insert_with(|| vec![0; words])[bit.0] |= bit.1;
+                        }
+                    }
+                }
+            }
+        }
+        index
+    }
 }
 
 impl Strategy {
@@ -348,9 +389,47 @@ impl Strategy {
             .filter(move |(_, rule)| rule.reserved_for.is_none() || rule.reserved_for == arm)
     }
 
-    /// The first rule matching the facts, with its index.
+    /// The first rule matching the facts, with its index: the first of [`Strategy::candidate_rules`]
+    /// whose conditions all hold. Rules whose `tags_any` names none of the account's tags are
+    /// passed over without being evaluated (they could not match), through the stage's tag
+    /// index; the answer is the same.
     pub fn first_match(&self, stage: usize, arm: Option<(usize, usize)>, facts: &Facts) -> Option<(usize, &Rule)> {
-        self.candidate_rules(stage, arm).find(|(_, rule)| rule.conditions.first_failure(facts).is_none())
+        let stage_rules = &self.rules_by_stage[stage];
+        let Some(index) = self.tag_index.get(stage) else {
+            return self.candidate_rules(stage, arm).find(|(_, rule)| rule.conditions.first_failure(facts).is_none());
+        };
+        let mut masks: [&[u64]; INDEXED_TAGS] = [&[]; INDEXED_TAGS];
+        let mut tagged = 0;
+        for (word, bits) in facts.tags.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                let tag = (word * 64) as u32 + bits.trailing_zeros();
+                bits &= bits - 1;
+                if let Some(mask) = index.by_tag.get(&tag) {
+                    if tagged == INDEXED_TAGS {
+                        let mut all = self.candidate_rules(stage, arm);
+                        return all.find(|(_, rule)| rule.conditions.first_failure(facts).is_none());
+                    }
+                    masks[tagged] = mask;
+                    tagged += 1;
+                }
+            }
+        }
+        for (word, untagged) in index.untagged.iter().enumerate() {
+            let mut bits = masks[..tagged].iter().fold(*untagged, |bits, mask| bits | mask[word]);
+            while bits != 0 {
+                let position = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let rule_index = stage_rules[position];
+                let rule = &self.rules[rule_index];
+                if (rule.reserved_for.is_none() || rule.reserved_for == arm)
+                    && rule.conditions.first_failure(facts).is_none()
+                {
+                    return Some((rule_index, rule));
+                }
+            }
+        }
+        None
     }
 }
 
