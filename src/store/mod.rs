@@ -42,8 +42,9 @@ pub use leases::{
 pub use locks::{plan_finished_since, try_lock, unlock};
 pub use lookup::{StoredAttempt, attempts_of_borrowers, last_conversations_of, open_promises_of, parties_by_id};
 pub use outcomes::{
-    OpenPromise, ReportedAttempt, add_account_flag, attempt_at, count_broken_promise, insert_attempt_promise,
-    insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
+    AccountFlags, OpenPromise, ReportedAttempt, account_flags, add_account_flag, attempt_at, count_broken_promise,
+    insert_attempt_promise, insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
+    set_engine_flags,
 };
 pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,

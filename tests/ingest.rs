@@ -1,0 +1,299 @@
+//! What the servicing system sends against what the engine decided, on SQLite and (when
+//! configured) PostgreSQL, through a real `serve` on loopback, CSV imports and the CLI:
+//! - flags have an owner: an engine-set `do_not_call` survives any import, only an admin lifts
+//!   it (API or CLI, audited), and a servicing-owned flag cannot be lifted by an operator;
+//! - payments apply atomically: concurrent payments all count, a reference posted twice at
+//!   once is recorded once;
+//! - contact points missing from the next import are retired, never chosen, and keep their
+//!   opt-outs when they return.
+
+mod common;
+
+use arrears::import::{ImportKind, ImportReport};
+use arrears::plan::Plan;
+use chrono::Duration;
+use common::all_dbs;
+use common::app::{TestApp, spawn_app};
+use entity::{audit_log, payments};
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+const P1: &str = "+8613800138001";
+const P2: &str = "+8613800138002";
+
+/// An account of the shipped `consumer-cash` strategy that an agent calls: VIP, 5 days past due
+/// at the test clock's start (09:00 in Shanghai), a human task in queue `senior`.
+fn vip(id: &str, borrower: &str, phones: &[&str], amount_due: &str, flags: &[&str]) -> Value {
+    json!({
+        "account_id": id, "borrower_id": borrower, "name": "Ada Lovelace",
+        "phones": phones, "email": null, "timezones": ["Asia/Shanghai"],
+        "product": "cash", "currency": "CNY", "amount_due": amount_due, "balance": "5000",
+        "due_date": "2026-11-17", "tags": ["vip"], "flags": flags, "consent_robot": true,
+        "scores": {}, "attrs": {}
+    })
+}
+
+const HEADER: &str = "account_id,borrower_id,name,phones,email,timezones,product,currency,amount_due,balance,\
+                      due_date,tags,flags,consent_robot,opt_outs";
+
+/// The same account as an `accounts.csv` row.
+fn vip_row(id: &str, borrower: &str, phones: &[&str], email: &str, flags: &str, opt_outs: &str) -> String {
+    format!(
+        "{id},{borrower},Ada Lovelace,{},{email},Asia/Shanghai,cash,CNY,300,5000,2026-11-17,vip,{flags},true,{opt_outs}",
+        phones.join(";")
+    )
+}
+
+async fn import_csv(app: &TestApp, rows: &[String]) -> ImportReport {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.csv");
+    std::fs::write(&path, format!("{HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    arrears::import::import_file_at(&app.db.db, ImportKind::Accounts, &path, app.clock.now())
+        .await
+        .unwrap_or_else(|error| panic!("{}: {error}", app.backend()))
+}
+
+async fn json_ok(response: reqwest::Response, backend: &str) -> Value {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(status, StatusCode::OK, "{backend}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{backend}: not JSON ({error}): {text}"))
+}
+
+async fn error_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn post_accounts(app: &TestApp, accounts: Value) -> Value {
+    json_ok(app.post_json("/v1/accounts", Some(&app.tokens.ingest), &accounts).await, app.backend()).await
+}
+
+async fn account(app: &TestApp, id: &str) -> Value {
+    json_ok(app.get(&format!("/v1/accounts/{id}"), Some(&app.tokens.admin)).await, app.backend()).await
+}
+
+/// Plans the book at the clock's instant and saves the plan.
+async fn plan(app: &TestApp) -> Plan {
+    let strategies = app.state.strategies.current();
+    arrears::ops::plan_collect(&app.db.db, &strategies, app.clock.now(), false).await.unwrap().1
+}
+
+fn tasks_of<'a>(plan: &'a Plan, account: &str) -> Vec<&'a arrears::plan::Task> {
+    plan.tasks.iter().filter(|task| task.account_id == account).collect()
+}
+
+fn skip_of(plan: &Plan, account: &str) -> Option<String> {
+    plan.skips.iter().find(|skip| skip.account_id == account).map(|skip| skip.reason.to_string())
+}
+
+async fn audit(app: &TestApp, action: &str) -> Vec<audit_log::Model> {
+    audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq(action))
+        .order_by_asc(audit_log::Column::Id)
+        .all(&app.db.db)
+        .await
+        .unwrap()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().filter_map(|item| item.as_str().map(String::from)).collect()
+}
+
+/// Leases the account's human task and reports `outcome` on it as agent-7.
+async fn agent_reports(app: &TestApp, account: &str, outcome: &str, phone: &str) {
+    let backend = app.backend();
+    let lease =
+        json_ok(app.post_json("/v1/queues/senior/lease", Some(&app.tokens.agent), &json!({})).await, backend).await;
+    assert_eq!(lease["task"]["account_id"], account, "{backend}: {lease}");
+    let task = lease["task"]["id"].as_i64().unwrap();
+    let body = json!({"outcome": outcome, "phone": phone});
+    json_ok(app.post_json(&format!("/v1/tasks/{task}/attempts"), Some(&app.tokens.agent), &body).await, backend).await;
+}
+
+#[tokio::test]
+async fn an_outcomes_do_not_call_survives_every_import_until_an_admin_lifts_it() {
+    for db in all_dbs().await {
+        let app = spawn_app(db).await;
+        let backend = app.backend();
+        post_accounts(&app, json!([vip("A-1", "B-1", &[P1], "300", &[])])).await;
+        assert_eq!(tasks_of(&plan(&app).await, "A-1").len(), 1, "{backend}: the agent calls A-1 today");
+        agent_reports(&app, "A-1", "do_not_call", P1).await;
+
+        let shown = account(&app, "A-1").await;
+        assert_eq!(
+            (&shown["flags"], &shown["servicing_flags"], &shown["engine_flags"]),
+            (&json!(["do_not_call"]), &json!([]), &json!(["do_not_call"])),
+            "{backend}: the outcome's flag is the engine's"
+        );
+
+        // The servicing system sends the account again, without the flag: by API, then by CSV.
+        app.clock.advance(Duration::hours(1));
+        let report = post_accounts(&app, json!([vip("A-1", "B-1", &[P1], "280", &[])])).await;
+        assert_eq!(report["accounts"]["updated"], 1, "{backend}: the batch was written");
+        assert_eq!(account(&app, "A-1").await["flags"], json!(["do_not_call"]), "{backend}: kept by the API batch");
+        import_csv(&app, &[vip_row("A-1", "B-1", &[P1], "", "", "")]).await;
+        let shown = account(&app, "A-1").await;
+        assert_eq!(shown["amount_due"], "300", "{backend}: the file was written");
+        assert_eq!(shown["flags"], json!(["do_not_call"]), "{backend}: kept by the CSV import");
+
+        // Tomorrow's plan still does not call.
+        app.clock.advance(Duration::days(1));
+        let next = plan(&app).await;
+        assert!(tasks_of(&next, "A-1").is_empty(), "{backend}");
+        assert_eq!(skip_of(&next, "A-1").as_deref(), Some("flag:do_not_call"), "{backend}");
+
+        // Only an admin lifts it, with a reason, naming a real flag that the engine set.
+        let lift = |flag: &str, token: &str, body: Value| {
+            let request = app
+                .client
+                .post(app.url(&format!("/v1/accounts/A-1/flags/{flag}/lift")))
+                .bearer_auth(token.to_string())
+                .json(&body);
+            async move { request.send().await.unwrap() }
+        };
+        let reason = json!({"reason": "ticket 4711: the borrower asked to be called again"});
+        let (status, _) = error_of(lift("do_not_call", &app.tokens.ingest, reason.clone()).await).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{backend}: ingest tokens may not lift flags");
+        let (status, body) = error_of(lift("do_not_call", &app.tokens.admin, json!({"reason": " "})).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {body}");
+        assert!(strings(&body["error"]["details"])[0].starts_with("reason: is required"), "{backend}: {body}");
+        let (status, body) = error_of(lift("vip", &app.tokens.admin, reason.clone()).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {body}");
+        assert!(strings(&body["error"]["details"])[0].starts_with("flag: \"vip\" is not a flag"), "{backend}: {body}");
+        let (status, body) = error_of(lift("dispute", &app.tokens.admin, reason.clone()).await).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend}: a flag that is not set: {body}");
+        assert!(audit(&app, "account.flag_lifted").await.is_empty(), "{backend}: refusals change nothing");
+
+        let lifted = json_ok(lift("do_not_call", &app.tokens.admin, reason).await, backend).await;
+        assert_eq!((&lifted["changed"], &lifted["flags"]), (&json!(true), &json!([])), "{backend}: {lifted}");
+        let rows = audit(&app, "account.flag_lifted").await;
+        assert_eq!(rows.len(), 1, "{backend}");
+        assert_eq!(rows[0].entity_id, "A-1");
+        assert!(rows[0].actor.starts_with("token:"), "{backend}: the admin's token signs it: {}", rows[0].actor);
+        let detail: Value = serde_json::from_str(&rows[0].detail).unwrap();
+        assert_eq!(detail["flag"], "do_not_call", "{backend}");
+        assert_eq!(detail["reason"], "ticket 4711: the borrower asked to be called again", "{backend}");
+        assert_eq!(account(&app, "A-1").await["engine_flags"], json!([]), "{backend}");
+
+        // The same day's plan now calls again.
+        let again = plan(&app).await;
+        assert_eq!(tasks_of(&again, "A-1").len(), 1, "{backend}: {:?}", skip_of(&again, "A-1"));
+    }
+}
+
+#[tokio::test]
+async fn an_operator_cannot_lift_the_servicing_systems_flag_and_an_import_cannot_lift_the_engines() {
+    for db in all_dbs().await {
+        let app = spawn_app(db).await;
+        let backend = app.backend();
+        let admin = app.tokens.admin.clone();
+        post_accounts(&app, json!([vip("A-1", "B-1", &[P1], "300", &["do_not_call"])])).await;
+
+        let response = app
+            .client
+            .post(app.url("/v1/accounts/A-1/flags/do_not_call/lift"))
+            .bearer_auth(&admin)
+            .json(&json!({"reason": "the borrower asked"}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = error_of(response).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{backend}: {body}");
+        assert_eq!(body["error"]["code"], "conflict");
+        assert!(body["error"]["message"].as_str().unwrap().contains("servicing system, which owns it"), "{body}");
+        assert_eq!(account(&app, "A-1").await["servicing_flags"], json!(["do_not_call"]), "{backend}: unchanged");
+
+        // An operator sets `dispute` (audited), then the servicing system drops its own flag.
+        let set = |body: Value| {
+            let request = app.client.post(app.url("/v1/accounts/A-1/flags")).bearer_auth(&admin).json(&body);
+            async move { request.send().await.unwrap() }
+        };
+        let (status, body) = error_of(set(json!({"flag": "disputed", "reason": "letter"})).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {body}");
+        assert!(strings(&body["error"]["details"])[0].starts_with("flag: \"disputed\""), "{backend}: {body}");
+        let body = json!({"flag": "dispute", "reason": "letter of 2026-11-20 disputes the debt"});
+        let first = json_ok(set(body.clone()).await, backend).await;
+        assert_eq!(first["changed"], true, "{backend}");
+        let second = json_ok(set(body).await, backend).await;
+        assert_eq!(second["changed"], false, "{backend}: setting it again changes nothing");
+        let rows = audit(&app, "account.flag_set").await;
+        assert_eq!(rows.len(), 1, "{backend}");
+        let detail: Value = serde_json::from_str(&rows[0].detail).unwrap();
+        assert_eq!(
+            (&detail["flag"], &detail["reason"]),
+            (&json!("dispute"), &json!("letter of 2026-11-20 disputes the debt"))
+        );
+
+        post_accounts(&app, json!([vip("A-1", "B-1", &[P1], "300", &[])])).await;
+        let shown = account(&app, "A-1").await;
+        assert_eq!(
+            (&shown["flags"], &shown["servicing_flags"], &shown["engine_flags"]),
+            (&json!(["dispute"]), &json!([]), &json!(["dispute"])),
+            "{backend}: the servicing system lifted its flag, not the operator's"
+        );
+        assert_eq!(skip_of(&plan(&app).await, "A-1").as_deref(), Some("flag:dispute"), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn the_cli_lifts_an_engine_flag_with_an_audit_row_and_refuses_a_servicing_one() {
+    for db in all_dbs().await {
+        let app = spawn_app(db).await;
+        let backend = app.backend();
+        post_accounts(
+            &app,
+            json!([vip("A-1", "B-1", &[P1], "300", &[]), vip("A-2", "B-2", &[P2], "300", &["do_not_call"])]),
+        )
+        .await;
+        // As an outcome does.
+        arrears::store::add_account_flag(&app.db.db, "A-1", arrears::domain::Flag::DoNotCall, app.clock.now())
+            .await
+            .unwrap();
+        post_accounts(&app, json!([vip("A-1", "B-1", &[P1], "300", &[])])).await;
+        assert_eq!(skip_of(&plan_dry(&app).await, "A-1").as_deref(), Some("flag:do_not_call"), "{backend}");
+
+        let run = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_arrears"))
+                .arg("flags")
+                .args(args)
+                .env("DATABASE_URL", &app.db.url)
+                .env("USER", "olga")
+                .current_dir(app.strategies_dir.parent().unwrap())
+                .output()
+                .unwrap()
+        };
+        let no_reason = run(&["lift", "A-1", "do_not_call"]);
+        assert!(!no_reason.status.success(), "{backend}: --reason is required");
+        let servicing = run(&["lift", "A-2", "do_not_call", "--reason", "asked"]);
+        assert!(!servicing.status.success(), "{backend}");
+        let stderr = String::from_utf8_lossy(&servicing.stderr);
+        assert!(stderr.contains("servicing system, which owns it"), "{backend}: {stderr}");
+
+        let lifted = run(&["lift", "A-1", "do_not_call", "--reason", "ticket 4711"]);
+        let stdout = String::from_utf8_lossy(&lifted.stdout);
+        assert!(lifted.status.success(), "{backend}: {}", String::from_utf8_lossy(&lifted.stderr));
+        assert!(stdout.starts_with("A-1: `do_not_call` lifted"), "{backend}: {stdout}");
+        let rows = audit(&app, "account.flag_lifted").await;
+        assert_eq!(rows.len(), 1, "{backend}");
+        assert_eq!((rows[0].entity_id.as_str(), rows[0].actor.as_str()), ("A-1", "cli:olga"), "{backend}");
+        let detail: Value = serde_json::from_str(&rows[0].detail).unwrap();
+        assert_eq!((&detail["flag"], &detail["reason"]), (&json!("do_not_call"), &json!("ticket 4711")));
+        assert_eq!(tasks_of(&plan_dry(&app).await, "A-1").len(), 1, "{backend}: A-1 is called again");
+
+        let set = run(&["set", "A-1", "cease_contact", "--reason", "solicitor's letter"]);
+        assert!(set.status.success(), "{backend}: {}", String::from_utf8_lossy(&set.stderr));
+        assert_eq!(account(&app, "A-1").await["engine_flags"], json!(["cease_contact"]), "{backend}");
+        assert_eq!(audit(&app, "account.flag_set").await.len(), 1, "{backend}");
+    }
+}
+
+/// Plans without saving.
+async fn plan_dry(app: &TestApp) -> Plan {
+    let strategies = app.state.strategies.current();
+    arrears::ops::plan_collect(&app.db.db, &strategies, app.clock.now(), true).await.unwrap().1
+}
