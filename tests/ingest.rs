@@ -297,3 +297,127 @@ async fn plan_dry(app: &TestApp) -> Plan {
     let strategies = app.state.strategies.current();
     arrears::ops::plan_collect(&app.db.db, &strategies, app.clock.now(), true).await.unwrap().1
 }
+
+/// Posts every body at the same moment (a barrier releases them together) and returns the
+/// answers in order.
+async fn post_all_at_once(app: &TestApp, bodies: Vec<Value>) -> Vec<Value> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(bodies.len()));
+    let mut handles = Vec::new();
+    for body in bodies {
+        let (client, url, token, barrier) =
+            (app.client.clone(), app.url("/v1/payments"), app.tokens.ingest.clone(), barrier.clone());
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let response = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        }));
+    }
+    let mut answers = Vec::new();
+    for handle in handles {
+        answers.push(handle.await.unwrap());
+    }
+    answers
+}
+
+fn payment(account: &str, amount: &str, reference: &str) -> Value {
+    json!([{"account_id": account, "amount": amount, "paid_at": "2026-11-22T09:30:00+08:00", "reference": reference}])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payments_posted_at_the_same_moment_all_count() {
+    for db in all_dbs().await {
+        let app = spawn_app(db).await;
+        let backend = app.backend();
+        let ids: Vec<String> = (0..30).map(|index| format!("A-{index:02}")).collect();
+        let batch: Vec<Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| vip(id, &format!("B-{index:02}"), &[&format!("+86138000{index:05}")], "100", &[]))
+            .collect();
+        post_accounts(&app, Value::Array(batch)).await;
+        let planned = plan(&app).await;
+        for id in &ids {
+            assert!(!tasks_of(&planned, id).is_empty(), "{backend}: {id} has open tasks");
+        }
+
+        // 60 + 40 on every account, 60 requests at once.
+        let mut bodies = Vec::new();
+        for id in &ids {
+            bodies.push(payment(id, "60", &format!("{id}-60")));
+            bodies.push(payment(id, "40.00", &format!("{id}-40")));
+        }
+        let answers = post_all_at_once(&app, bodies).await;
+        let mut paid_in_full: Vec<String> =
+            answers.iter().flat_map(|answer| strings(&answer["paid_in_full"])).collect();
+        paid_in_full.sort();
+        assert_eq!(paid_in_full, ids, "{backend}: each account is paid in full exactly once");
+        for id in &ids {
+            let shown = account(&app, id).await;
+            assert_eq!(
+                (shown["amount_due"].as_str(), shown["balance"].as_str()),
+                (Some("0"), Some("4900")),
+                "{backend} {id}"
+            );
+            for task in shown["tasks"].as_array().unwrap() {
+                assert_eq!(
+                    (task["state"].as_str(), task["state_reason"].as_str()),
+                    (Some("cancelled"), Some("paid_in_full")),
+                    "{backend} {id}"
+                );
+            }
+        }
+        let audited: BTreeSet<String> =
+            audit(&app, "account.paid_in_full").await.into_iter().map(|row| row.entity_id).collect();
+        assert_eq!(audited.len(), 30, "{backend}");
+        assert_eq!(audit(&app, "account.paid_in_full").await.len(), 30, "{backend}: one audit row per account");
+
+        // The same reference twice at once, on 10 accounts owing 100: one payment each.
+        let batch: Vec<Value> = (0..10)
+            .map(|index| {
+                vip(&format!("C-{index}"), &format!("D-{index}"), &[&format!("+86139000{index:05}")], "100", &[])
+            })
+            .collect();
+        post_accounts(&app, Value::Array(batch)).await;
+        let mut bodies = Vec::new();
+        for index in 0..10 {
+            bodies.push(payment(&format!("C-{index}"), "30", &format!("S-{index}")));
+            bodies.push(payment(&format!("C-{index}"), "30", &format!("S-{index}")));
+        }
+        let answers = post_all_at_once(&app, bodies).await;
+        for pair in answers.chunks(2) {
+            let mut outcomes: Vec<(u64, Vec<String>)> = pair
+                .iter()
+                .map(|answer| (answer["inserted"].as_u64().unwrap(), strings(&answer["duplicates"])))
+                .collect();
+            outcomes.sort();
+            assert_eq!(outcomes[0].0, 0, "{backend}: {pair:?}");
+            assert_eq!(outcomes[0].1.len(), 1, "{backend}: the second is reported as a duplicate: {pair:?}");
+            assert_eq!((outcomes[1].0, outcomes[1].1.len()), (1, 0), "{backend}: {pair:?}");
+        }
+        for index in 0..10 {
+            let id = format!("C-{index}");
+            let stored = payments::Entity::find()
+                .filter(payments::Column::Reference.eq(format!("S-{index}")))
+                .all(&app.db.db)
+                .await
+                .unwrap();
+            assert_eq!(stored.len(), 1, "{backend}");
+            assert_eq!(account(&app, &id).await["amount_due"], "70", "{backend} {id}: lowered once");
+        }
+
+        // Binary fractions: 0.7 then 0.3 on 1.0 owing leaves nothing (REAL money on SQLite).
+        post_accounts(&app, json!([vip("E-1", "F-1", &["+8613700000001"], "1.0", &[])])).await;
+        json_ok(app.post_json("/v1/payments", Some(&app.tokens.ingest), &payment("E-1", "0.7", "E-1a")).await, backend)
+            .await;
+        let last = json_ok(
+            app.post_json("/v1/payments", Some(&app.tokens.ingest), &payment("E-1", "0.3", "E-1b")).await,
+            backend,
+        )
+        .await;
+        assert_eq!(last["paid_in_full"], json!(["E-1"]), "{backend}");
+        assert_eq!(account(&app, "E-1").await["amount_due"], "0", "{backend}");
+    }
+}

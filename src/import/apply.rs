@@ -8,10 +8,10 @@
 
 use super::records::{FieldError, Position};
 use crate::domain::{Account, Borrower, Money};
-use crate::store::{self, BalanceChange, ChannelFilter, NewPayment, StoreError, UpsertCounts};
+use crate::store::{self, ChannelFilter, NewPayment, StoreError, UpsertCounts};
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The state reason of tasks cancelled because their account was paid in full.
 pub const PAID_IN_FULL: &str = "paid_in_full";
@@ -55,8 +55,10 @@ pub struct PaymentsApplied {
 /// - a reference already stored, or earlier in the batch, with the same account, amount and
 ///   time is a duplicate and changes nothing; with other values it is a conflict on `reference`;
 /// - new payments are inserted and lower their account's `amount_due` and `balance`, never
-///   below zero;
-/// - an account whose `amount_due` reaches zero gets its open tasks (`planned`, `ready`,
+///   below zero, by a relative update the database computes on the row it holds: payments
+///   posted at the same moment all count (see `store::apply_payment_totals`); a reference that
+///   a concurrent request recorded first is a duplicate or a conflict as above;
+/// - an account whose `amount_due` the update left at zero gets its open tasks (`planned`, `ready`,
 ///   `leased`, `dispatched`) cancelled with reason `paid_in_full` and one audit row by `actor`;
 ///   a `task.cancelled` message is enqueued for every cancelled task a `task.ready` went out
 ///   about (see `dispatch::enqueue_cancellations`).
@@ -77,7 +79,7 @@ pub(crate) async fn apply_payments<P: Position>(
 
     let mut errors = Vec::new();
     let mut seen: HashMap<&str, &NewPayment> = HashMap::new();
-    let mut new: Vec<NewPayment> = Vec::new();
+    let mut new: Vec<(&P, &NewPayment)> = Vec::new();
     let mut duplicates = Vec::new();
     for (at, payment) in payments {
         if !accounts.contains_key(&payment.account_id) {
@@ -108,7 +110,7 @@ pub(crate) async fn apply_payments<P: Position>(
             }
             None => {
                 seen.insert(&payment.reference, payment);
-                new.push(payment.clone());
+                new.push((at, payment));
             }
         }
     }
@@ -116,28 +118,65 @@ pub(crate) async fn apply_payments<P: Position>(
         return Ok(Err(errors));
     }
 
-    let inserted = store::insert_payments(txn, &new, now).await?;
+    // A reference that another request recorded since the check above (PostgreSQL: it waited
+    // for that request to commit) is not inserted: compare it like any stored one.
+    let new_payments: Vec<NewPayment> = new.iter().map(|(_, payment)| (*payment).clone()).collect();
+    let inserted_refs = store::insert_payments(txn, &new_payments, now).await?;
+    let inserted: HashSet<&str> = inserted_refs.iter().map(String::as_str).collect();
+    let raced: Vec<&str> = new
+        .iter()
+        .map(|(_, payment)| payment.reference.as_str())
+        .filter(|reference| !inserted.contains(reference))
+        .collect();
+    if !raced.is_empty() {
+        let recorded = store::stored_payments(txn, &raced).await?;
+        for (at, payment) in new.iter().filter(|(_, payment)| !inserted.contains(payment.reference.as_str())) {
+            match recorded.get(&payment.reference) {
+                Some(stored)
+                    if stored.account_id == payment.account_id
+                        && stored.amount == payment.amount
+                        && stored.paid_at == payment.paid_at =>
+                {
+                    duplicates.push(payment.reference.clone())
+                }
+                stored => {
+                    let message = match stored {
+                        Some(stored) => format!(
+                            "was just recorded by another request for account {}, amount {}, paid at {}; \
+                             a reference names one payment",
+                            stored.account_id,
+                            stored.amount,
+                            stored.paid_at.to_rfc3339()
+                        ),
+                        None => "is being recorded by another request; send it again".to_string(),
+                    };
+                    let mut error = FieldError::new((*at).clone(), "reference", Some(&payment.reference), message);
+                    error.conflict = true;
+                    errors.push(error);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+    }
+
     let mut paid: BTreeMap<&str, (Money, Vec<&str>)> = BTreeMap::new();
-    for payment in &new {
+    for (_, payment) in new.iter().filter(|(_, payment)| inserted.contains(payment.reference.as_str())) {
         let entry = paid.entry(payment.account_id.as_str()).or_default();
         entry.0 += payment.amount;
         entry.1.push(payment.reference.as_str());
     }
-    let mut changes = Vec::with_capacity(paid.len());
+    // Relative and atomic: the database lowers the amounts on the row it holds, and "paid in
+    // full" is read from what the update left, so concurrent payments all count.
+    let totals: Vec<(&str, Money)> = paid.iter().map(|(account_id, (total, _))| (*account_id, *total)).collect();
+    let after = store::apply_payment_totals(txn, &totals, now).await?;
     let mut paid_in_full: Vec<(&str, &[&str])> = Vec::new();
-    for (account_id, (total, references)) in &paid {
-        let Some(account) = accounts.get(*account_id) else { continue };
-        let change = BalanceChange {
-            account_id: account_id.to_string(),
-            amount_due: (account.amount_due - total).max(Money::ZERO),
-            balance: (account.balance - total).max(Money::ZERO),
-        };
-        if change.amount_due <= Money::ZERO {
+    for account in after.iter().filter(|account| account.amount_due <= Money::ZERO) {
+        if let Some((account_id, (_, references))) = paid.get_key_value(account.account_id.as_str()) {
             paid_in_full.push((account_id, references));
         }
-        changes.push(change);
     }
-    store::apply_balance_changes(txn, &changes, now).await?;
 
     let full_ids: Vec<&str> = paid_in_full.iter().map(|(id, _)| *id).collect();
     let closed =
@@ -160,7 +199,7 @@ pub(crate) async fn apply_payments<P: Position>(
         store::record_audit_at(txn, now, actor, "account.paid_in_full", "account", account_id, detail).await?;
     }
     Ok(Ok(PaymentsApplied {
-        inserted,
+        inserted: inserted_refs.len() as u64,
         duplicates,
         paid_in_full: full_ids.iter().map(|id| id.to_string()).collect(),
         tasks_cancelled,

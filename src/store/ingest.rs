@@ -2,8 +2,11 @@
 //! attempts and promises. Bulk, idempotent statements; the caller holds the transaction.
 
 use super::StoreError;
-use super::book::split_list;
-use super::sql::{Sql, get, get_money, in_list_chunk, insert_values, push_in_list, rows_per_statement};
+use super::book::{money_field, money_text, split_list};
+use super::sql::{
+    Sql, get, get_money, in_list_chunk, insert_values, is_postgres, push_in_list, rows_per_statement,
+    values_rows_per_statement, values_statement,
+};
 use crate::domain::{Account, Borrower, Channel, ContactKind, Money, Outcome};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, Value};
@@ -297,67 +300,121 @@ pub struct NewPayment {
     pub reference: String,
 }
 
-/// Inserts payments, skipping references already stored; returns how many were inserted.
-/// Adjusting the accounts is the caller's job ([`apply_balance_changes`]).
+/// Inserts payments, skipping references already stored; returns the references inserted.
+/// Adjusting the accounts is the caller's job ([`apply_payment_totals`]).
+///
+/// The rows go in reference order: on PostgreSQL a reference another transaction is inserting
+/// makes this one wait for it (and then skip it), and a common order means two batches sharing
+/// references wait on each other instead of deadlocking.
 pub async fn insert_payments(
     db: &impl ConnectionTrait,
     payments: &[NewPayment],
     now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    insert_values(
-        db,
-        "INSERT INTO payments (created_at, account_id, amount, paid_at, reference)",
-        &[Value::from(now)],
-        4,
-        payments,
-        |payment, values| {
-            values.push(Value::from(payment.account_id.as_str()));
-            values.push(Value::from(payment.amount));
-            values.push(Value::from(payment.paid_at));
-            values.push(Value::from(payment.reference.as_str()));
-        },
-        " ON CONFLICT (reference) DO NOTHING",
-    )
-    .await
+) -> Result<Vec<String>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut sorted: Vec<&NewPayment> = payments.iter().collect();
+    sorted.sort_by(|a, b| a.reference.cmp(&b.reference));
+    let shared = [Value::from(now)];
+    let mut inserted = Vec::new();
+    for chunk in sorted.chunks(values_rows_per_statement(backend, 4, shared.len())) {
+        let statement = values_statement(
+            backend,
+            "INSERT INTO payments (created_at, account_id, amount, paid_at, reference)",
+            &shared,
+            4,
+            chunk,
+            &|payment: &&NewPayment, values: &mut Vec<Value>| {
+                values.push(Value::from(payment.account_id.as_str()));
+                values.push(Value::from(payment.amount));
+                values.push(Value::from(payment.paid_at));
+                values.push(Value::from(payment.reference.as_str()));
+            },
+            " ON CONFLICT (reference) DO NOTHING RETURNING reference",
+        );
+        for row in db.query_all_raw(statement).await? {
+            inserted.push(get::<String>(&row, 0, "payments", "?")?);
+        }
+    }
+    Ok(inserted)
 }
 
-/// New amounts of one account.
+/// An account's amounts after payments were applied.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BalanceChange {
+pub struct PaidAccount {
     /// The account.
     pub account_id: String,
-    /// New amount overdue.
+    /// Amount overdue now.
     pub amount_due: Money,
-    /// New outstanding balance.
+    /// Outstanding balance now.
     pub balance: Money,
 }
 
-/// Sets accounts' `amount_due` and `balance` (and `updated_at`), many accounts per statement.
-pub async fn apply_balance_changes(
+/// Lowers accounts' `amount_due` and `balance` by the amounts paid, never below zero (and
+/// stamps `updated_at`), and returns the amounts the update left: one relative statement per
+/// chunk, computed by the database on the row it holds, so concurrent payments on one account
+/// all count (`GREATEST(amount_due - paid, 0)` on PostgreSQL; `MAX(...)` rounded to 4 decimals
+/// on SQLite, whose money is REAL, so that 0.1 + 0.2 style sums leave nothing owing). On
+/// PostgreSQL the rows are locked in id order first, so batches paying the same accounts wait
+/// on each other instead of deadlocking. Unknown accounts are absent from the answer.
+pub async fn apply_payment_totals(
     db: &impl ConnectionTrait,
-    changes: &[BalanceChange],
+    totals: &[(&str, Money)],
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<PaidAccount>, StoreError> {
     let backend = db.get_database_backend();
-    for chunk in changes.chunks(rows_per_statement(backend, 3, 1)) {
+    let postgres = is_postgres(backend);
+    let mut sorted: Vec<&(&str, Money)> = totals.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut paid = Vec::with_capacity(totals.len());
+    for chunk in sorted.chunks(rows_per_statement(backend, 2, 1)) {
+        if postgres {
+            let ids: Vec<&str> = chunk.iter().map(|(id, _)| *id).collect();
+            let mut sql = Sql::new(backend);
+            sql.push("SELECT id FROM accounts WHERE ");
+            push_in_list(&mut sql, "id", &ids);
+            sql.push(" ORDER BY id FOR UPDATE");
+            db.query_all_raw(sql.statement()).await?;
+        }
         let mut sql = Sql::new(backend);
-        sql.push("WITH v(id, amount_due, balance) AS (VALUES ");
-        for (index, change) in chunk.iter().enumerate() {
+        sql.push("WITH v(id, paid) AS (VALUES ");
+        for (index, (id, amount)) in chunk.iter().enumerate() {
             if index > 0 {
                 sql.push(", ");
             }
-            sql.bind_row([
-                Value::from(change.account_id.as_str()),
-                Value::from(change.amount_due),
-                Value::from(change.balance),
-            ]);
+            sql.bind_row([Value::from(*id), Value::from(*amount)]);
         }
-        sql.push(") UPDATE accounts SET amount_due = v.amount_due, balance = v.balance, updated_at = ");
+        if postgres {
+            sql.push(
+                ") UPDATE accounts SET amount_due = GREATEST(accounts.amount_due - v.paid, 0), \
+                 balance = GREATEST(accounts.balance - v.paid, 0), updated_at = ",
+            );
+        } else {
+            sql.push(
+                ") UPDATE accounts SET amount_due = ROUND(MAX(accounts.amount_due - CAST(v.paid AS REAL), 0), 4), \
+                 balance = ROUND(MAX(accounts.balance - CAST(v.paid AS REAL), 0), 4), updated_at = ",
+            );
+        }
         sql.bind(now);
-        sql.push(" FROM v WHERE accounts.id = v.id");
-        db.execute_raw(sql.statement()).await?;
+        sql.push(" FROM v WHERE accounts.id = v.id RETURNING accounts.id, ");
+        sql.push(&money_field(backend, "accounts.amount_due"));
+        sql.push(", ");
+        sql.push(&money_field(backend, "accounts.balance"));
+        for row in db.query_all_raw(sql.statement()).await? {
+            let account_id: String = get(&row, 0, "accounts", "?")?;
+            let money = |index: usize| -> Result<Money, StoreError> {
+                let text: String = get(&row, index, "accounts", &account_id)?;
+                money_text(&text).ok_or_else(|| StoreError::Corrupt {
+                    table: "accounts",
+                    id: account_id.clone(),
+                    message: format!("column {index}: `{text}` is not an amount of money"),
+                })
+            };
+            let (amount_due, balance) = (money(1)?, money(2)?);
+            paid.push(PaidAccount { account_id, amount_due, balance });
+        }
     }
-    Ok(())
+    paid.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    Ok(paid)
 }
 
 /// A contact attempt to record.

@@ -31,8 +31,8 @@ pub use deliveries::{
 };
 pub use history::{load_borrower_history, load_history};
 pub use ingest::{
-    AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise, StoredPayment, UpsertCounts, account_refs,
-    apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
+    AccountRef, NewAttempt, NewPayment, NewPromise, PaidAccount, StoredPayment, UpsertCounts, account_refs,
+    apply_payment_totals, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
     upsert_accounts, upsert_borrowers,
 };
 pub use leases::{
