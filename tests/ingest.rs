@@ -421,3 +421,75 @@ async fn payments_posted_at_the_same_moment_all_count() {
         assert_eq!(account(&app, "E-1").await["amount_due"], "0", "{backend}");
     }
 }
+
+#[tokio::test]
+async fn a_contact_point_dropped_by_the_servicing_system_is_retired_and_keeps_its_opt_outs() {
+    for db in all_dbs().await {
+        let app = spawn_app(db).await;
+        let backend = app.backend();
+        let report =
+            import_csv(&app, &[vip_row("A-1", "B-1", &[P1, P2], "ada@example.com", "", &format!("sms:{P1}"))]).await;
+        assert_eq!(report.contact_points_retired, 0, "{backend}");
+
+        // The next file lists P2 only: P1 is retired (audited), shown as retired, never chosen.
+        app.clock.advance(Duration::minutes(10));
+        let report = import_csv(&app, &[vip_row("A-1", "B-1", &[P2], "ada@example.com", "", "")]).await;
+        assert_eq!((report.contact_points_retired, report.contact_points_restored), (1, 0), "{backend}: {report}");
+        let rows = audit(&app, "contact_point.retired").await;
+        assert_eq!(rows.len(), 1, "{backend}");
+        let detail: Value = serde_json::from_str(&rows[0].detail).unwrap();
+        assert_eq!((rows[0].entity_id.as_str(), &detail["address"]), ("B-1", &json!(P1)), "{backend}");
+        let points = contact_points(&account(&app, "A-1").await);
+        assert_eq!(points[P1]["retired"], true, "{backend}");
+        assert_eq!(points[P1]["retired_at"], "2026-11-22T01:10:00Z", "{backend}");
+        assert_eq!(points[P1]["opted_out"], json!(["sms"]), "{backend}: its opt-out is kept");
+        assert_eq!(points[P2]["retired"], false, "{backend}");
+
+        assert_eq!(tasks_of(&plan(&app).await, "A-1").len(), 1, "{backend}: P2 is left to call");
+        let lease =
+            json_ok(app.post_json("/v1/queues/senior/lease", Some(&app.tokens.agent), &json!({})).await, backend).await;
+        assert_eq!(lease["account"]["phones"], json!([P2]), "{backend}: the agent is given the current phone only");
+
+        // The servicing system sends no phone and no e-mail (by API): nothing is left to call.
+        app.clock.advance(Duration::days(1));
+        let mut item = vip("A-1", "B-1", &[], "300", &[]);
+        item["email"] = Value::Null;
+        let report = post_accounts(&app, json!([item])).await;
+        assert_eq!(report["contact_points"], json!({"retired": 2, "restored": 0}), "{backend}: P2 and the e-mail");
+        let next = plan(&app).await;
+        assert!(tasks_of(&next, "A-1").is_empty(), "{backend}: a retired number is never planned");
+        // The planner's own test for "no address" is the lead's gate (`ContactPoint::reaches`);
+        // until it reads `reaches`, the same skip reads `opt_out:human`.
+        let reason = skip_of(&next, "A-1");
+        assert!(matches!(reason.as_deref(), Some("no_contact_point") | Some("opt_out:human")), "{backend}: {reason:?}");
+
+        // P1 comes back without an opt-out in the file: current again, its STOP still honoured.
+        let report = import_csv(&app, &[vip_row("A-1", "B-1", &[P1], "", "", "")]).await;
+        assert_eq!((report.contact_points_retired, report.contact_points_restored), (0, 1), "{backend}: {report}");
+        assert_eq!(audit(&app, "contact_point.restored").await.len(), 1, "{backend}");
+        let points = contact_points(&account(&app, "A-1").await);
+        assert_eq!((&points[P1]["retired"], &points[P1]["opted_out"]), (&json!(false), &json!(["sms"])), "{backend}");
+        assert_eq!((&points[P2]["retired"], &points["ada@example.com"]["retired"]), (&json!(true), &json!(true)));
+        let book = arrears::store::load_portfolio(&app.db.db).await.unwrap();
+        let p1 = book.borrowers["B-1"].contact_points.iter().find(|point| point.address == P1).unwrap();
+        assert!(!p1.retired && !p1.usable_for(arrears::domain::Channel::Sms), "{backend}: {p1:?}");
+        assert!(p1.usable_for(arrears::domain::Channel::Human), "{backend}");
+        let p2 = book.borrowers["B-1"].contact_points.iter().find(|point| point.address == P2).unwrap();
+        assert!(p2.retired && !p2.usable_for(arrears::domain::Channel::Human), "{backend}");
+        let next = plan(&app).await;
+        assert_eq!(tasks_of(&next, "A-1").len(), 1, "{backend}: {:?}", skip_of(&next, "A-1"));
+
+        let all = entity::contact_points::Entity::find().all(&app.db.db).await.unwrap();
+        assert_eq!(all.len(), 3, "{backend}: retiring deletes nothing");
+    }
+}
+
+/// The borrower's contact points in an account view, by address.
+fn contact_points(view: &Value) -> BTreeMap<String, Value> {
+    view["borrower"]["contact_points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|point| (point["address"].as_str().unwrap().to_string(), point.clone()))
+        .collect()
+}

@@ -51,7 +51,7 @@ async fn post_accounts(
     ApiJson(items): ApiJson<Vec<AccountIn>>,
 ) -> Result<Json<AccountsReport>, ApiError> {
     principal.require(&[Role::Ingest])?;
-    Ok(Json(ingest::ingest_accounts(&state.db, &items, state.clock.now()).await?))
+    Ok(Json(ingest::ingest_accounts(&state.db, &items, state.clock.now(), &principal.actor()).await?))
 }
 
 /// An account, its borrower, contact points, open promises and tasks.
@@ -126,6 +126,11 @@ pub struct ContactPointOut {
     pub opted_out: Vec<String>,
     /// Marked as not the borrower's number.
     pub wrong_number: bool,
+    /// Dropped by the servicing system (missing from the borrower's latest import): kept with
+    /// its opt-outs and marks, never chosen for a contact.
+    pub retired: bool,
+    /// When it was retired.
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 /// An open promise.
@@ -199,6 +204,8 @@ impl From<AccountView> for AccountOut {
                 address: point.address,
                 opted_out: list(&point.opted_out),
                 wrong_number: point.wrong_number,
+                retired: point.retired_at.is_some(),
+                retired_at: point.retired_at,
             })
             .collect();
         AccountOut {

@@ -23,18 +23,43 @@ pub struct AccountsWritten {
     pub accounts: UpsertCounts,
     /// About their borrowers.
     pub borrowers: UpsertCounts,
+    /// Contact points the batch no longer carried, now retired.
+    pub contact_points_retired: u64,
+    /// Retired contact points the batch carried again, current again.
+    pub contact_points_restored: u64,
 }
 
-/// Upserts borrowers (with their contact points) and accounts.
+/// Upserts borrowers (with their contact points) and accounts. The batch's contact points are
+/// its borrowers' current ones: stored points missing from it are retired and retired ones it
+/// carries again come back (`store::retire_missing_contact_points`), each change with a
+/// `contact_point.retired` / `contact_point.restored` audit row signed by `actor`. Accounts'
+/// `flags` are the servicing system's; the engine's (`engine_flags`) are never touched here.
 pub(crate) async fn write_accounts(
     txn: &impl ConnectionTrait,
     accounts: &[Account],
     borrowers: &[Borrower],
     now: DateTime<Utc>,
+    actor: &str,
 ) -> Result<AccountsWritten, StoreError> {
-    let borrowers = store::upsert_borrowers(txn, borrowers, now).await?;
+    let borrower_counts = store::upsert_borrowers(txn, borrowers, now).await?;
+    let points = store::retire_missing_contact_points(txn, borrowers, now).await?;
+    for (action, keys) in [("contact_point.retired", &points.retired), ("contact_point.restored", &points.restored)] {
+        let rows: Vec<(String, serde_json::Value)> = keys
+            .iter()
+            .map(|key| {
+                let detail = serde_json::json!({"kind": key.kind.code(), "address": key.address});
+                (key.borrower_id.clone(), detail)
+            })
+            .collect();
+        store::record_audits_at(txn, now, actor, action, "borrower", &rows).await?;
+    }
     let accounts = store::upsert_accounts(txn, accounts, now).await?;
-    Ok(AccountsWritten { accounts, borrowers })
+    Ok(AccountsWritten {
+        accounts,
+        borrowers: borrower_counts,
+        contact_points_retired: points.retired.len() as u64,
+        contact_points_restored: points.restored.len() as u64,
+    })
 }
 
 /// What applying payments did.

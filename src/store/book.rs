@@ -312,6 +312,7 @@ struct ContactRow<'a>(
     String,
     #[serde(borrow)] Cow<'a, str>,
     i64,
+    i64,
 );
 
 /// Adds their contact points to the borrowers of the scope's accounts.
@@ -326,8 +327,9 @@ async fn attach_contact_points(
         let from = last;
         let page = json_page(
             db,
-            "id, borrower_id, kind, address, opted_out, wrong_number",
-            "id, borrower_id, kind, address, opted_out, CASE WHEN wrong_number THEN 1 ELSE 0 END",
+            "id, borrower_id, kind, address, opted_out, wrong_number, retired_at",
+            "id, borrower_id, kind, address, opted_out, CASE WHEN wrong_number THEN 1 ELSE 0 END, \
+             CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END",
             "contact_points",
             |sql| {
                 sql.push("id > ");
@@ -344,7 +346,7 @@ async fn attach_contact_points(
         if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
             last = *key;
         }
-        for ContactRow(id, borrower_id, kind, address, opted_out, wrong_number) in rows {
+        for ContactRow(id, borrower_id, kind, address, opted_out, wrong_number, retired) in rows {
             let Some(borrower) = borrowers.get_mut(borrower_id.as_ref()) else {
                 continue;
             };
@@ -360,7 +362,7 @@ async fn attach_contact_points(
                 address,
                 opted_out,
                 wrong_number: wrong_number != 0,
-                retired: false,
+                retired: retired != 0,
             });
         }
         if count < PAGE_ROWS {

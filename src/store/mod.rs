@@ -23,7 +23,7 @@ mod task_state;
 mod tokens;
 
 pub use account_view::{AccountView, PromiseView, account_view};
-pub use audit::{record_audit_at, record_strategy_version, record_strategy_version_at};
+pub use audit::{record_audit_at, record_audits_at, record_strategy_version, record_strategy_version_at};
 pub use book::{BookPage, load_account, load_accounts_by_id, load_book_page, load_portfolio};
 pub use deliveries::{
     ClaimedDelivery, NewDelivery, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
@@ -31,9 +31,9 @@ pub use deliveries::{
 };
 pub use history::{load_borrower_history, load_history};
 pub use ingest::{
-    AccountRef, NewAttempt, NewPayment, NewPromise, PaidAccount, StoredPayment, UpsertCounts, account_refs,
-    apply_payment_totals, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
-    upsert_accounts, upsert_borrowers,
+    AccountRef, ContactPointKey, ContactPointsRetired, NewAttempt, NewPayment, NewPromise, PaidAccount, StoredPayment,
+    UpsertCounts, account_refs, apply_payment_totals, insert_attempts, insert_payments, insert_promises,
+    mark_wrong_numbers, retire_missing_contact_points, stored_payments, upsert_accounts, upsert_borrowers,
 };
 pub use leases::{
     Claim, OPEN_STATES, claim_task, close_open_task, end_lease, expired_leases, extend_lease, lease_candidates,
