@@ -75,6 +75,11 @@ pub enum Command {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// Set or lift an engine-owned hard-stop flag on an account (audited; a reason is required).
+    Flags {
+        #[command(subcommand)]
+        command: FlagsCommand,
+    },
     /// KPIs of a period by stage, strategy, rule or experiment arm, and the stage roll rates.
     Report {
         /// Start: an RFC 3339 instant, or a YYYY-MM-DD date in the portfolio time zone (its
@@ -134,6 +139,32 @@ pub enum DeliveriesCommand {
     EnableEndpoint {
         /// The endpoint's name in arrears.toml (robot, sms, email, human).
         name: String,
+    },
+}
+
+/// `arrears flags ...`.
+#[derive(Debug, Subcommand)]
+pub enum FlagsCommand {
+    /// Set a flag as the engine's (an operator's decision; imports never remove it).
+    Set {
+        /// The account id.
+        account_id: String,
+        /// cease_contact | deceased | bankruptcy | attorney | breathing_space | dispute | do_not_call
+        flag: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a flag the engine set (an outcome or an operator). A flag the servicing system set is
+    /// lifted only by its next import.
+    Lift {
+        /// The account id.
+        account_id: String,
+        /// The flag to lift.
+        flag: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -239,6 +270,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(out, "endpoint `{name}` enabled; {requeued} delivery(ies) requeued")?;
             }
         },
+        Command::Flags { command } => {
+            let (action, account_id, flag, reason) = match command {
+                FlagsCommand::Set { account_id, flag, reason } => {
+                    (ops::flags::FlagAction::Set, account_id, flag, reason)
+                }
+                FlagsCommand::Lift { account_id, flag, reason } => {
+                    (ops::flags::FlagAction::Lift, account_id, flag, reason)
+                }
+            };
+            let now = chrono::Utc::now();
+            ops::flags::flag_command(&settings, action, &account_id, &flag, &reason, &operator(), now, &mut out)
+                .await?;
+        }
         Command::Report { from, to, by, format } => {
             ops::report::report_command(
                 &settings,
@@ -261,6 +305,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The audit actor of an operator's command: `cli:<login name>` (`cli` when the environment
+/// names no user).
+fn operator() -> String {
+    match std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
+        Ok(user) if !user.trim().is_empty() => format!("cli:{}", user.trim()),
+        _ => "cli".to_string(),
+    }
 }
 
 /// A reader that stopped reading (`arrears plan --format jsonl | head`) is not an error.

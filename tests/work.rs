@@ -490,7 +490,7 @@ async fn attempts_and_their_effects() {
         assert_eq!(recorded.flags_set, [arrears::domain::Flag::DoNotCall]);
         assert_eq!(recorded.tasks_cancelled.len(), 2, "{b}");
         let account = accounts::Entity::find_by_id("R2").one(db).await.unwrap().unwrap();
-        assert_eq!(account.flags, "do_not_call");
+        assert_eq!((account.flags.as_str(), account.engine_flags.as_str()), ("", "do_not_call"));
         assert_eq!(audit_actions(db, "R2").await, ["account.flag_set"]);
 
         // Who may report on what.
@@ -642,7 +642,7 @@ async fn attempts_and_their_effects() {
         .unwrap();
         assert_eq!(recorded.flags_set, [arrears::domain::Flag::Dispute], "{b}");
         let account = accounts::Entity::find_by_id("H1").one(db).await.unwrap().unwrap();
-        assert_eq!(account.flags, "dispute");
+        assert_eq!((account.flags.as_str(), account.engine_flags.as_str()), ("", "dispute"));
 
         // An agent cannot report on a robot task.
         let denied = record_attempt(

@@ -5,7 +5,8 @@
 use super::AppState;
 use super::auth::{Principal, Role};
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
-use crate::domain::Money;
+use crate::domain::{Flag, Money};
+use crate::ops::flags::{FlagAction, FlagChange, FlagError};
 use crate::ops::ingest::{self, AccountIn, AccountsReport};
 use crate::store::{self, AccountView};
 use axum::Json;
@@ -18,7 +19,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(post_accounts)).routes(routes!(get_account)).routes(routes!(explain_account))
+    OpenApiRouter::new()
+        .routes(routes!(post_accounts))
+        .routes(routes!(get_account))
+        .routes(routes!(explain_account))
+        .routes(routes!(set_flag))
+        .routes(routes!(lift_flag))
 }
 
 /// Upserts a batch of accounts with their borrowers and contact points: every item is checked
@@ -45,7 +51,7 @@ async fn post_accounts(
     ApiJson(items): ApiJson<Vec<AccountIn>>,
 ) -> Result<Json<AccountsReport>, ApiError> {
     principal.require(&[Role::Ingest])?;
-    Ok(Json(ingest::ingest_accounts(&state.db, &items, state.clock.now()).await?))
+    Ok(Json(ingest::ingest_accounts(&state.db, &items, state.clock.now(), &principal.actor()).await?))
 }
 
 /// An account, its borrower, contact points, open promises and tasks.
@@ -69,8 +75,13 @@ pub struct AccountOut {
     pub due_date: NaiveDate,
     /// Tags.
     pub tags: Vec<String>,
-    /// Hard-stop flags.
+    /// The effective hard-stop flags: the servicing system's and the engine's together.
     pub flags: Vec<String>,
+    /// The flags the servicing system set (imports); only its next import lifts them.
+    pub servicing_flags: Vec<String>,
+    /// The flags the engine set (outcomes such as `do_not_call`, operators); imports never
+    /// remove them, an admin lifts them (`POST /v1/accounts/{id}/flags/{flag}/lift`).
+    pub engine_flags: Vec<String>,
     /// Model scores.
     pub scores: BTreeMap<String, f64>,
     /// Attributes.
@@ -115,6 +126,11 @@ pub struct ContactPointOut {
     pub opted_out: Vec<String>,
     /// Marked as not the borrower's number.
     pub wrong_number: bool,
+    /// Dropped by the servicing system (missing from the borrower's latest import): kept with
+    /// its opt-outs and marks, never chosen for a contact.
+    pub retired: bool,
+    /// When it was retired.
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 /// An open promise.
@@ -174,6 +190,10 @@ fn list(text: &str) -> Vec<String> {
     text.split(';').map(str::trim).filter(|item| !item.is_empty()).map(str::to_string).collect()
 }
 
+fn codes(flags: &[Flag]) -> Vec<String> {
+    flags.iter().map(|flag| flag.code().to_string()).collect()
+}
+
 impl From<AccountView> for AccountOut {
     fn from(view: AccountView) -> Self {
         let contact_points: Vec<ContactPointOut> = view
@@ -184,6 +204,8 @@ impl From<AccountView> for AccountOut {
                 address: point.address,
                 opted_out: list(&point.opted_out),
                 wrong_number: point.wrong_number,
+                retired: point.retired_at.is_some(),
+                retired_at: point.retired_at,
             })
             .collect();
         AccountOut {
@@ -202,7 +224,9 @@ impl From<AccountView> for AccountOut {
             balance: view.balance,
             due_date: view.due_date,
             tags: view.tags,
-            flags: view.flags,
+            flags: codes(&view.flags),
+            servicing_flags: codes(&view.servicing_flags),
+            engine_flags: codes(&view.engine_flags),
             scores: view.scores,
             attrs: view.attrs,
             broken_promises: view.broken_promises,
@@ -319,6 +343,112 @@ async fn explain_account(
         Some(report) => Ok(Json(report)),
         None => Err(ApiError::not_found(format!("account {id} not found"))),
     }
+}
+
+/// `POST /v1/accounts/{id}/flags`: an operator sets a flag.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagSetIn {
+    /// One of `cease_contact, deceased, bankruptcy, attorney, breathing_space, dispute,
+    /// do_not_call`.
+    #[serde(default)]
+    #[schema(example = "do_not_call")]
+    pub flag: String,
+    /// Why (required; kept in the audit trail).
+    #[serde(default)]
+    #[schema(example = "borrower asked by letter not to be called")]
+    pub reason: String,
+}
+
+/// `POST /v1/accounts/{id}/flags/{flag}/lift`: an operator lifts an engine-set flag.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagLiftIn {
+    /// Why (required; kept in the audit trail).
+    #[serde(default)]
+    #[schema(example = "complaint resolved; borrower agreed to calls again")]
+    pub reason: String,
+}
+
+impl From<FlagError> for ApiError {
+    fn from(error: FlagError) -> Self {
+        match error {
+            FlagError::Invalid(details) => ApiError::validation(
+                format!("{} problem(s) in the request; nothing was written", details.len()),
+                details,
+            ),
+            FlagError::UnknownAccount(id) => ApiError::not_found(format!("no account {id:?}")),
+            FlagError::Conflict(message) => ApiError::conflict(message, Vec::new()),
+            FlagError::Store(error) => ApiError::internal(error),
+        }
+    }
+}
+
+/// Sets a hard-stop flag as the engine's (an operator's decision): imports never remove it.
+/// Audited (`account.flag_set` with the token, the flag and the reason); the account's open
+/// tasks the flag stops are cancelled. Setting a flag the engine already set changes nothing.
+/// Admin tokens only.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{id}/flags",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The account id")),
+    request_body = FlagSetIn,
+    responses(
+        (status = 200, description = "Set (or already set)", body = FlagChange),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 422, description = "Unknown flag or no reason, named in `details` (`flag: ...`, `reason: ...`)", body = ErrorBody),
+    )
+)]
+async fn set_flag(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<FlagSetIn>,
+) -> Result<Json<FlagChange>, ApiError> {
+    principal.require(&[])?;
+    let now = state.clock.now();
+    let actor = principal.actor();
+    Ok(Json(
+        crate::ops::flags::change_flag(&state.db, FlagAction::Set, &id, &body.flag, &body.reason, &actor, now).await?,
+    ))
+}
+
+/// Lifts a flag the engine set (an outcome or an operator). Audited (`account.flag_lifted` with
+/// the token, the flag and the reason). A flag only the servicing system set is a 409: the
+/// servicing system owns it and lifts it by sending the account without it. Admin tokens only.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{id}/flags/{flag}/lift",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The account id"),
+        ("flag" = String, Path, description = "The flag to lift"),
+    ),
+    request_body = FlagLiftIn,
+    responses(
+        (status = 200, description = "Lifted", body = FlagChange),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody),
+        (status = 409, description = "The flag is the servicing system's, or not set", body = ErrorBody),
+        (status = 422, description = "Unknown flag or no reason, named in `details`", body = ErrorBody),
+    )
+)]
+async fn lift_flag(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, flag)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<FlagLiftIn>,
+) -> Result<Json<FlagChange>, ApiError> {
+    principal.require(&[])?;
+    let now = state.clock.now();
+    let actor = principal.actor();
+    Ok(Json(crate::ops::flags::change_flag(&state.db, FlagAction::Lift, &id, &flag, &body.reason, &actor, now).await?))
 }
 
 /// `key=value` pairs of a query string, percent-decoded.

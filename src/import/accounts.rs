@@ -92,14 +92,17 @@ pub(super) async fn import(
 
     progress.set_message("writing accounts");
     let txn = begin(db).await?;
-    let counts = super::apply::write_accounts(&txn, &accounts, &borrowers, now).await?.accounts;
+    let written = super::apply::write_accounts(&txn, &accounts, &borrowers, now, "import").await?;
     txn.commit().await?;
+    let counts = written.accounts;
     Ok(ImportReport {
         kind: ImportKind::Accounts,
         rows,
         inserted: counts.inserted,
         updated: counts.updated,
         unchanged: counts.unchanged,
+        contact_points_retired: written.contact_points_retired,
+        contact_points_restored: written.contact_points_restored,
     })
 }
 

@@ -129,7 +129,14 @@ pub(super) async fn import_payments(
     };
     txn.commit().await?;
     let inserted = applied.inserted;
-    Ok(ImportReport { kind: ImportKind::Payments, rows: count, inserted, updated: 0, unchanged: count - inserted })
+    Ok(ImportReport {
+        kind: ImportKind::Payments,
+        rows: count,
+        inserted,
+        updated: 0,
+        unchanged: count - inserted,
+        ..ImportReport::empty()
+    })
 }
 
 static ATTEMPTS: ColumnSpec =
@@ -205,7 +212,14 @@ pub(super) async fn import_attempts(
         .collect();
     store::mark_wrong_numbers(&txn, &wrong).await?;
     txn.commit().await?;
-    Ok(ImportReport { kind: ImportKind::Attempts, rows: count, inserted, updated: 0, unchanged: count - inserted })
+    Ok(ImportReport {
+        kind: ImportKind::Attempts,
+        rows: count,
+        inserted,
+        updated: 0,
+        unchanged: count - inserted,
+        ..ImportReport::empty()
+    })
 }
 
 static PROMISES: ColumnSpec =
@@ -233,5 +247,12 @@ pub(super) async fn import_promises(
     let promises: Vec<NewPromise> = rows.into_iter().map(|row| row.item).collect();
     let inserted = store::insert_promises(&txn, &promises).await?;
     txn.commit().await?;
-    Ok(ImportReport { kind: ImportKind::Promises, rows: count, inserted, updated: 0, unchanged: count - inserted })
+    Ok(ImportReport {
+        kind: ImportKind::Promises,
+        rows: count,
+        inserted,
+        updated: 0,
+        unchanged: count - inserted,
+        ..ImportReport::empty()
+    })
 }

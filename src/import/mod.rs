@@ -85,6 +85,26 @@ pub struct ImportReport {
     pub updated: u64,
     /// Rows the store already had, as they were (including repeats within the file).
     pub unchanged: u64,
+    /// Accounts only: stored contact points of the file's borrowers that the file no longer
+    /// carries, now retired (kept with their opt-outs, never chosen again).
+    pub contact_points_retired: u64,
+    /// Accounts only: retired contact points the file carries again.
+    pub contact_points_restored: u64,
+}
+
+impl ImportReport {
+    /// A report of nothing (the counts are filled in by each importer).
+    pub(crate) fn empty() -> ImportReport {
+        ImportReport {
+            kind: ImportKind::Accounts,
+            rows: 0,
+            inserted: 0,
+            updated: 0,
+            unchanged: 0,
+            contact_points_retired: 0,
+            contact_points_restored: 0,
+        }
+    }
 }
 
 impl fmt::Display for ImportReport {
@@ -93,7 +113,15 @@ impl fmt::Display for ImportReport {
             f,
             "{} rows: {} inserted, {} updated, {} unchanged",
             self.rows, self.inserted, self.updated, self.unchanged
-        )
+        )?;
+        if self.contact_points_retired > 0 || self.contact_points_restored > 0 {
+            write!(
+                f,
+                "; contact points: {} retired, {} restored",
+                self.contact_points_retired, self.contact_points_restored
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -200,13 +200,28 @@ pub struct AccountsReport {
     pub accounts: Counts,
     /// About their borrowers.
     pub borrowers: Counts,
+    /// About their contact points: those the batch no longer carried are retired, retired ones
+    /// it carried again are restored.
+    pub contact_points: ContactPointCounts,
 }
 
-/// Checks every account, then upserts them all with their borrowers in one transaction.
+/// What an accounts batch did to its borrowers' contact points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ContactPointCounts {
+    /// Stored points missing from the batch, now retired (never chosen for a contact again;
+    /// opt-outs and wrong-number marks kept).
+    pub retired: u64,
+    /// Retired points the batch carried again, current again.
+    pub restored: u64,
+}
+
+/// Checks every account, then upserts them all with their borrowers in one transaction;
+/// `actor` signs the audit rows (retired and restored contact points).
 pub async fn ingest_accounts(
     db: &DatabaseConnection,
     items: &[AccountIn],
     now: DateTime<Utc>,
+    actor: &str,
 ) -> Result<AccountsReport, IngestError> {
     let mut batch: AccountBatch<Item> = AccountBatch::default();
     let mut errors = Vec::new();
@@ -239,12 +254,16 @@ pub async fn ingest_accounts(
         return Err(IngestError::Invalid(errors.iter().map(describe).collect()));
     }
     let txn = store::begin_write(db).await?;
-    let written = apply::write_accounts(&txn, &accounts, &borrowers, now).await?;
+    let written = apply::write_accounts(&txn, &accounts, &borrowers, now, actor).await?;
     txn.commit().await?;
     Ok(AccountsReport {
         received: items.len() as u64,
         accounts: written.accounts.into(),
         borrowers: written.borrowers.into(),
+        contact_points: ContactPointCounts {
+            retired: written.contact_points_retired,
+            restored: written.contact_points_restored,
+        },
     })
 }
 

@@ -10,6 +10,7 @@ pub mod tokens;
 
 pub mod deliveries;
 mod explain;
+pub mod flags;
 mod planning;
 mod recheck;
 

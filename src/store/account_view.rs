@@ -4,7 +4,7 @@
 use super::StoreError;
 use super::book::split_list;
 use super::sql::{Sql, get, get_money};
-use crate::domain::Money;
+use crate::domain::{Flag, Flags, Money};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{borrowers, contact_points, tasks};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -29,8 +29,12 @@ pub struct AccountView {
     pub due_date: NaiveDate,
     /// Tags.
     pub tags: Vec<String>,
-    /// Hard-stop flag codes.
-    pub flags: Vec<String>,
+    /// The effective hard-stop flags (the union of the two below), in contract order.
+    pub flags: Vec<Flag>,
+    /// The flags the servicing system set (imports); only it can lift them.
+    pub servicing_flags: Vec<Flag>,
+    /// The flags the engine set (outcomes, operators); imports never remove them.
+    pub engine_flags: Vec<Flag>,
     /// Model scores by name.
     pub scores: BTreeMap<String, f64>,
     /// String attributes by name.
@@ -71,7 +75,7 @@ pub async fn account_view(db: &impl ConnectionTrait, id: &str) -> Result<Option<
     let mut sql = Sql::new(backend);
     sql.push(
         "SELECT id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, scores, \
-         attrs, broken_promises, stage, updated_at FROM accounts WHERE id = ",
+         attrs, broken_promises, stage, updated_at, engine_flags FROM accounts WHERE id = ",
     );
     sql.bind(id);
     let Some(row) = db.query_one_raw(sql.statement()).await? else {
@@ -80,6 +84,9 @@ pub async fn account_view(db: &impl ConnectionTrait, id: &str) -> Result<Option<
     let corrupt = |message: String| StoreError::Corrupt { table: "accounts", id: id.to_string(), message };
     let tags: String = get(&row, 7, "accounts", id)?;
     let flags: String = get(&row, 8, "accounts", id)?;
+    let engine_flags: String = get(&row, 14, "accounts", id)?;
+    let servicing = Flags::parse_list(&flags).map_err(|error| corrupt(format!("flags: {error}")))?;
+    let engine = Flags::parse_list(&engine_flags).map_err(|error| corrupt(format!("engine_flags: {error}")))?;
     let scores: String = get(&row, 9, "accounts", id)?;
     let attrs: String = get(&row, 10, "accounts", id)?;
     let borrower_id: String = get(&row, 1, "accounts", id)?;
@@ -91,7 +98,9 @@ pub async fn account_view(db: &impl ConnectionTrait, id: &str) -> Result<Option<
         balance: get_money(&row, 5, backend, "accounts", id)?,
         due_date: get(&row, 6, "accounts", id)?,
         tags: split_list(&tags).map(str::to_string).collect(),
-        flags: split_list(&flags).map(str::to_string).collect(),
+        flags: servicing.union(engine).iter().collect(),
+        servicing_flags: servicing.iter().collect(),
+        engine_flags: engine.iter().collect(),
         scores: serde_json::from_str(&scores).map_err(|error| corrupt(format!("scores: {error}")))?,
         attrs: serde_json::from_str(&attrs).map_err(|error| corrupt(format!("attrs: {error}")))?,
         broken_promises: get(&row, 11, "accounts", id)?,

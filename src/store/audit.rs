@@ -3,7 +3,7 @@
 use super::StoreError;
 use chrono::{DateTime, Utc};
 use entity::{audit_log, strategy_versions};
-use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, EntityTrait, TryInsertResult};
+use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, EntityTrait, TryInsertResult, Value};
 use std::path::Path;
 
 /// Appends one audit row at the given instant; returns its id.
@@ -26,6 +26,31 @@ pub async fn record_audit_at(
         detail: Set(detail.to_string()),
     };
     Ok(audit_log::Entity::insert(row).exec(db).await?.last_insert_id)
+}
+
+/// Appends one audit row per `(entity id, detail)`, all with the same instant, actor, action
+/// and entity, in as few statements as the bind limit allows (imports may write thousands).
+pub async fn record_audits_at(
+    db: &impl ConnectionTrait,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    rows: &[(String, serde_json::Value)],
+) -> Result<u64, StoreError> {
+    super::sql::insert_values(
+        db,
+        "INSERT INTO audit_log (at, actor, action, entity, entity_id, detail)",
+        &[Value::from(at), Value::from(actor), Value::from(action), Value::from(entity)],
+        2,
+        rows,
+        |(entity_id, detail), values| {
+            values.push(Value::from(entity_id.as_str()));
+            values.push(Value::from(detail.to_string()));
+        },
+        "",
+    )
+    .await
 }
 
 /// Records a strategy file's content under its name and content hash, stamped with the current

@@ -143,6 +143,7 @@ struct AccountRow<'a>(
     #[serde(borrow)] Cow<'a, str>,
     #[serde(borrow)] Cow<'a, str>,
     #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
     Pairs<f64>,
     Pairs<String>,
     i64,
@@ -179,14 +180,15 @@ async fn load_accounts(
 ) -> Result<(Vec<(Account, Option<String>)>, Option<String>), StoreError> {
     let backend = db.get_database_backend();
     let fields = format!(
-        "id, borrower_id, product, currency, {}, {}, due_date, tags, flags, {}, {}, broken_promises, stage",
+        "id, borrower_id, product, currency, {}, {}, due_date, tags, flags, engine_flags, {}, {}, broken_promises, \
+         stage",
         money_field(backend, "amount_due"),
         money_field(backend, "balance"),
         if is_postgres(backend) { "scores::json" } else { "json(scores)" },
         if is_postgres(backend) { "attrs::json" } else { "json(attrs)" },
     );
     let columns = "id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, \
-                   scores, attrs, broken_promises, stage";
+                   engine_flags, scores, attrs, broken_promises, stage";
     let page = json_page(db, columns, &fields, "accounts", |sql| scope.accounts(sql), "id", scope.limit()).await?;
     let rows: Vec<AccountRow<'_>> = unpack(&page, "accounts")?;
     let full = matches!(scope, Scope::After { .. }) && rows.len() as u64 >= scope.limit();
@@ -203,6 +205,7 @@ async fn load_accounts(
             due_date,
             tags,
             flags,
+            engine_flags,
             scores,
             attrs,
             broken,
@@ -214,7 +217,10 @@ async fn load_accounts(
             let balance = money_text(&balance).ok_or_else(|| corrupt(format!("balance `{balance}`")))?;
             let due_date = NaiveDate::parse_from_str(&due_date, "%Y-%m-%d")
                 .map_err(|_| corrupt(format!("due_date `{due_date}`")))?;
+            // The effective flags: the servicing system's and the engine's (see `docs/import.md`).
             let flags = Flags::parse_list(&flags).map_err(|error| corrupt(error.to_string()))?;
+            let engine_flags = Flags::parse_list(&engine_flags).map_err(|error| corrupt(error.to_string()))?;
+            let flags = flags.union(engine_flags);
             let account = Account {
                 borrower_id,
                 product,
@@ -306,6 +312,7 @@ struct ContactRow<'a>(
     String,
     #[serde(borrow)] Cow<'a, str>,
     i64,
+    i64,
 );
 
 /// Adds their contact points to the borrowers of the scope's accounts.
@@ -320,8 +327,9 @@ async fn attach_contact_points(
         let from = last;
         let page = json_page(
             db,
-            "id, borrower_id, kind, address, opted_out, wrong_number",
-            "id, borrower_id, kind, address, opted_out, CASE WHEN wrong_number THEN 1 ELSE 0 END",
+            "id, borrower_id, kind, address, opted_out, wrong_number, retired_at",
+            "id, borrower_id, kind, address, opted_out, CASE WHEN wrong_number THEN 1 ELSE 0 END, \
+             CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END",
             "contact_points",
             |sql| {
                 sql.push("id > ");
@@ -338,7 +346,7 @@ async fn attach_contact_points(
         if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
             last = *key;
         }
-        for ContactRow(id, borrower_id, kind, address, opted_out, wrong_number) in rows {
+        for ContactRow(id, borrower_id, kind, address, opted_out, wrong_number, retired) in rows {
             let Some(borrower) = borrowers.get_mut(borrower_id.as_ref()) else {
                 continue;
             };
@@ -354,7 +362,7 @@ async fn attach_contact_points(
                 address,
                 opted_out,
                 wrong_number: wrong_number != 0,
-                retired: false,
+                retired: retired != 0,
             });
         }
         if count < PAGE_ROWS {

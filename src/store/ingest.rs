@@ -2,9 +2,12 @@
 //! attempts and promises. Bulk, idempotent statements; the caller holds the transaction.
 
 use super::StoreError;
-use super::book::split_list;
-use super::sql::{Sql, get, get_money, in_list_chunk, insert_values, push_in_list, rows_per_statement};
-use crate::domain::{Account, Borrower, Channel, ContactKind, Money, Outcome};
+use super::book::{money_field, money_text, split_list};
+use super::sql::{
+    Sql, get, get_money, in_list_chunk, insert_values, is_postgres, max_binds, push_in_list, rows_per_statement,
+    values_rows_per_statement, values_statement,
+};
+use crate::domain::{Account, Borrower, Channel, ContactKind, ContactPoint, Money, Outcome};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -41,9 +44,9 @@ fn counts(given: usize, before: u64, after: u64, affected: u64) -> UpsertCounts 
 
 /// Upserts borrowers (name, time zones, robot consent) and adds their contact points.
 ///
-/// Contact points are only ever added, never removed, and a contact point's opt-outs are the
-/// union of the stored ones and the given ones: a file cannot undo a STOP. `wrong_number` marks
-/// are left alone. Rows whose values are unchanged are not touched (`updated_at` included).
+/// Contact points are added, never deleted (see [`retire_missing_contact_points`] for those a
+/// batch no longer carries), and a contact point's opt-outs are the union of the stored ones
+/// and the given ones: a file cannot undo a STOP. `wrong_number` marks are left alone. Rows whose values are unchanged are not touched (`updated_at` included).
 /// The counts are about the borrowers.
 pub async fn upsert_borrowers(
     db: &impl ConnectionTrait,
@@ -153,6 +156,159 @@ async fn upsert_contact_points(db: &impl ConnectionTrait, borrowers: &[Borrower]
     )
     .await?;
     Ok(())
+}
+
+/// One contact point, by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactPointKey {
+    /// Its borrower.
+    pub borrower_id: String,
+    /// Phone or e-mail.
+    pub kind: ContactKind,
+    /// The number or address.
+    pub address: String,
+}
+
+/// What [`retire_missing_contact_points`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactPointsRetired {
+    /// Current points that were missing from the batch, now retired.
+    pub retired: Vec<ContactPointKey>,
+    /// Retired points the batch carried again, current again.
+    pub restored: Vec<ContactPointKey>,
+}
+
+/// Makes the batch's contact points the current ones of its borrowers: each borrower's points
+/// in `borrowers` (the union over the batch's rows, as the batch checker builds them) are its
+/// current set. Stored points of those borrowers that are missing from it get `retired_at =
+/// now`; retired points the batch carries again get `retired_at = NULL`. Opt-outs and
+/// wrong-number marks are untouched, so they still hold while a point is retired and after it
+/// returns. Borrowers not in the batch are left alone. Call after [`upsert_borrowers`].
+pub async fn retire_missing_contact_points(
+    db: &impl ConnectionTrait,
+    borrowers: &[Borrower],
+    now: DateTime<Utc>,
+) -> Result<ContactPointsRetired, StoreError> {
+    let backend = db.get_database_backend();
+    let mut changes = ContactPointsRetired::default();
+    let decode = |row: &sea_orm::QueryResult| -> Result<ContactPointKey, StoreError> {
+        let borrower_id: String = get(row, 0, "contact_points", "?")?;
+        let kind: String = get(row, 1, "contact_points", &borrower_id)?;
+        let kind = super::book::parse_kind(&kind).ok_or_else(|| StoreError::Corrupt {
+            table: "contact_points",
+            id: borrower_id.clone(),
+            message: format!("unknown kind `{kind}`"),
+        })?;
+        Ok(ContactPointKey { borrower_id, kind, address: get(row, 2, "contact_points", "?")? })
+    };
+
+    // Cheap checks first (one bound id per borrower), precise statements only where needed: a
+    // changed contact list is rare, and binding every point of a big import again would cost
+    // as much as the upsert itself.
+    let chunk = in_list_chunk(backend, 1);
+    let batch: HashMap<&str, &Borrower> = borrowers.iter().map(|borrower| (borrower.id.as_str(), borrower)).collect();
+
+    // Points that come back: the retired points of the batch's borrowers that the batch carries.
+    let mut back: Vec<(&str, &ContactPoint)> = Vec::new();
+    let ids: Vec<&str> = borrowers.iter().map(|borrower| borrower.id.as_str()).collect();
+    for ids in ids.chunks(chunk) {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT borrower_id, kind, address FROM contact_points WHERE retired_at IS NOT NULL AND ");
+        push_in_list(&mut sql, "borrower_id", ids);
+        for row in db.query_all_raw(sql.statement()).await? {
+            let key = decode(&row)?;
+            let Some(borrower) = batch.get(key.borrower_id.as_str()) else { continue };
+            if let Some(point) =
+                borrower.contact_points.iter().find(|point| point.kind == key.kind && point.address == key.address)
+            {
+                back.push((borrower.id.as_str(), point));
+            }
+        }
+    }
+    for points in back.chunks(rows_per_statement(backend, 3, 0)) {
+        let mut sql = Sql::new(backend);
+        sql.push(
+            "UPDATE contact_points SET retired_at = NULL WHERE retired_at IS NOT NULL \
+             AND (borrower_id, kind, address) IN (VALUES ",
+        );
+        push_point_rows(&mut sql, points);
+        sql.push(") RETURNING borrower_id, kind, address");
+        for row in db.query_all_raw(sql.statement()).await? {
+            changes.restored.push(decode(&row)?);
+        }
+    }
+
+    // Points that are gone. Every point of the batch is now stored and current, so a borrower
+    // has one to retire exactly when it has more current points than the batch carries.
+    let mut by_count: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for borrower in borrowers {
+        by_count.entry(borrower.contact_points.len()).or_default().push(&borrower.id);
+    }
+    let mut changed: Vec<&Borrower> = Vec::new();
+    for (count, ids) in &by_count {
+        for ids in ids.chunks(chunk) {
+            let mut sql = Sql::new(backend);
+            sql.push("SELECT borrower_id FROM contact_points WHERE retired_at IS NULL AND ");
+            push_in_list(&mut sql, "borrower_id", ids);
+            sql.push(" GROUP BY borrower_id HAVING COUNT(*) > ");
+            sql.bind(i64::try_from(*count).unwrap_or(i64::MAX));
+            for row in db.query_all_raw(sql.statement()).await? {
+                let id: String = get(&row, 0, "contact_points", "?")?;
+                if let Some(borrower) = batch.get(id.as_str()) {
+                    changed.push(borrower);
+                }
+            }
+        }
+    }
+    // Per group of those borrowers (below the bind limit): every current point not in the batch.
+    let budget = max_binds(backend) - 1;
+    let mut start = 0;
+    while start < changed.len() {
+        let (mut end, mut binds) = (start, 0);
+        while end < changed.len() {
+            let cost = 1 + 3 * changed[end].contact_points.len();
+            if end > start && binds + cost > budget {
+                break;
+            }
+            binds += cost;
+            end += 1;
+        }
+        let group = &changed[start..end];
+        start = end;
+        let ids: Vec<&str> = group.iter().map(|borrower| borrower.id.as_str()).collect();
+        let points: Vec<(&str, &ContactPoint)> = group
+            .iter()
+            .flat_map(|borrower| borrower.contact_points.iter().map(move |point| (borrower.id.as_str(), point)))
+            .collect();
+        let mut sql = Sql::new(backend);
+        sql.push("UPDATE contact_points SET retired_at = ");
+        sql.bind(now);
+        sql.push(" WHERE retired_at IS NULL AND ");
+        push_in_list(&mut sql, "borrower_id", &ids);
+        if !points.is_empty() {
+            sql.push(" AND (borrower_id, kind, address) NOT IN (VALUES ");
+            push_point_rows(&mut sql, &points);
+            sql.push(")");
+        }
+        sql.push(" RETURNING borrower_id, kind, address");
+        for row in db.query_all_raw(sql.statement()).await? {
+            changes.retired.push(decode(&row)?);
+        }
+    }
+    let order = |key: &ContactPointKey| (key.borrower_id.clone(), key.kind.code(), key.address.clone());
+    changes.retired.sort_by_key(order);
+    changes.restored.sort_by_key(order);
+    Ok(changes)
+}
+
+/// `(borrower_id, kind, address), ...` for the points.
+fn push_point_rows(sql: &mut Sql, points: &[(&str, &ContactPoint)]) {
+    for (index, (borrower_id, point)) in points.iter().enumerate() {
+        if index > 0 {
+            sql.push(", ");
+        }
+        sql.bind_row([Value::from(*borrower_id), Value::from(point.kind.code()), Value::from(point.address.as_str())]);
+    }
 }
 
 /// Upserts accounts: everything the servicing system owns (borrower, product, currency,
@@ -297,67 +453,121 @@ pub struct NewPayment {
     pub reference: String,
 }
 
-/// Inserts payments, skipping references already stored; returns how many were inserted.
-/// Adjusting the accounts is the caller's job ([`apply_balance_changes`]).
+/// Inserts payments, skipping references already stored; returns the references inserted.
+/// Adjusting the accounts is the caller's job ([`apply_payment_totals`]).
+///
+/// The rows go in reference order: on PostgreSQL a reference another transaction is inserting
+/// makes this one wait for it (and then skip it), and a common order means two batches sharing
+/// references wait on each other instead of deadlocking.
 pub async fn insert_payments(
     db: &impl ConnectionTrait,
     payments: &[NewPayment],
     now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    insert_values(
-        db,
-        "INSERT INTO payments (created_at, account_id, amount, paid_at, reference)",
-        &[Value::from(now)],
-        4,
-        payments,
-        |payment, values| {
-            values.push(Value::from(payment.account_id.as_str()));
-            values.push(Value::from(payment.amount));
-            values.push(Value::from(payment.paid_at));
-            values.push(Value::from(payment.reference.as_str()));
-        },
-        " ON CONFLICT (reference) DO NOTHING",
-    )
-    .await
+) -> Result<Vec<String>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut sorted: Vec<&NewPayment> = payments.iter().collect();
+    sorted.sort_by(|a, b| a.reference.cmp(&b.reference));
+    let shared = [Value::from(now)];
+    let mut inserted = Vec::new();
+    for chunk in sorted.chunks(values_rows_per_statement(backend, 4, shared.len())) {
+        let statement = values_statement(
+            backend,
+            "INSERT INTO payments (created_at, account_id, amount, paid_at, reference)",
+            &shared,
+            4,
+            chunk,
+            &|payment: &&NewPayment, values: &mut Vec<Value>| {
+                values.push(Value::from(payment.account_id.as_str()));
+                values.push(Value::from(payment.amount));
+                values.push(Value::from(payment.paid_at));
+                values.push(Value::from(payment.reference.as_str()));
+            },
+            " ON CONFLICT (reference) DO NOTHING RETURNING reference",
+        );
+        for row in db.query_all_raw(statement).await? {
+            inserted.push(get::<String>(&row, 0, "payments", "?")?);
+        }
+    }
+    Ok(inserted)
 }
 
-/// New amounts of one account.
+/// An account's amounts after payments were applied.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BalanceChange {
+pub struct PaidAccount {
     /// The account.
     pub account_id: String,
-    /// New amount overdue.
+    /// Amount overdue now.
     pub amount_due: Money,
-    /// New outstanding balance.
+    /// Outstanding balance now.
     pub balance: Money,
 }
 
-/// Sets accounts' `amount_due` and `balance` (and `updated_at`), many accounts per statement.
-pub async fn apply_balance_changes(
+/// Lowers accounts' `amount_due` and `balance` by the amounts paid, never below zero (and
+/// stamps `updated_at`), and returns the amounts the update left: one relative statement per
+/// chunk, computed by the database on the row it holds, so concurrent payments on one account
+/// all count (`GREATEST(amount_due - paid, 0)` on PostgreSQL; `MAX(...)` rounded to 4 decimals
+/// on SQLite, whose money is REAL, so that 0.1 + 0.2 style sums leave nothing owing). On
+/// PostgreSQL the rows are locked in id order first, so batches paying the same accounts wait
+/// on each other instead of deadlocking. Unknown accounts are absent from the answer.
+pub async fn apply_payment_totals(
     db: &impl ConnectionTrait,
-    changes: &[BalanceChange],
+    totals: &[(&str, Money)],
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<PaidAccount>, StoreError> {
     let backend = db.get_database_backend();
-    for chunk in changes.chunks(rows_per_statement(backend, 3, 1)) {
+    let postgres = is_postgres(backend);
+    let mut sorted: Vec<&(&str, Money)> = totals.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut paid = Vec::with_capacity(totals.len());
+    for chunk in sorted.chunks(rows_per_statement(backend, 2, 1)) {
+        if postgres {
+            let ids: Vec<&str> = chunk.iter().map(|(id, _)| *id).collect();
+            let mut sql = Sql::new(backend);
+            sql.push("SELECT id FROM accounts WHERE ");
+            push_in_list(&mut sql, "id", &ids);
+            sql.push(" ORDER BY id FOR UPDATE");
+            db.query_all_raw(sql.statement()).await?;
+        }
         let mut sql = Sql::new(backend);
-        sql.push("WITH v(id, amount_due, balance) AS (VALUES ");
-        for (index, change) in chunk.iter().enumerate() {
+        sql.push("WITH v(id, paid) AS (VALUES ");
+        for (index, (id, amount)) in chunk.iter().enumerate() {
             if index > 0 {
                 sql.push(", ");
             }
-            sql.bind_row([
-                Value::from(change.account_id.as_str()),
-                Value::from(change.amount_due),
-                Value::from(change.balance),
-            ]);
+            sql.bind_row([Value::from(*id), Value::from(*amount)]);
         }
-        sql.push(") UPDATE accounts SET amount_due = v.amount_due, balance = v.balance, updated_at = ");
+        if postgres {
+            sql.push(
+                ") UPDATE accounts SET amount_due = GREATEST(accounts.amount_due - v.paid, 0), \
+                 balance = GREATEST(accounts.balance - v.paid, 0), updated_at = ",
+            );
+        } else {
+            sql.push(
+                ") UPDATE accounts SET amount_due = ROUND(MAX(accounts.amount_due - CAST(v.paid AS REAL), 0), 4), \
+                 balance = ROUND(MAX(accounts.balance - CAST(v.paid AS REAL), 0), 4), updated_at = ",
+            );
+        }
         sql.bind(now);
-        sql.push(" FROM v WHERE accounts.id = v.id");
-        db.execute_raw(sql.statement()).await?;
+        sql.push(" FROM v WHERE accounts.id = v.id RETURNING accounts.id, ");
+        sql.push(&money_field(backend, "accounts.amount_due"));
+        sql.push(", ");
+        sql.push(&money_field(backend, "accounts.balance"));
+        for row in db.query_all_raw(sql.statement()).await? {
+            let account_id: String = get(&row, 0, "accounts", "?")?;
+            let money = |index: usize| -> Result<Money, StoreError> {
+                let text: String = get(&row, index, "accounts", &account_id)?;
+                money_text(&text).ok_or_else(|| StoreError::Corrupt {
+                    table: "accounts",
+                    id: account_id.clone(),
+                    message: format!("column {index}: `{text}` is not an amount of money"),
+                })
+            };
+            let (amount_due, balance) = (money(1)?, money(2)?);
+            paid.push(PaidAccount { account_id, amount_due, balance });
+        }
     }
-    Ok(())
+    paid.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    Ok(paid)
 }
 
 /// A contact attempt to record.

@@ -22,7 +22,7 @@ mod task_state;
 mod tokens;
 
 pub use account_view::{AccountView, PromiseView, account_view};
-pub use audit::{record_audit_at, record_strategy_version, record_strategy_version_at};
+pub use audit::{record_audit_at, record_audits_at, record_strategy_version, record_strategy_version_at};
 pub use book::{BookPage, load_account, load_accounts_by_id, load_book_page, load_portfolio};
 pub use deliveries::{
     ClaimedDelivery, NewDelivery, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
@@ -31,9 +31,9 @@ pub use deliveries::{
 };
 pub use history::{HistoryScope, load_history};
 pub use ingest::{
-    AccountRef, BalanceChange, NewAttempt, NewPayment, NewPromise, StoredPayment, UpsertCounts, account_refs,
-    apply_balance_changes, insert_attempts, insert_payments, insert_promises, mark_wrong_numbers, stored_payments,
-    upsert_accounts, upsert_borrowers,
+    AccountRef, ContactPointKey, ContactPointsRetired, NewAttempt, NewPayment, NewPromise, PaidAccount, StoredPayment,
+    UpsertCounts, account_refs, apply_payment_totals, insert_attempts, insert_payments, insert_promises,
+    mark_wrong_numbers, retire_missing_contact_points, stored_payments, upsert_accounts, upsert_borrowers,
 };
 pub use leases::{
     Claim, claim_task, close_live_task, close_live_task_audited, end_lease, expired_leases, extend_lease,
@@ -42,8 +42,9 @@ pub use leases::{
 pub use locks::{plan_finished_since, try_lock, unlock};
 
 pub use outcomes::{
-    OpenPromise, ReportedAttempt, TaskAttempt, add_account_flag, attempt_at, attempts_of_task, count_broken_promise,
-    insert_attempt_promise, insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
+    AccountFlags, OpenPromise, ReportedAttempt, TaskAttempt, account_flags, add_account_flag, attempt_at,
+    attempts_of_task, count_broken_promise, insert_attempt_promise, insert_reported_attempt, open_promises_page,
+    payments_since, resolve_promise, set_engine_flags,
 };
 pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,

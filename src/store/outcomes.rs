@@ -154,43 +154,91 @@ pub async fn insert_attempt_promise(
     }
 }
 
-/// Adds `flag` to an account's flags (and stamps `updated_at`); returns whether it was new.
-/// Reads the row `FOR UPDATE` on PostgreSQL; on SQLite the caller's immediate transaction
-/// serialises writers.
+/// An account's flags by owner: the servicing system's (`accounts.flags`, written by imports)
+/// and the engine's (`accounts.engine_flags`, written by outcomes and operators). The
+/// effective set, the one the planner and the re-checks see, is their union.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountFlags {
+    /// Set by the servicing system (CSV `flags`, `POST /v1/accounts` `flags`).
+    pub servicing: Flags,
+    /// Set by the engine: an outcome (`do_not_call`, `dispute`) or an operator.
+    pub engine: Flags,
+}
+
+impl AccountFlags {
+    /// The effective flags.
+    pub fn effective(self) -> Flags {
+        self.servicing.union(self.engine)
+    }
+}
+
+/// An account's flags by owner; `None` when there is no such account. With `lock`, the row is
+/// read `FOR UPDATE` on PostgreSQL (on SQLite the caller's immediate transaction serialises
+/// writers).
+pub async fn account_flags(
+    db: &impl ConnectionTrait,
+    account_id: &str,
+    lock: bool,
+) -> Result<Option<AccountFlags>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT flags, engine_flags FROM accounts WHERE id = ");
+    sql.bind(account_id);
+    if lock && is_postgres(backend) {
+        sql.push(" FOR UPDATE");
+    }
+    let Some(row) = db.query_one_raw(sql.statement()).await? else {
+        return Ok(None);
+    };
+    let parse = |index: usize| -> Result<Flags, StoreError> {
+        let text: String = get(&row, index, "accounts", account_id)?;
+        Flags::parse_list(&text).map_err(|error| StoreError::Corrupt {
+            table: "accounts",
+            id: account_id.to_string(),
+            message: error.to_string(),
+        })
+    };
+    Ok(Some(AccountFlags { servicing: parse(0)?, engine: parse(1)? }))
+}
+
+/// Replaces an account's engine-set flags (and stamps `updated_at`). The servicing system's
+/// flags are not touched.
+pub async fn set_engine_flags(
+    db: &impl ConnectionTrait,
+    account_id: &str,
+    engine: Flags,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("UPDATE accounts SET engine_flags = ");
+    sql.bind(engine.to_list());
+    sql.push(", updated_at = ");
+    sql.bind(now);
+    sql.push(" WHERE id = ");
+    sql.bind(account_id);
+    db.execute_raw(sql.statement()).await?;
+    Ok(())
+}
+
+/// Adds `flag` to an account's engine-set flags (and stamps `updated_at`); returns whether it
+/// was new there. The flag lives apart from the servicing system's, so no import removes it;
+/// only an operator lifts it (`ops::flags`). Reads the row `FOR UPDATE` on PostgreSQL; on
+/// SQLite the caller's immediate transaction serialises writers.
 pub async fn add_account_flag(
     db: &impl ConnectionTrait,
     account_id: &str,
     flag: Flag,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let backend = db.get_database_backend();
-    let mut sql = Sql::new(backend);
-    sql.push("SELECT flags FROM accounts WHERE id = ");
-    sql.bind(account_id);
-    if is_postgres(backend) {
-        sql.push(" FOR UPDATE");
-    }
-    let Some(row) = db.query_one_raw(sql.statement()).await? else {
+    let Some(flags) = account_flags(db, account_id, true).await? else {
         return Ok(false);
     };
-    let text: String = get(&row, 0, "accounts", account_id)?;
-    let mut flags = Flags::parse_list(&text).map_err(|error| StoreError::Corrupt {
-        table: "accounts",
-        id: account_id.to_string(),
-        message: error.to_string(),
-    })?;
-    if flags.contains(flag) {
+    if flags.engine.contains(flag) {
         return Ok(false);
     }
-    flags.insert(flag);
-    let mut sql = Sql::new(backend);
-    sql.push("UPDATE accounts SET flags = ");
-    sql.bind(flags.to_list());
-    sql.push(", updated_at = ");
-    sql.bind(now);
-    sql.push(" WHERE id = ");
-    sql.bind(account_id);
-    db.execute_raw(sql.statement()).await?;
+    let mut engine = flags.engine;
+    engine.insert(flag);
+    set_engine_flags(db, account_id, engine, now).await?;
     Ok(true)
 }
 
