@@ -11,7 +11,7 @@ pub mod tokens;
 pub mod deliveries;
 mod explain;
 mod planning;
-mod recheck;
+pub(crate) mod recheck;
 
 pub use explain::{AccountExplanation, explain_account, explain_command, write_explanation};
 
