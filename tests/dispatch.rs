@@ -18,11 +18,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 /// What the receiver answers next (then 200 once the script runs out).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Answer {
     Status(u16),
     RetryAfter(u16, u32),
     Slow(u64),
+    /// `307 Temporary Redirect` to this URL.
+    Redirect(String),
 }
 
 #[derive(Default)]
@@ -56,6 +58,7 @@ async fn hook(
             tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
             StatusCode::OK.into_response()
         }
+        Some(Answer::Redirect(url)) => (StatusCode::TEMPORARY_REDIRECT, [("location", url)]).into_response(),
     }
 }
 
@@ -201,7 +204,7 @@ async fn the_last_failure_makes_a_dead_letter_which_can_be_replayed() {
     let secret = SigningSecret::generate();
     for db in common::all_dbs().await {
         let (receiver, url) = receiver(&secret).await;
-        receiver.script.lock().unwrap().extend([Answer::Status(500); 8]);
+        receiver.script.lock().unwrap().extend(vec![Answer::Status(500); 8]);
         let dispatcher = dispatcher(&url, &[&secret], "5s");
         store::enqueue_deliveries(&*db, &[message(7, t0())], t0()).await.unwrap();
         let mut now = t0();
@@ -316,6 +319,29 @@ async fn dead_letters_are_listed_and_replayed_over_the_api() {
         assert_eq!(replayed["requeued"], 1, "{}", app.backend());
         let pending = store::deliveries_in_state(&*app.db, "pending", 10).await.unwrap();
         assert_eq!((pending[0].webhook_id.as_str(), pending[0].tries), ("msg_0009", 0));
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_answering_307_to_another_receiver_gets_a_failed_try_and_the_other_gets_nothing() {
+    let secret = SigningSecret::generate();
+    for db in common::all_dbs().await {
+        let (elsewhere, elsewhere_url) = receiver(&secret).await;
+        let (receiver, url) = receiver(&secret).await;
+        receiver.script.lock().unwrap().extend(vec![Answer::Redirect(elsewhere_url.clone()); 2]);
+        let dispatcher = dispatcher(&url, &[&secret], "5s");
+        store::enqueue_deliveries(&*db, &[message(4, t0())], t0()).await.unwrap();
+
+        let report = dispatcher.deliver_due(&db, &StrategySet::default(), &fallback(), t0()).await.unwrap();
+        assert_eq!((report.delivered, report.retrying), (0, 1), "{}: {report:?}", db.backend);
+        assert_eq!(receiver.verified.lock().unwrap().len(), 1);
+        assert!(elsewhere.verified.lock().unwrap().is_empty(), "{}: the signed body went nowhere else", db.backend);
+        let pending = &state_of(&db, "pending").await[0];
+        assert_eq!((pending.tries, pending.last_status), (1, Some(307)), "{}", db.backend);
+        let error = pending.last_error.as_deref().unwrap();
+        assert!(error.contains("redirects are not followed") && error.contains(&elsewhere_url), "{error}");
+        let wait = pending.next_attempt_at - t0();
+        assert!(wait >= Duration::milliseconds(4500) && wait <= Duration::milliseconds(5500), "on schedule: {wait}");
     }
 }
 

@@ -3,7 +3,8 @@
 //! Standard Webhooks headers (in parallel, at most `concurrency` in flight per endpoint), and
 //! records the result under the claim's token — delivered, retry later (schedule with jitter,
 //! `Retry-After`), dead letter, or `410 Gone` (the endpoint is disabled). Bodies are rendered
-//! before they are enqueued.
+//! before they are enqueued; redirects are never followed (a 3xx is a failed try), so a signed
+//! body with personal data only ever goes to the configured URL.
 
 use super::outbox::screen_claimed;
 use super::{EndpointError, SigningSecret, next_try, parse_retry_after, signature_header};
@@ -109,6 +110,9 @@ impl Dispatcher {
         }
         let client = reqwest::Client::builder()
             .user_agent(concat!("arrears/", env!("CARGO_PKG_VERSION")))
+            // A redirect would re-send the signed body, with personal data, wherever the
+            // `Location` points: a 3xx is a failed try instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| EndpointError { endpoint: "*".into(), field: "client", message: e.to_string() })?;
         // A claim must outlast the sends of its batch: at most two rounds of each endpoint's
@@ -242,6 +246,18 @@ async fn send(
     match response {
         Ok(response) if response.status().is_success() => TryResult::Delivered { status: response.status().as_u16() },
         Ok(response) if response.status() == reqwest::StatusCode::GONE => TryResult::Gone,
+        Ok(response) if response.status().is_redirection() => {
+            let status = response.status().as_u16();
+            let location = response.headers().get(reqwest::header::LOCATION).and_then(|value| value.to_str().ok());
+            TryResult::Failed {
+                status: Some(status),
+                error: format!(
+                    "HTTP {status} redirect to {}: redirects are not followed; configure the final URL",
+                    location.unwrap_or("(no Location)")
+                ),
+                retry_at: next_try(tries, now, None, jitter()),
+            }
+        }
         Ok(response) => {
             let status = response.status().as_u16();
             let retry_after = response
