@@ -123,7 +123,7 @@ pub enum Command {
 pub enum DeliveriesCommand {
     /// List deliveries in a state (default: the dead letters).
     List {
-        /// pending | delivered | dead | disabled
+        /// pending | delivered | dead | disabled | void
         #[arg(long, default_value = "dead")]
         state: String,
         /// At most this many.

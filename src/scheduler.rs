@@ -160,7 +160,8 @@ impl Scheduler {
         }
     }
 
-    /// Delivers the outbox with `dispatcher` on every step.
+    /// Delivers the outbox with `dispatcher` on every step; needs [`Scheduler::with_release`]
+    /// too (the check before sending uses its default policy).
     pub fn with_dispatcher(mut self, dispatcher: Dispatcher) -> Scheduler {
         self.dispatcher = Some(dispatcher);
         self
@@ -229,7 +230,12 @@ impl Scheduler {
             }
         }
         if let Some(dispatcher) = &self.dispatcher {
-            report.deliveries = dispatcher.deliver_due(&self.db, now).await?;
+            // The claim-time check reads the strategies in force and the default policy.
+            let Some(release) = &self.release else {
+                anyhow::bail!("the dispatcher needs `with_release` (its claim-time check uses the default policy)");
+            };
+            let strategies = (self.strategies)();
+            report.deliveries = dispatcher.deliver_due(&self.db, &strategies, &release.fallback, now).await?;
             if let Some(metrics) = &self.metrics {
                 let tries = report.deliveries;
                 for (result, count) in [

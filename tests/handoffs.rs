@@ -133,7 +133,11 @@ async fn a_dialler_reports_once_and_only_on_a_task_it_was_sent() {
         let nine = at("2026-11-23T01:05:00Z");
         let released = fixture.release(db, &config, nine).await;
         assert_eq!((released.dispatched, released.human_notified), (3, 1), "{b}");
-        Dispatcher::from_config(&config).unwrap().deliver_due(db, nine).await.unwrap();
+        Dispatcher::from_config(&config)
+            .unwrap()
+            .deliver_due(db, &fixture.strategies, &fixture.policy, nine)
+            .await
+            .unwrap();
         assert_eq!(seen.lock().unwrap().len(), 4, "{b}");
 
         // Sent: the report is taken; the same report again, without `at`, is the same attempt.

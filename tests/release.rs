@@ -334,10 +334,13 @@ async fn outside_the_hours_a_task_waits_and_a_closed_window_expires() {
         let human = tasks_of(db, "H1").await.remove(0);
         assert_eq!(human.state, "planned", "{b}: it stays planned");
         // 08:00 in London (16:00 in Shanghai): released. The SMS window (09:00-12:00 Shanghai)
-        // closed long ago, but that task was dispatched; a never-released one expires.
+        // closed long ago: that dispatched task, never reported, expires too (its message, were
+        // it still unsent, would be voided).
         let report = release(db, &setup, &config, at("2026-11-23T08:00:00Z")).await;
-        assert_eq!((report.ready, report.expired), (1, 0), "{b}: {report:?}");
+        assert_eq!((report.ready, report.expired), (1, 1), "{b}: {report:?}");
         assert_eq!(state_of(db, human.id).await.0, "ready", "{b}");
+        let sms = tasks_of(db, "S1").await.remove(0);
+        assert_eq!(state_of(db, sms.id).await, ("expired".into(), Some("window_closed".into())), "{b}");
 
         // E-mail without an endpoint stays planned until its window closes: then expired.
         let test_db2 = common::sqlite_db().await;
@@ -384,6 +387,9 @@ async fn a_payment_after_dispatch_sends_task_cancelled() {
         let (seen, url) = common::book::receiver().await;
         let config = config(&url);
         assert_eq!(release(db, &setup, &config, morning()).await.dispatched, 2, "{b}");
+        let dispatcher = Dispatcher::from_config(&config).unwrap();
+        let delivered = dispatcher.deliver_due(db, &setup.strategies, &fallback(), morning()).await.unwrap();
+        assert_eq!(delivered.delivered, 2, "{b}: both task.ready delivered before the payment");
         let robots = tasks_of(db, "R1").await;
         pay(db, "R1", "900", morning() + Duration::minutes(1)).await;
         assert_eq!(state_of(db, robots[0].id).await, ("cancelled".into(), Some("paid_in_full".into())), "{b}");
@@ -396,9 +402,9 @@ async fn a_payment_after_dispatch_sends_task_cancelled() {
         let data = &body(&cancellations[0])["data"];
         assert_eq!((data["reason"].as_str(), data["account_id"].as_str()), (Some("paid_in_full"), Some("R1")));
 
-        let dispatcher = Dispatcher::from_config(&config).unwrap();
-        let delivered = dispatcher.deliver_due(db, morning() + Duration::minutes(2)).await.unwrap();
-        assert_eq!(delivered.delivered, 3, "{b}: two task.ready and one task.cancelled");
+        let delivered =
+            dispatcher.deliver_due(db, &setup.strategies, &fallback(), morning() + Duration::minutes(2)).await.unwrap();
+        assert_eq!(delivered.delivered, 1, "{b}: the task.cancelled");
         let ids: HashSet<String> = seen.lock().unwrap().iter().map(|(id, _)| id.clone()).collect();
         assert!(ids.contains(&format!("task_{}_ready", robots[0].id)), "{b}");
         assert!(ids.contains(&format!("task_{}_cancelled", robots[0].id)), "{b}");

@@ -1,12 +1,17 @@
-//! The delivery worker: claims due deliveries, POSTs each to its endpoint with Standard
-//! Webhooks headers (in parallel, at most `concurrency` in flight per endpoint), and records
-//! the result — delivered, retry later (schedule with jitter, `Retry-After`), dead letter, or
-//! `410 Gone` (the endpoint is disabled). No business logic: bodies are rendered before they
-//! are enqueued.
+//! The delivery worker: claims due deliveries, has the claim-time check (`outbox`) void or
+//! postpone those about tasks that are no longer sendable, POSTs the rest to their endpoint with
+//! Standard Webhooks headers (in parallel, at most `concurrency` in flight per endpoint), and
+//! records the result under the claim's token — delivered, retry later (schedule with jitter,
+//! `Retry-After`), dead letter, or `410 Gone` (the endpoint is disabled). Bodies are rendered
+//! before they are enqueued; redirects are never followed (a 3xx is a failed try), so a signed
+//! body with personal data only ever goes to the configured URL.
 
+use super::outbox::screen_claimed;
 use super::{EndpointError, SigningSecret, next_try, parse_retry_after, signature_header};
 use crate::config::Config;
+use crate::policy::Policy;
 use crate::store::{self, ClaimedDelivery, StoreError, TryResult};
+use crate::strategy::StrategySet;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::DatabaseConnection;
 use std::collections::BTreeMap;
@@ -74,6 +79,15 @@ pub struct DeliveryReport {
     pub dead: u64,
     /// Answered `410 Gone`.
     pub gone: u64,
+    /// Voided at claim time: about a task no longer sendable (or a `task.cancelled` whose
+    /// `task.ready` was never delivered); never sent.
+    pub voided: u64,
+    /// Given back at claim time without a try: outside the contact hours now, or a
+    /// `task.cancelled` whose `task.ready` is being sent.
+    pub waiting: u64,
+    /// Results not recorded because the claim was lost meanwhile (its hold passed and another
+    /// worker took the message over).
+    pub stale: u64,
 }
 
 /// Delivers the outbox.
@@ -96,6 +110,9 @@ impl Dispatcher {
         }
         let client = reqwest::Client::builder()
             .user_agent(concat!("arrears/", env!("CARGO_PKG_VERSION")))
+            // A redirect would re-send the signed body, with personal data, wherever the
+            // `Location` points: a 3xx is a failed try instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| EndpointError { endpoint: "*".into(), field: "client", message: e.to_string() })?;
         // A claim must outlast the sends of its batch: at most two rounds of each endpoint's
@@ -113,12 +130,27 @@ impl Dispatcher {
         self.endpoints.contains_key(name)
     }
 
-    /// One step: claims due deliveries at `now`, sends them in parallel, records each result.
-    pub async fn deliver_due(&self, db: &DatabaseConnection, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
+    /// One step at `now`: claims due deliveries, checks those about tasks (a `task.ready` goes
+    /// out only while its task is sendable under `strategies` — or `fallback` when its strategy
+    /// is no longer loaded —, a `task.cancelled` only after its `task.ready` was delivered),
+    /// sends the rest in parallel and records each result under the claim's token.
+    pub async fn deliver_due(
+        &self,
+        db: &DatabaseConnection,
+        strategies: &StrategySet,
+        fallback: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryReport, StoreError> {
         let claimed = store::claim_due_deliveries(db, now, self.batch, now + self.hold).await?;
         let mut report = DeliveryReport { claimed: claimed.len() as u64, ..DeliveryReport::default() };
+        if claimed.is_empty() {
+            return Ok(report);
+        }
+        let screened = screen_claimed(db, claimed, strategies, fallback, now).await?;
+        report.voided = screened.voided;
+        report.waiting = screened.waiting;
         let mut sends = tokio::task::JoinSet::new();
-        for delivery in claimed {
+        for delivery in screened.send {
             let endpoint = self.endpoints.get(&delivery.endpoint).cloned();
             let client = self.client.clone();
             sends.spawn(async move {
@@ -133,7 +165,7 @@ impl Dispatcher {
                 (delivery, result)
             });
         }
-        let mut delivered: BTreeMap<u16, Vec<i64>> = BTreeMap::new();
+        let mut delivered: BTreeMap<(u16, String), Vec<i64>> = BTreeMap::new();
         while let Some(joined) = sends.join_next().await {
             let Ok((delivery, result)) = joined else {
                 continue; // A panicked send leaves its claim to expire: it is sent again.
@@ -155,14 +187,29 @@ impl Dispatcher {
                 }
             }
             match result {
-                TryResult::Delivered { status } => delivered.entry(status).or_default().push(delivery.id),
-                other => store::record_try(db, delivery.id, &other, now).await?,
+                TryResult::Delivered { status } => {
+                    delivered.entry((status, delivery.claim_token)).or_default().push(delivery.id);
+                }
+                other => {
+                    if !store::record_try(db, delivery.id, &delivery.claim_token, &other, now).await? {
+                        report.stale += 1;
+                        tracing::warn!(
+                            webhook_id = delivery.webhook_id,
+                            "the claim was lost before its result was recorded (another worker took it over)"
+                        );
+                    }
+                }
             }
         }
         // The common case in one statement per status: a batch costs two statements, not one
         // per message.
-        for (status, ids) in delivered {
-            store::record_delivered(db, &ids, status, now).await?;
+        for ((status, token), ids) in delivered {
+            let recorded = store::record_delivered(db, &token, &ids, status, now).await?;
+            let lost = ids.len() as u64 - recorded.min(ids.len() as u64);
+            if lost > 0 {
+                report.stale += lost;
+                tracing::warn!(lost, "deliveries sent after their claim was lost; another worker owns them now");
+            }
         }
         Ok(report)
     }
@@ -199,6 +246,18 @@ async fn send(
     match response {
         Ok(response) if response.status().is_success() => TryResult::Delivered { status: response.status().as_u16() },
         Ok(response) if response.status() == reqwest::StatusCode::GONE => TryResult::Gone,
+        Ok(response) if response.status().is_redirection() => {
+            let status = response.status().as_u16();
+            let location = response.headers().get(reqwest::header::LOCATION).and_then(|value| value.to_str().ok());
+            TryResult::Failed {
+                status: Some(status),
+                error: format!(
+                    "HTTP {status} redirect to {}: redirects are not followed; configure the final URL",
+                    location.unwrap_or("(no Location)")
+                ),
+                retry_at: next_try(tries, now, None, jitter()),
+            }
+        }
         Ok(response) => {
             let status = response.status().as_u16();
             let retry_after = response

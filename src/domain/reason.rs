@@ -46,8 +46,12 @@ pub enum Reason {
     MinGap,
     /// The calls a human task allows are made.
     CallsUsed,
-    /// The task is no longer live (done, cancelled, expired, escalated).
+    /// The task is no longer live (done, cancelled, expired, escalated), or no longer in the
+    /// state a message announced (a human task already leased).
     NotLive,
+    /// A `task.cancelled` whose `task.ready` was never delivered: the receiver never heard of
+    /// the task, so there is nothing to cancel.
+    ReadyNotDelivered,
 }
 
 impl Reason {
@@ -71,6 +75,7 @@ impl Reason {
             Reason::MinGap,
             Reason::CallsUsed,
             Reason::NotLive,
+            Reason::ReadyNotDelivered,
         ];
         all.extend(Flag::ALL.iter().map(|flag| Reason::Flag(*flag)));
         all.extend(Channel::ALL.iter().map(|channel| Reason::OptOut(*channel)));
@@ -106,6 +111,7 @@ impl Reason {
             Reason::MinGap => "min_gap",
             Reason::CallsUsed => "calls_used",
             Reason::NotLive => "not_live",
+            Reason::ReadyNotDelivered => "ready_not_delivered",
         })
     }
 

@@ -19,7 +19,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    /// `pending`, `delivered`, `dead` (default) or `disabled`.
+    /// `pending`, `delivered`, `dead` (default), `disabled` or `void`.
     state: Option<String>,
     /// At most this many (default 100, at most 10,000).
     limit: Option<u64>,
@@ -34,7 +34,8 @@ impl From<DeliveriesError> for ApiError {
     }
 }
 
-/// Deliveries in a state, oldest first: by default the dead letters.
+/// Deliveries in a state, oldest first: by default the dead letters; `void` ones carry the
+/// reason they were never sent (`void_reason`).
 #[utoipa::path(
     get,
     path = "/v1/deliveries",
@@ -62,7 +63,8 @@ async fn list(
 }
 
 /// Puts dead letters back in the queue, due now with a fresh retry schedule, under their own
-/// `webhook-id`: `{"ids": [..]}`, or `{}` for every dead letter.
+/// `webhook-id`: `{"ids": [..]}`, or `{}` for every dead letter. Each is checked again when
+/// its turn comes: one about a task no longer sendable is voided, never sent.
 #[utoipa::path(
     post,
     path = "/v1/deliveries/replay",

@@ -3,15 +3,13 @@
 //! answered `410 Gone`. The worker itself is `crate::dispatch`.
 
 use super::{Settings, connect};
+use crate::domain::DeliveryState;
 use crate::store::{self, StoreError};
 use chrono::{DateTime, Utc};
 use entity::deliveries;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-
-/// The delivery states.
-pub const DELIVERY_STATES: &[&str] = &["pending", "delivered", "dead", "disabled"];
 
 /// One delivery as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -26,7 +24,7 @@ pub struct DeliveryOut {
     pub endpoint: String,
     /// `task.ready` or `task.cancelled`.
     pub event: String,
-    /// `pending`, `delivered`, `dead` or `disabled`.
+    /// `pending`, `delivered`, `dead`, `disabled` or `void`.
     pub state: String,
     /// Tries made.
     pub tries: i32,
@@ -38,6 +36,9 @@ pub struct DeliveryOut {
     pub last_error: Option<String>,
     /// When it was delivered.
     pub delivered_at: Option<DateTime<Utc>>,
+    /// Why a `void` message was never sent: a reason code (`window_closed`, `not_live`,
+    /// `flag:dispute`, `paid_in_full`, `ready_not_delivered`, ...); `null` otherwise.
+    pub void_reason: Option<String>,
 }
 
 impl From<deliveries::Model> for DeliveryOut {
@@ -54,6 +55,7 @@ impl From<deliveries::Model> for DeliveryOut {
             last_status: row.last_status,
             last_error: row.last_error,
             delivered_at: row.delivered_at,
+            void_reason: row.void_reason,
         }
     }
 }
@@ -78,7 +80,7 @@ pub struct ReplayReport {
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveriesError {
     /// An unknown state.
-    #[error("state: `{0}` is not one of pending, delivered, dead, disabled")]
+    #[error("state: `{0}` is not one of pending, delivered, dead, disabled, void")]
     UnknownState(String),
     /// The store failed.
     #[error(transparent)]
@@ -91,13 +93,14 @@ pub async fn list_deliveries(
     state: &str,
     limit: u64,
 ) -> Result<Vec<DeliveryOut>, DeliveriesError> {
-    if !DELIVERY_STATES.contains(&state) {
+    let Ok(state) = state.parse::<DeliveryState>() else {
         return Err(DeliveriesError::UnknownState(state.to_string()));
-    }
-    Ok(store::deliveries_in_state(db, state, limit).await?.into_iter().map(DeliveryOut::from).collect())
+    };
+    Ok(store::deliveries_in_state(db, state.code(), limit).await?.into_iter().map(DeliveryOut::from).collect())
 }
 
-/// Puts dead letters back in the queue at `now`.
+/// Puts dead letters back in the queue at `now`. Each goes through the outbox's claim-time
+/// check when its turn comes: one about a task no longer sendable is voided, never sent.
 pub async fn replay(
     db: &DatabaseConnection,
     request: &ReplayRequest,
@@ -112,7 +115,7 @@ pub async fn list_command(settings: &Settings, state: &str, limit: u64, out: &mu
     let rows = list_deliveries(&db, state, limit).await?;
     writeln!(
         out,
-        "{:>8} {:<28} {:<8} {:<15} {:>5} {:>6}  last error",
+        "{:>8} {:<28} {:<8} {:<15} {:>5} {:>6}  last error (void: why never sent)",
         "id", "webhook-id", "endpoint", "event", "tries", "status"
     )?;
     for row in &rows {
@@ -125,7 +128,11 @@ pub async fn list_command(settings: &Settings, state: &str, limit: u64, out: &mu
             row.event,
             row.tries,
             row.last_status.map(|status| status.to_string()).unwrap_or_else(|| "-".into()),
-            row.last_error.as_deref().unwrap_or("")
+            match (&row.void_reason, &row.last_error) {
+                (Some(reason), Some(error)) => format!("void: {reason} (last error: {error})"),
+                (Some(reason), None) => format!("void: {reason}"),
+                (None, error) => error.clone().unwrap_or_default(),
+            }
         )?;
     }
     writeln!(out, "{} {state} deliveries", rows.len())?;

@@ -12,7 +12,7 @@ pub mod deliveries;
 mod explain;
 pub mod flags;
 mod planning;
-mod recheck;
+pub(crate) mod recheck;
 
 pub use explain::{AccountExplanation, explain_account, explain_command, write_explanation};
 

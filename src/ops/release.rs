@@ -1,8 +1,8 @@
 //! The release loop: `planned` tasks whose window opened are checked again against the
 //! latest state and then sent out — robot, SMS and e-mail tasks as a `task.ready` message in
 //! the outbox (state `dispatched`), human tasks made `ready` in their queue (announced to the
-//! `human` endpoint when one is configured) — and open tasks whose window closed unworked
-//! become `expired`.
+//! `human` endpoint when one is configured) — and tasks nobody is working whose window closed
+//! (planned, ready, or dispatched with their message unsent or sent) become `expired`.
 //!
 //! This is the use case the scheduler calls every few seconds. It never reads the clock
 //! (`now` is an argument), never speaks HTTP (the outbox worker sends) and holds each
@@ -12,7 +12,7 @@
 use super::recheck::{Context, Verdict, recheck};
 use crate::config::Config;
 use crate::dispatch::{Envelope, TASK_READY, TaskReadyV1, task_webhook_id};
-use crate::domain::{Account, Borrower, Channel};
+use crate::domain::{Account, Borrower, Channel, Reason};
 use crate::policy::Policy;
 use crate::store::{self, NewDelivery, StoreError};
 use crate::strategy::{
@@ -75,14 +75,16 @@ pub struct ReleaseReport {
     pub no_endpoint: u64,
     /// Tasks left `planned` because their template failed to render.
     pub render_failed: u64,
-    /// Open tasks whose window closed (`expired`, `window_closed`).
+    /// Tasks nobody is working (`planned`, `ready`, `dispatched`) whose window closed
+    /// (`expired`, `window_closed`).
     pub expired: u64,
 }
 
 /// One release step at `now`:
 ///
-/// 1. open tasks (`planned`, `ready`) whose window closed (`not_after <= now`) become
-///    `expired` with reason `window_closed` (an audit row each);
+/// 1. tasks nobody is working (`planned`, `ready`, `dispatched`) whose window closed
+///    (`not_after <= now`) become `expired` with reason `window_closed` (an audit row each), and
+///    their `task.ready` still unsent becomes `void` (`window_closed`);
 /// 2. `planned` tasks whose window is open (`not_before <= now < not_after`) are claimed a
 ///    batch of [`RELEASE_BATCH`] at a time (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so two
 ///    instances never release the same task; SQLite: an immediate transaction) and re-checked
@@ -130,8 +132,10 @@ pub async fn release_due(
     Ok(report)
 }
 
-/// Expires open tasks whose window closed; returns how many.
+/// Expires the tasks whose window closed and that nobody is working (`planned`, `ready`,
+/// `dispatched`) and voids their unsent `task.ready` (`window_closed`); returns how many.
 async fn expire_closed(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, ReleaseError> {
+    let reason = Reason::WindowClosed.to_string();
     let mut expired = 0;
     loop {
         let txn = store::begin_write(db).await?;
@@ -144,10 +148,13 @@ async fn expire_closed(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u6
                 "task.expired",
                 "task",
                 &id.to_string(),
-                serde_json::json!({"reason": "window_closed"}),
+                serde_json::json!({"reason": reason}),
             )
             .await?;
         }
+        let readies: Vec<String> = ids.iter().map(|id| task_webhook_id(*id, TASK_READY)).collect();
+        let keys: Vec<&str> = readies.iter().map(String::as_str).collect();
+        store::void_unsent(&txn, &keys, &reason, now).await?;
         txn.commit().await?;
         expired += ids.len() as u64;
         if (ids.len() as u64) < EXPIRE_BATCH {

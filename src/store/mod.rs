@@ -25,9 +25,9 @@ pub use account_view::{AccountView, PromiseView, account_view};
 pub use audit::{record_audit_at, record_audits_at, record_strategy_version, record_strategy_version_at};
 pub use book::{BookPage, load_account, load_accounts_by_id, load_book_page, load_portfolio};
 pub use deliveries::{
-    ClaimedDelivery, NewDelivery, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
-    disabled_endpoints, enable_endpoint, enqueue_deliveries, ready_was_sent, record_delivered, record_try,
-    replay_dead_letters,
+    ClaimedDelivery, NewDelivery, OutboxState, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
+    disabled_endpoints, enable_endpoint, enqueue_deliveries, outbox_states, postpone_claimed, ready_was_sent,
+    record_delivered, record_try, replay_dead_letters, void_claimed, void_unsent,
 };
 pub use history::{HistoryScope, load_history};
 pub use ingest::{
@@ -51,8 +51,8 @@ pub use plans::{
     tasks_for_account,
 };
 pub use release::{
-    CANCELLABLE_STATES, ChannelFilter, ClosedTask, NewTask, close_tasks_of_accounts, delivery_endpoints,
-    expire_closed_windows, insert_task, move_task, release_candidates,
+    CANCELLABLE_STATES, ChannelFilter, ClosedTask, NewTask, close_tasks_of_accounts, expire_closed_windows,
+    insert_task, move_task, release_candidates, tasks_by_id,
 };
 pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};
 pub use task_state::{TaskCount, task_counts};

@@ -1,16 +1,17 @@
 //! Task statements of the release loop, cancellations and escalation: the release candidates
 //! (claimed `FOR UPDATE SKIP LOCKED` on PostgreSQL), conditional state moves, the expiry sweep,
-//! the one cancellation statement every caller shares (payments, outcomes, escalation), the
-//! endpoints earlier `task.ready` messages went to, and inserting an escalated human task.
+//! the one cancellation statement every caller shares (payments, outcomes, escalation), reading
+//! tasks by id (the outbox's claim-time check), and inserting an escalated human task.
 //!
 //! Small statements for the caller's transaction; the decisions are `ops::release`'s and
 //! `ops::work`'s. Every state change is conditional on the state it expects.
 
 use super::StoreError;
 use super::sql::{Sql, get, in_list_chunk, is_postgres, push_in_list};
+use crate::domain::{Reason, TaskState};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::tasks;
-use sea_orm::{ConnectionTrait, EntityTrait, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 use std::collections::HashMap;
 
 /// The states a cancellation applies to: every state with work still to do or a message out.
@@ -72,26 +73,37 @@ pub async fn move_task(
     Ok(db.execute_raw(sql.statement()).await?.rows_affected() == 1)
 }
 
-/// Expires at most `limit` open tasks (`planned`, `ready`) whose window closed at `now`
-/// (`not_after <= now`): state `expired`, reason `window_closed`. Returns their ids. On
-/// PostgreSQL rows another sweeper holds are skipped.
+/// Expires at most `limit` tasks whose window closed at `now` (`not_after <= now`) and that
+/// nobody is working: `planned`, `ready` and `dispatched` (a message about it may still be
+/// waiting in the outbox: the caller voids it). State `expired`, reason `window_closed`.
+/// `leased` tasks are left to their lease. Returns their ids. On PostgreSQL rows another
+/// sweeper holds are skipped.
 pub async fn expire_closed_windows(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<i64>, StoreError> {
     let backend = db.get_database_backend();
+    let expiring = TaskState::sql_list(EXPIRING);
     let mut sql = Sql::new(backend);
-    sql.push("UPDATE tasks SET state = 'expired', state_reason = 'window_closed', state_changed_at = ");
+    sql.push("UPDATE tasks SET state = ");
+    sql.bind(TaskState::Expired.code());
+    sql.push(", state_reason = ");
+    sql.bind(Reason::WindowClosed.to_string());
+    sql.push(", state_changed_at = ");
     let now_number = sql.bind(now);
-    sql.push(" WHERE id IN (SELECT id FROM tasks WHERE state IN ('planned', 'ready') AND not_after <= ");
+    sql.push(" WHERE id IN (SELECT id FROM tasks WHERE state IN ");
+    sql.push(&expiring);
+    sql.push(" AND not_after <= ");
     sql.reuse(now_number);
     sql.push(" ORDER BY id LIMIT ");
     sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
     if is_postgres(backend) {
         sql.push(" FOR UPDATE SKIP LOCKED");
     }
-    sql.push(") AND state IN ('planned', 'ready') RETURNING id");
+    sql.push(") AND state IN ");
+    sql.push(&expiring);
+    sql.push(" RETURNING id");
     let mut ids = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
         ids.push(get::<i64>(&row, 0, "tasks", "expired")?);
@@ -99,6 +111,9 @@ pub async fn expire_closed_windows(
     ids.sort_unstable();
     Ok(ids)
 }
+
+/// The states the expiry sweep closes: open, or sent to a machine (`dispatched`).
+const EXPIRING: &[TaskState] = &[TaskState::Planned, TaskState::Ready, TaskState::Dispatched];
 
 /// Which tasks of the given accounts a cancellation takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -194,22 +209,12 @@ pub async fn close_tasks_of_accounts(
     Ok(closed)
 }
 
-/// The endpoint each of the given `webhook_id`s was enqueued for, by webhook id.
-pub async fn delivery_endpoints(
-    db: &impl ConnectionTrait,
-    webhook_ids: &[&str],
-) -> Result<HashMap<String, String>, StoreError> {
-    let backend = db.get_database_backend();
-    let mut found = HashMap::new();
-    for chunk in webhook_ids.chunks(in_list_chunk(backend, 0)) {
-        let mut sql = Sql::new(backend);
-        sql.push("SELECT webhook_id, endpoint FROM deliveries WHERE ");
-        push_in_list(&mut sql, "webhook_id", chunk);
-        for row in db.query_all_raw(sql.statement()).await? {
-            let id: String = get(&row, 0, "deliveries", "?")?;
-            let endpoint: String = get(&row, 1, "deliveries", &id)?;
-            found.insert(id, endpoint);
-        }
+/// The tasks of the given ids that exist, by id.
+pub async fn tasks_by_id(db: &impl ConnectionTrait, ids: &[i64]) -> Result<HashMap<i64, tasks::Model>, StoreError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let rows = tasks::Entity::find().filter(tasks::Column::Id.is_in(chunk.iter().copied())).all(db).await?;
+        found.extend(rows.into_iter().map(|task| (task.id, task)));
     }
     Ok(found)
 }
