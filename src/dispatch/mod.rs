@@ -10,7 +10,7 @@ mod sign;
 mod worker;
 
 pub use envelope::{Envelope, TASK_CANCELLED, TASK_READY, TaskCancelledV1, TaskReadyV1};
-pub use outbox::{RECHECK_AFTER, enqueue_cancellations, task_webhook_id};
+pub use outbox::{RECHECK_AFTER, close_tasks, enqueue_cancellations, task_webhook_id};
 pub use retry::{MAX_RETRY_AFTER, MAX_TRIES, RETRY_DELAYS, next_try, parse_retry_after};
 pub use sign::{SECRET_PREFIX, SigningSecret, VerifyError, signature_header, verify};
 pub use worker::{DeliveryReport, Dispatcher, EndpointTarget};

@@ -39,6 +39,26 @@ pub fn task_webhook_id(task_id: i64, event: &str) -> String {
     format!("task_{task_id}_{suffix}")
 }
 
+/// Closes the live tasks of `account_ids` on the channels `filter` lets through, leaving out
+/// `except` (`store::tasks::close_of_accounts`: state `to`, `reason`, an audit row each), and
+/// settles the messages about them ([`enqueue_cancellations`]), in the caller's transaction: the
+/// one way a payment, an outcome, a flag or an escalation closes tasks.
+#[allow(clippy::too_many_arguments)]
+pub async fn close_tasks(
+    db: &impl ConnectionTrait,
+    account_ids: &[&str],
+    filter: store::ChannelFilter,
+    except: Option<i64>,
+    to: TaskState,
+    reason: &str,
+    audit: store::Audit<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClosedTask>, StoreError> {
+    let closed = store::tasks::close_of_accounts(db, account_ids, filter, except, to, reason, audit, now).await?;
+    enqueue_cancellations(db, &closed, reason, now).await?;
+    Ok(closed)
+}
+
 /// Runs inside the transaction that closed `closed` (reason `reason`): voids each one's unsent
 /// `task.ready` (pending and not being sent at `now`, dead or disabled) with that reason, and
 /// enqueues one `task.cancelled` for each whose `task.ready` was delivered or is being sent
@@ -312,13 +332,9 @@ async fn close_task(
     webhook_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let from = announced_state(task);
-    if !store::move_task(txn, task.id, from.code(), state.code(), Some(reason), now).await? {
-        return Ok(());
-    }
-    let action = format!("task.{state}");
-    let detail = serde_json::json!({"reason": reason, "detail": detail, "at": "outbox", "webhook_id": webhook_id});
-    store::record_audit_at(txn, now, ENGINE, &action, "task", &task.id.to_string(), detail).await?;
+    let from = [announced_state(task)];
+    let detail = serde_json::json!({"detail": detail, "at": "outbox", "webhook_id": webhook_id});
+    store::tasks::close_from(txn, task.id, &from, state, reason, store::Audit::new(ENGINE, detail), now).await?;
     Ok(())
 }
 

@@ -296,6 +296,18 @@ mod tests {
     }
 
     #[test]
+    fn the_partial_indexes_name_the_states_the_code_means() {
+        // The migrations are plain SQL text (the migration crate cannot see these types): their
+        // state literals must be the codes, or an index would serve no query.
+        let leases = include_str!("../../migration/src/m20261122_000003_leases.rs");
+        let release = include_str!("../../migration/src/m20261122_000005_release.rs");
+        let open = TaskState::sql_list(TaskState::OPEN);
+        assert!(leases.contains(&format!("state IN {open}")) && release.contains(&format!("state IN {open}")));
+        assert!(leases.contains(&format!("WHERE state = '{}'", TaskState::Leased.code())));
+        assert!(leases.contains(&format!("channel = '{}'", Channel::Human.code())));
+    }
+
+    #[test]
     fn task_states_partition_and_list_as_sql() {
         for state in TaskState::ALL {
             let kinds = [state.is_open(), state.is_in_flight(), state.is_final()];

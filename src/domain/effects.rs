@@ -29,21 +29,24 @@ pub struct Effects {
     pub asks_callback: bool,
 }
 
+/// Which live tasks a flag set on an account closes, and the reason they carry: calls for
+/// `do_not_call`, everything for the flags that stop all contact.
+pub fn cancels_for(flag: Flag) -> (Cancels, Reason) {
+    let which = if flag.stops_all_contact() { Cancels::All } else { Cancels::Calls };
+    (which, Reason::Flag(flag))
+}
+
 /// The effects of `outcome`.
 pub fn effects(outcome: Outcome) -> Effects {
     let none = Effects::default();
     match outcome {
         Outcome::Promise => Effects { opens_promise: true, cancels: Some((Cancels::All, Reason::PromiseOpen)), ..none },
-        Outcome::DoNotCall => Effects {
-            sets_flag: Some(Flag::DoNotCall),
-            cancels: Some((Cancels::Calls, Reason::Flag(Flag::DoNotCall))),
-            ..none
-        },
-        Outcome::Dispute => Effects {
-            sets_flag: Some(Flag::Dispute),
-            cancels: Some((Cancels::All, Reason::Flag(Flag::Dispute))),
-            ..none
-        },
+        Outcome::DoNotCall => {
+            Effects { sets_flag: Some(Flag::DoNotCall), cancels: Some(cancels_for(Flag::DoNotCall)), ..none }
+        }
+        Outcome::Dispute => {
+            Effects { sets_flag: Some(Flag::Dispute), cancels: Some(cancels_for(Flag::Dispute)), ..none }
+        }
         Outcome::WrongNumber => Effects { marks_wrong_number: true, ..none },
         Outcome::Callback => Effects { asks_callback: true, ..none },
         Outcome::NoAnswer

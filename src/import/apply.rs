@@ -7,7 +7,7 @@
 //! reads the clock (`now` comes in) or knows about files or JSON.
 
 use super::records::{FieldError, Position};
-use crate::domain::{Account, Borrower, Money};
+use crate::domain::{Account, Borrower, Money, TaskState};
 use crate::store::{self, ChannelFilter, NewPayment, StoreError, UpsertCounts};
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
@@ -204,10 +204,18 @@ pub(crate) async fn apply_payments<P: Position>(
     }
 
     let full_ids: Vec<&str> = paid_in_full.iter().map(|(id, _)| *id).collect();
-    let closed =
-        store::close_tasks_of_accounts(txn, &full_ids, ChannelFilter::All, None, "cancelled", PAID_IN_FULL, now)
-            .await?;
-    crate::dispatch::enqueue_cancellations(txn, &closed, PAID_IN_FULL, now).await?;
+    let audit = store::Audit::new(actor, serde_json::Value::Null);
+    let closed = crate::dispatch::close_tasks(
+        txn,
+        &full_ids,
+        ChannelFilter::All,
+        None,
+        TaskState::Cancelled,
+        PAID_IN_FULL,
+        audit,
+        now,
+    )
+    .await?;
     let mut cancelled: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for task in &closed {
         cancelled.entry(task.account_id.as_str()).or_default().push(task.id);

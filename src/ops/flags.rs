@@ -7,8 +7,8 @@
 //! is the union. Every change writes an audit row naming the actor, the flag and the reason.
 
 use super::Settings;
-use crate::domain::{Flag, Flags};
-use crate::store::{self, AccountFlags, ChannelFilter, StoreError};
+use crate::domain::{Flag, Flags, TaskState};
+use crate::store::{self, AccountFlags, StoreError};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
@@ -158,16 +158,20 @@ pub async fn change_flag(
             store::set_engine_flags(&txn, account_id, flags.engine, now).await?;
             let detail = serde_json::json!({"flag": flag.code(), "reason": reason, "owner": "engine"});
             store::record_audit_at(&txn, now, actor, "account.flag_set", "account", account_id, detail).await?;
-            let filter = if flag.stops_all_contact() { ChannelFilter::All } else { ChannelFilter::Calls };
-            let cause = format!("flag:{flag}");
-            let closed =
-                store::close_tasks_of_accounts(&txn, &[account_id], filter, None, "cancelled", &cause, now).await?;
-            crate::dispatch::enqueue_cancellations(&txn, &closed, &cause, now).await?;
-            for task in &closed {
-                let detail = serde_json::json!({"reason": cause, "flag_reason": reason});
-                store::record_audit_at(&txn, now, actor, "task.cancelled", "task", &task.id.to_string(), detail)
-                    .await?;
-            }
+            let (cancels, cause) = crate::domain::effects::cancels_for(flag);
+            let cause = cause.to_string();
+            let audit = store::Audit::new(actor, serde_json::json!({"flag_reason": reason}));
+            let closed = crate::dispatch::close_tasks(
+                &txn,
+                &[account_id],
+                cancels.into(),
+                None,
+                TaskState::Cancelled,
+                &cause,
+                audit,
+                now,
+            )
+            .await?;
             let mut result = change(account_id, flag, action, true, flags);
             result.tasks_cancelled = closed.iter().map(|task| task.id).collect();
             result

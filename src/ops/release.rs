@@ -12,7 +12,7 @@
 use super::recheck::{Context, Verdict, recheck};
 use crate::config::Config;
 use crate::dispatch::{Envelope, TASK_READY, TaskReadyV1, task_webhook_id};
-use crate::domain::{Account, Borrower, Channel, Reason};
+use crate::domain::{Account, Borrower, Channel, Reason, TaskState};
 use crate::policy::Policy;
 use crate::store::{self, NewDelivery, StoreError};
 use crate::strategy::{
@@ -139,19 +139,7 @@ async fn expire_closed(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u6
     let mut expired = 0;
     loop {
         let txn = store::begin_write(db).await?;
-        let ids = store::expire_closed_windows(&txn, now, EXPIRE_BATCH).await?;
-        for id in &ids {
-            store::record_audit_at(
-                &txn,
-                now,
-                ENGINE,
-                "task.expired",
-                "task",
-                &id.to_string(),
-                serde_json::json!({"reason": reason}),
-            )
-            .await?;
-        }
+        let ids = store::tasks::expire_closed_windows(&txn, ENGINE, now, EXPIRE_BATCH).await?;
         let readies: Vec<String> = ids.iter().map(|id| task_webhook_id(*id, TASK_READY)).collect();
         let keys: Vec<&str> = readies.iter().map(String::as_str).collect();
         store::void_unsent(&txn, &keys, &reason, now).await?;
@@ -195,9 +183,8 @@ impl Step<'_> {
                 return Ok(());
             }
             Verdict::Remove { state, reason, detail } => {
-                let detail = serde_json::json!({"reason": reason, "detail": detail, "at": "release"});
-                if store::close_live_task_audited(txn, task.id, state, &reason.to_string(), ENGINE, detail, now).await?
-                {
+                let audit = store::Audit::new(ENGINE, serde_json::json!({"detail": detail, "at": "release"}));
+                if store::tasks::close(txn, task.id, state, &reason.to_string(), audit, now).await? {
                     report.cancelled += 1;
                 }
                 return Ok(());
@@ -212,18 +199,23 @@ impl Step<'_> {
             StoreError::Corrupt { table: "tasks", id: task.id.to_string(), message: error.to_string() }
         })?;
         if channel == Channel::Human {
-            if !store::move_task(txn, task.id, "planned", "ready", Some("released"), now).await? {
-                return Ok(());
-            }
-            report.ready += 1;
             let mut detail = serde_json::json!({"queue": task.queue});
-            if self.config.endpoints.contains_key(HUMAN_ENDPOINT) {
+            let announce = if self.config.endpoints.contains_key(HUMAN_ENDPOINT) {
                 let body = self.ready_body(task, account, borrower, None, None)?;
                 let delivery = ready_delivery(task.id, HUMAN_ENDPOINT, body, now);
                 detail["webhook_id"] = delivery.webhook_id.clone().into();
+                Some(delivery)
+            } else {
+                None
+            };
+            let audit = store::Audit::new(ENGINE, detail);
+            if !store::tasks::release(txn, task.id, TaskState::Ready, None, audit, now).await? {
+                return Ok(());
+            }
+            report.ready += 1;
+            if let Some(delivery) = announce {
                 report.human_notified += store::enqueue_deliveries(txn, &[delivery], now).await?;
             }
-            store::record_audit_at(txn, now, ENGINE, "task.ready", "task", &task.id.to_string(), detail).await?;
             return Ok(());
         }
         let endpoint = channel.code();
@@ -247,23 +239,14 @@ impl Step<'_> {
             None => None,
         };
         let body = self.ready_body(task, account, borrower, to.clone(), message)?;
-        if !store::move_task(txn, task.id, "planned", "dispatched", None, now).await? {
+        let delivery = ready_delivery(task.id, endpoint, body, now);
+        let detail = serde_json::json!({"endpoint": endpoint, "to": to, "webhook_id": delivery.webhook_id});
+        let audit = store::Audit::new(ENGINE, detail);
+        if !store::tasks::release(txn, task.id, TaskState::Dispatched, to.as_deref(), audit, now).await? {
             return Ok(());
         }
-        store::record_task_address(txn, task.id, to.as_deref()).await?;
-        let delivery = ready_delivery(task.id, endpoint, body, now);
         store::enqueue_deliveries(txn, std::slice::from_ref(&delivery), now).await?;
         report.dispatched += 1;
-        store::record_audit_at(
-            txn,
-            now,
-            ENGINE,
-            "task.dispatched",
-            "task",
-            &task.id.to_string(),
-            serde_json::json!({"endpoint": endpoint, "to": to, "webhook_id": delivery.webhook_id}),
-        )
-        .await?;
         Ok(())
     }
 

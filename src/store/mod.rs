@@ -19,6 +19,7 @@ mod release;
 mod report;
 mod sql;
 mod task_state;
+pub mod tasks;
 mod tokens;
 
 pub use account_view::{AccountView, PromiseView, account_view};
@@ -35,10 +36,7 @@ pub use ingest::{
     UpsertCounts, account_refs, apply_payment_totals, insert_attempts, insert_payments, insert_promises,
     mark_wrong_numbers, retire_missing_contact_points, stored_payments, upsert_accounts, upsert_borrowers,
 };
-pub use leases::{
-    Claim, claim_task, close_live_task, close_live_task_audited, end_lease, expired_leases, extend_lease,
-    has_lease_candidate, lease_candidates, lock_task, record_task_address, return_expired_lease, task_by_id,
-};
+pub use leases::{has_lease_candidate, lease_candidates, lock_task, task_by_id};
 pub use locks::{plan_finished_since, try_lock, unlock};
 
 pub use outcomes::{
@@ -50,12 +48,10 @@ pub use plans::{
     NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
     tasks_for_account,
 };
-pub use release::{
-    CANCELLABLE_STATES, ChannelFilter, ClosedTask, NewTask, close_tasks_of_accounts, expire_closed_windows,
-    insert_task, move_task, release_candidates, tasks_by_id,
-};
+pub use release::{release_candidates, tasks_by_id};
 pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};
 pub use task_state::{TaskCount, task_counts};
+pub use tasks::{Audit, ChannelFilter, Claim, ClosedTask, NewTask};
 pub use tokens::{StoredToken, find_token, insert_token};
 
 use migration::{Migrator, MigratorTrait};

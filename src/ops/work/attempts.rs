@@ -5,11 +5,11 @@
 
 use super::handover::{self, Trigger};
 use super::{Actor, AttemptRecorded, AttemptReport, CLOCK_SKEW, Rules, WorkError, check_agent, invalid};
-use crate::domain::effects::{Cancels, effects};
+use crate::domain::effects::effects;
 use crate::domain::{Channel, ContactKind, Money, Outcome, TaskState};
 use crate::ops::recheck::{Context, ask_of};
 use crate::policy::gate;
-use crate::store::{self, ChannelFilter, ReportedAttempt, StoreError};
+use crate::store::{self, ReportedAttempt, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use entity::tasks;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -359,47 +359,24 @@ pub async fn record_attempt(
         }
     }
     if let Some((cancels, reason)) = effects.cancels {
-        let filter = match cancels {
-            Cancels::All => ChannelFilter::All,
-            Cancels::Calls => ChannelFilter::Calls,
-        };
         let reason = reason.to_string();
-        let closed = store::close_tasks_of_accounts(
+        let audit = store::Audit::new(&actor_code, serde_json::json!({"attempt_id": attempt_id}));
+        let closed = crate::dispatch::close_tasks(
             &txn,
             &[account.id.as_str()],
-            filter,
+            cancels.into(),
             Some(task_id),
-            TaskState::Cancelled.code(),
+            TaskState::Cancelled,
             &reason,
+            audit,
             now,
         )
         .await?;
-        crate::dispatch::enqueue_cancellations(&txn, &closed, &reason, now).await?;
         recorded.tasks_cancelled = closed.iter().map(|task| task.id).collect();
-        for id in &recorded.tasks_cancelled {
-            store::record_audit_at(
-                &txn,
-                now,
-                &actor_code,
-                "task.cancelled",
-                "task",
-                &id.to_string(),
-                serde_json::json!({"reason": reason, "attempt_id": attempt_id}),
-            )
-            .await?;
-        }
     }
-    if channel != Channel::Human && store::close_live_task(&txn, task_id, TaskState::Done, "attempted", now).await? {
-        store::record_audit_at(
-            &txn,
-            now,
-            &actor_code,
-            "task.done",
-            "task",
-            &task_id.to_string(),
-            serde_json::json!({"reason": "attempted", "attempt_id": attempt_id}),
-        )
-        .await?;
+    if channel != Channel::Human {
+        let audit = store::Audit::new(&actor_code, serde_json::json!({"attempt_id": attempt_id}));
+        store::tasks::close(&txn, task_id, TaskState::Done, "attempted", audit, now).await?;
     }
     let trigger = Trigger { outcome, callback_at: report.callback_at, attempt_id, actor: &actor_code };
     let contact_continues = effects.cancels.is_none() && !state.is_final();

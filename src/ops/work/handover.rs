@@ -184,29 +184,18 @@ async fn close_robot_tasks(
     now: DateTime<Utc>,
 ) -> Result<Escalation, WorkError> {
     let reason = format!("escalated:{}", kind.code());
-    let closed = store::close_tasks_of_accounts(
+    let audit = store::Audit::new(trigger.actor, serde_json::json!({"queue": queue, "attempt_id": trigger.attempt_id}));
+    let closed = crate::dispatch::close_tasks(
         txn,
         &[task.account_id.as_str()],
         ChannelFilter::Only(Channel::Robot),
         Some(task.id),
-        TaskState::Escalated.code(),
+        TaskState::Escalated,
         &reason,
+        audit,
         now,
     )
     .await?;
-    crate::dispatch::enqueue_cancellations(txn, &closed, &reason, now).await?;
-    for closed_task in &closed {
-        store::record_audit_at(
-            txn,
-            now,
-            trigger.actor,
-            "task.escalated",
-            "task",
-            &closed_task.id.to_string(),
-            serde_json::json!({"reason": reason, "queue": queue, "attempt_id": trigger.attempt_id}),
-        )
-        .await?;
-    }
     Ok(Escalation {
         trigger: kind.code().to_string(),
         queue: queue.to_string(),
@@ -328,36 +317,25 @@ async fn create(
         strategy: from.strategy.clone(),
         rule: from.rule.clone(),
         arm: from.arm.clone(),
-        channel: Channel::Human.code().to_string(),
+        channel: Channel::Human,
         queue: Some(new.queue.to_string()),
         calls_allowed: i32::try_from(calls_allowed).unwrap_or(i32::MAX),
         not_before: new.window.start,
         not_after: new.window.end,
         priority: new.priority,
-        state: TaskState::Planned.code().to_string(),
         context: Some(carried.to_string()),
         origin: new.origin,
     };
-    let id = store::insert_task(txn, &task, now).await?;
+    let detail = serde_json::json!({
+        "from_task": from.id,
+        "trigger": new.kind.code(),
+        "queue": new.queue,
+        "calls_allowed": calls_allowed,
+        "not_before": new.window.start,
+        "attempt_id": trigger.attempt_id,
+        "consent_based": new.origin == TaskOrigin::Callback,
+    });
+    let id = store::tasks::insert(txn, &task, store::Audit::new(trigger.actor, detail), now).await?;
     escalation.human_task = Some(id);
-    store::record_audit_at(
-        txn,
-        now,
-        trigger.actor,
-        if new.origin == TaskOrigin::Callback { "task.callback_created" } else { "task.escalation_created" },
-        "task",
-        &id.to_string(),
-        serde_json::json!({
-            "from_task": from.id,
-            "trigger": new.kind.code(),
-            "origin": new.origin.code(),
-            "queue": new.queue,
-            "calls_allowed": calls_allowed,
-            "not_before": new.window.start,
-            "attempt_id": trigger.attempt_id,
-            "consent_based": new.origin == TaskOrigin::Callback,
-        }),
-    )
-    .await?;
     Ok(())
 }

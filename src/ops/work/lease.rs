@@ -85,8 +85,8 @@ async fn close_removed(
     let Verdict::Remove { state, reason, detail } = verdict else {
         return Ok(());
     };
-    let detail = serde_json::json!({"reason": reason, "detail": detail, "at": at});
-    store::close_live_task_audited(txn, task.id, *state, &reason.to_string(), ENGINE, detail, now).await?;
+    let audit = store::Audit::new(ENGINE, serde_json::json!({"detail": detail, "at": at}));
+    store::tasks::close(txn, task.id, *state, &reason.to_string(), audit, now).await?;
     Ok(())
 }
 
@@ -148,26 +148,19 @@ pub async fn lease_next(
             };
             let expires_at = lease_end(now, ttl, room);
             let address = addresses.first().map(String::as_str);
-            match store::claim_task(&txn, task.id, agent_id, now, expires_at, address).await? {
-                Claim::Claimed => {}
-                Claim::Gone | Claim::BorrowerHeld => continue,
-            }
-            store::record_audit_at(
-                &txn,
-                now,
+            let audit = store::Audit::new(
                 &actor,
-                "task.leased",
-                "task",
-                &task.id.to_string(),
                 serde_json::json!({
                     "queue": queue,
                     "account_id": task.account_id,
-                    "lease_expires_at": expires_at,
                     "calls_allowed": room.calls,
                     "phones": addresses,
                 }),
-            )
-            .await?;
+            );
+            match store::tasks::lease(&txn, task.id, agent_id, expires_at, address, audit, now).await? {
+                Claim::Claimed => {}
+                Claim::Gone | Claim::BorrowerHeld => continue,
+            }
             txn.commit().await?;
             let Some((account, borrower)) = context.parties(task) else {
                 return Err(WorkError::NotFound(format!("account {}", task.account_id)));
@@ -248,7 +241,7 @@ pub async fn heartbeat(
         }
     };
     let expires_at = lease_end(now, ttl, room);
-    if !store::extend_lease(&txn, task_id, agent_id, now, expires_at).await? {
+    if !store::tasks::extend_lease(&txn, task_id, agent_id, now, expires_at).await? {
         txn.rollback().await?;
         return Err(lease_error(db, task_id, agent_id, now).await?);
     }
@@ -264,23 +257,11 @@ async fn end(
     done: bool,
 ) -> Result<TaskStateChanged, WorkError> {
     check_agent(agent_id)?;
-    let (state, reason, action) = if done {
-        (TaskState::Done, "completed", "task.completed")
-    } else {
-        (TaskState::Ready, "released", "task.released")
-    };
+    let actor = super::Actor::Agent(agent_id.to_string()).code();
+    let state = if done { TaskState::Done } else { TaskState::Ready };
     let txn = store::begin_write(db).await?;
-    if store::end_lease(&txn, task_id, agent_id, now, state.code(), reason, done).await? {
-        store::record_audit_at(
-            &txn,
-            now,
-            &super::Actor::Agent(agent_id.to_string()).code(),
-            action,
-            "task",
-            &task_id.to_string(),
-            serde_json::json!({}),
-        )
-        .await?;
+    let audit = store::Audit::new(&actor, serde_json::Value::Null);
+    if store::tasks::end_lease(&txn, task_id, agent_id, state, audit, now).await? {
         txn.commit().await?;
         return Ok(TaskStateChanged { task_id, state: state.code().to_string() });
     }
@@ -314,22 +295,7 @@ pub async fn complete(
 /// `lease_expired`, an audit row each); returns how many.
 pub async fn reap_expired_leases(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, WorkError> {
     let txn = store::begin_write(db).await?;
-    let mut reaped = 0;
-    for (id, agent) in store::expired_leases(&txn, now).await? {
-        if store::return_expired_lease(&txn, id, now).await? {
-            reaped += 1;
-            store::record_audit_at(
-                &txn,
-                now,
-                ENGINE,
-                "task.lease_expired",
-                "task",
-                &id.to_string(),
-                serde_json::json!({"agent": agent}),
-            )
-            .await?;
-        }
-    }
+    let reaped = store::tasks::return_expired_leases(&txn, ENGINE, now).await?;
     txn.commit().await?;
     Ok(reaped)
 }
