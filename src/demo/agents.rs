@@ -147,9 +147,18 @@ async fn work_lease(
     let local = now.with_timezone(&offset);
     let phone = lease["account"]["phones"][0].as_str().map(str::to_string);
     let amount_due = lease["account"]["amount_due"].as_str().unwrap_or("100").to_string();
+    // An agent calls a minute apart, and only while the lease holds (never past its end: the
+    // task's window or the contact hours).
+    let until = lease["lease_expires_at"]
+        .as_str()
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map_or(now + Duration::minutes(1), |at| at.with_timezone(&chrono::Utc));
     for call in 0..calls {
-        let outcome = call_outcome(rng, local.hour(), dpd);
         let at = now + Duration::minutes(i64::try_from(call).unwrap_or(0));
+        if at >= until {
+            break;
+        }
+        let outcome = call_outcome(rng, local.hour(), dpd);
         let mut report = json!({"outcome": outcome, "at": at, "phone": phone});
         match outcome {
             "promise" => {

@@ -9,7 +9,7 @@
 
 use crate::domain::{Account, Borrower, Channel, History, Ledger, Portfolio, Reason, TaskOrigin, TaskState};
 use crate::policy::{Ask, HandOff, Interval, Policy, Refusal, Room, gate};
-use crate::store::{self, HistoryScope, StoreError};
+use crate::store::{self, StoreError};
 use crate::strategy::{Rule, Strategy, StrategySet};
 use chrono::{DateTime, Duration, Utc};
 use entity::tasks;
@@ -40,19 +40,13 @@ impl Context {
         Self::load_accounts(db, &account_ids, now).await
     }
 
-    /// [`Context::load`] for accounts given by id.
+    /// [`Context::load`] for accounts given by id: one round trip (`store::load_hand_off`).
     pub(crate) async fn load_accounts(
         db: &impl ConnectionTrait,
         account_ids: &[&str],
         now: DateTime<Utc>,
     ) -> Result<Self, StoreError> {
-        let book = store::load_accounts_by_id(db, account_ids).await?;
-        let mut borrower_ids: Vec<&str> = book.accounts.iter().map(|account| account.borrower_id.as_str()).collect();
-        borrower_ids.sort_unstable();
-        borrower_ids.dedup();
-        let history =
-            store::load_history(db, HistoryScope::Borrowers(&borrower_ids), now - Duration::days(HISTORY_DAYS), None)
-                .await?;
+        let (book, history) = store::load_hand_off(db, account_ids, now - Duration::days(HISTORY_DAYS)).await?;
         Ok(Context { book, history })
     }
 

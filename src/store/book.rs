@@ -1,7 +1,7 @@
 //! Loading the loan book: accounts, borrowers and contact points into domain types.
 
 use super::StoreError;
-use super::sql::{PAGE_ROWS, Sql, is_postgres, json_page, page_key, push_in_list};
+use super::sql::{PAGE_ROWS, Sql, is_postgres, json_pages, page_key, push_in_list, push_json_page};
 use crate::domain::{Account, Borrower, Channel, ContactKind, ContactPoint, Flags, Portfolio, parse_timezone};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -75,7 +75,7 @@ pub async fn load_accounts_by_id(db: &impl ConnectionTrait, ids: &[&str]) -> Res
 
 /// Which accounts to load.
 #[derive(Clone, Copy)]
-enum Scope<'a> {
+pub(crate) enum Scope<'a> {
     /// The first `limit` accounts after the key `after`.
     After { after: &'a str, limit: u64 },
     /// One account.
@@ -172,13 +172,9 @@ pub(crate) fn money_field(backend: sea_orm::DbBackend, column: &str) -> String {
     if is_postgres(backend) { format!("{column}::text") } else { format!("CAST({column} AS TEXT)") }
 }
 
-/// The scope's accounts with their stored stages, and the key to continue after (`None` when
-/// the page was not full).
-async fn load_accounts(
-    db: &impl ConnectionTrait,
-    scope: Scope<'_>,
-) -> Result<(Vec<(Account, Option<String>)>, Option<String>), StoreError> {
-    let backend = db.get_database_backend();
+/// Pushes the page of the scope's accounts (see [`sql::push_json_page`]).
+pub(crate) fn push_accounts(sql: &mut Sql, scope: Scope<'_>) {
+    let backend = sql.backend();
     let fields = format!(
         "id, borrower_id, product, currency, {}, {}, due_date, tags, flags, engine_flags, {}, {}, broken_promises, \
          stage",
@@ -189,118 +185,150 @@ async fn load_accounts(
     );
     let columns = "id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, \
                    engine_flags, scores, attrs, broken_promises, stage";
-    let page = json_page(db, columns, &fields, "accounts", |sql| scope.accounts(sql), "id", scope.limit()).await?;
-    let rows: Vec<AccountRow<'_>> = unpack(&page, "accounts")?;
+    push_json_page(sql, columns, &fields, "accounts", |sql| scope.accounts(sql), "id", scope.limit());
+}
+
+/// The scope's accounts with their stored stages, and the key to continue after (`None` when
+/// the page was not full).
+async fn load_accounts(db: &impl ConnectionTrait, scope: Scope<'_>) -> Result<AccountsPage, StoreError> {
+    let page = single_page(db, |sql| push_accounts(sql, scope)).await?;
+    decode_accounts(&page, scope, db.get_database_backend())
+}
+
+/// Accounts with their stored stages, and the key to continue after (`None` when the page was
+/// not full).
+pub(crate) type AccountsPage = (Vec<(Account, Option<String>)>, Option<String>);
+
+/// Decodes a page of [`push_accounts`].
+pub(crate) fn decode_accounts(
+    page: &str,
+    scope: Scope<'_>,
+    backend: sea_orm::DbBackend,
+) -> Result<AccountsPage, StoreError> {
+    let rows: Vec<AccountRow<'_>> = unpack(page, "accounts")?;
     let full = matches!(scope, Scope::After { .. }) && rows.len() as u64 >= scope.limit();
     let next = if full { page_key(backend, rows.iter().map(|row| &row.0)).cloned() } else { None };
     let mut accounts = Vec::with_capacity(rows.len());
+    for AccountRow(
+        id,
+        borrower_id,
+        product,
+        currency,
+        amount_due,
+        balance,
+        due_date,
+        tags,
+        flags,
+        engine_flags,
+        scores,
+        attrs,
+        broken,
+        stage,
+    ) in rows
     {
-        for AccountRow(
-            id,
+        let corrupt = |message: String| StoreError::Corrupt { table: "accounts", id: id.clone(), message };
+        let amount_due = money_text(&amount_due).ok_or_else(|| corrupt(format!("amount_due `{amount_due}`")))?;
+        let balance = money_text(&balance).ok_or_else(|| corrupt(format!("balance `{balance}`")))?;
+        let due_date =
+            NaiveDate::parse_from_str(&due_date, "%Y-%m-%d").map_err(|_| corrupt(format!("due_date `{due_date}`")))?;
+        // The effective flags: the servicing system's and the engine's (see `docs/import.md`).
+        let flags = Flags::parse_list(&flags).map_err(|error| corrupt(error.to_string()))?;
+        let engine_flags = Flags::parse_list(&engine_flags).map_err(|error| corrupt(error.to_string()))?;
+        let flags = flags.union(engine_flags);
+        let account = Account {
             borrower_id,
             product,
             currency,
             amount_due,
             balance,
             due_date,
-            tags,
+            tags: split_list(&tags).map(str::to_string).collect(),
             flags,
-            engine_flags,
-            scores,
-            attrs,
-            broken,
-            stage,
-        ) in rows
-        {
-            let corrupt = |message: String| StoreError::Corrupt { table: "accounts", id: id.clone(), message };
-            let amount_due = money_text(&amount_due).ok_or_else(|| corrupt(format!("amount_due `{amount_due}`")))?;
-            let balance = money_text(&balance).ok_or_else(|| corrupt(format!("balance `{balance}`")))?;
-            let due_date = NaiveDate::parse_from_str(&due_date, "%Y-%m-%d")
-                .map_err(|_| corrupt(format!("due_date `{due_date}`")))?;
-            // The effective flags: the servicing system's and the engine's (see `docs/import.md`).
-            let flags = Flags::parse_list(&flags).map_err(|error| corrupt(error.to_string()))?;
-            let engine_flags = Flags::parse_list(&engine_flags).map_err(|error| corrupt(error.to_string()))?;
-            let flags = flags.union(engine_flags);
-            let account = Account {
-                borrower_id,
-                product,
-                currency,
-                amount_due,
-                balance,
-                due_date,
-                tags: split_list(&tags).map(str::to_string).collect(),
-                flags,
-                scores: scores.0,
-                attrs: attrs.0,
-                broken_promises: u32::try_from(broken).unwrap_or(0),
-                id,
-            };
-            accounts.push((account, stage));
-        }
+            scores: scores.0,
+            attrs: attrs.0,
+            broken_promises: u32::try_from(broken).unwrap_or(0),
+            id,
+        };
+        accounts.push((account, stage));
     }
     Ok((accounts, next))
+}
+
+/// Runs one [`push_json_page`] sub-query as a statement of its own.
+async fn single_page(db: &impl ConnectionTrait, page: impl FnOnce(&mut Sql) + Send) -> Result<String, StoreError> {
+    let mut pages = json_pages(db, vec![Box::new(page)]).await?;
+    Ok(pages.pop().unwrap_or_else(|| "[]".into()))
 }
 
 /// One packed `borrowers` row.
 #[derive(Deserialize)]
 struct BorrowerRow<'a>(String, String, #[serde(borrow)] Cow<'a, str>, i64);
 
+/// Pushes the page of the scope's borrowers after id `after`.
+pub(crate) fn push_borrowers(sql: &mut Sql, scope: Scope<'_>, after: String) {
+    push_json_page(
+        sql,
+        "id, name, timezones, consent_robot",
+        "id, name, timezones, CASE WHEN consent_robot THEN 1 ELSE 0 END",
+        "borrowers",
+        |sql| {
+            sql.push("id > ");
+            sql.bind(after);
+            sql.push(" AND ");
+            scope.borrowers(sql, "id");
+        },
+        "id",
+        PAGE_ROWS,
+    );
+}
+
 /// The borrowers of the scope's accounts.
 async fn load_borrowers(db: &impl ConnectionTrait, scope: Scope<'_>) -> Result<HashMap<String, Borrower>, StoreError> {
     let backend = db.get_database_backend();
     let mut borrowers = HashMap::default();
-    // Most borrowers share a handful of zone lists: parse each distinct text once.
     let mut zones: HashMap<String, Vec<Tz>> = HashMap::default();
     let mut last = String::new();
     loop {
-        let from = std::mem::take(&mut last);
-        let page = json_page(
-            db,
-            "id, name, timezones, consent_robot",
-            "id, name, timezones, CASE WHEN consent_robot THEN 1 ELSE 0 END",
-            "borrowers",
-            |sql| {
-                sql.push("id > ");
-                sql.bind(from);
-                sql.push(" AND ");
-                scope.borrowers(sql, "id");
-            },
-            "id",
-            PAGE_ROWS,
-        )
-        .await?;
-        let rows: Vec<BorrowerRow<'_>> = unpack(&page, "borrowers")?;
-        let count = rows.len() as u64;
-        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
-            last.clone_from(key);
-        }
-        borrowers.reserve(rows.len());
-        for BorrowerRow(id, name, timezones, consent_robot) in rows {
-            let timezones = match zones.get(timezones.as_ref()) {
-                Some(parsed) => parsed.clone(),
-                None => {
-                    let parsed = split_list(&timezones)
-                        .map(parse_timezone)
-                        .collect::<Result<Vec<Tz>, String>>()
-                        .map_err(|message| StoreError::Corrupt { table: "borrowers", id: id.clone(), message })?;
-                    zones.insert(timezones.into_owned(), parsed.clone());
-                    parsed
-                }
-            };
-            let borrower = Borrower {
-                id: id.clone(),
-                name,
-                timezones,
-                contact_points: Vec::new(),
-                consent_robot: consent_robot != 0,
-            };
-            borrowers.insert(id, borrower);
-        }
-        if count < PAGE_ROWS {
-            break;
+        let after = std::mem::take(&mut last);
+        let page = single_page(db, |sql| push_borrowers(sql, scope, after)).await?;
+        let (count, key) = decode_borrowers(&page, backend, &mut zones, &mut borrowers)?;
+        match key {
+            Some(key) if count >= PAGE_ROWS => last = key,
+            _ => break,
         }
     }
     Ok(borrowers)
+}
+
+/// Decodes a page of [`push_borrowers`] into `borrowers` (each distinct zone list parsed once,
+/// in `zones`); returns the rows read and the page's key.
+pub(crate) fn decode_borrowers(
+    page: &str,
+    backend: sea_orm::DbBackend,
+    zones: &mut HashMap<String, Vec<Tz>>,
+    borrowers: &mut HashMap<String, Borrower>,
+) -> Result<(u64, Option<String>), StoreError> {
+    let rows: Vec<BorrowerRow<'_>> = unpack(page, "borrowers")?;
+    let count = rows.len() as u64;
+    let key = page_key(backend, rows.iter().map(|row| &row.0)).cloned();
+    borrowers.reserve(rows.len());
+    for BorrowerRow(id, name, timezones, consent_robot) in rows {
+        let timezones = match zones.get(timezones.as_ref()) {
+            Some(parsed) => parsed.clone(),
+            None => {
+                let parsed = split_list(&timezones)
+                    .map(parse_timezone)
+                    .collect::<Result<Vec<Tz>, String>>()
+                    .map_err(|message| StoreError::Corrupt { table: "borrowers", id: id.clone(), message })?;
+                zones.insert(timezones.into_owned(), parsed.clone());
+                parsed
+            }
+        };
+        let borrower =
+            Borrower { id: id.clone(), name, timezones, contact_points: Vec::new(), consent_robot: consent_robot != 0 };
+        borrowers.insert(id, borrower);
+    }
+    Ok((count, key))
 }
 
 /// One packed `contact_points` row.
@@ -315,6 +343,25 @@ struct ContactRow<'a>(
     i64,
 );
 
+/// Pushes the page of the contact points of the scope's borrowers after id `after`.
+pub(crate) fn push_contact_points(sql: &mut Sql, scope: Scope<'_>, after: i64) {
+    push_json_page(
+        sql,
+        "id, borrower_id, kind, address, opted_out, wrong_number, retired_at",
+        "id, borrower_id, kind, address, opted_out, CASE WHEN wrong_number THEN 1 ELSE 0 END, \
+         CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END",
+        "contact_points",
+        |sql| {
+            sql.push("id > ");
+            sql.bind(after);
+            sql.push(" AND ");
+            scope.borrowers(sql, "borrower_id");
+        },
+        "id",
+        PAGE_ROWS,
+    );
+}
+
 /// Adds their contact points to the borrowers of the scope's accounts.
 async fn attach_contact_points(
     db: &impl ConnectionTrait,
@@ -324,52 +371,46 @@ async fn attach_contact_points(
     let backend = db.get_database_backend();
     let mut last = 0i64;
     loop {
-        let from = last;
-        let page = json_page(
-            db,
-            "id, borrower_id, kind, address, opted_out, wrong_number, retired_at",
-            "id, borrower_id, kind, address, opted_out, CASE WHEN wrong_number THEN 1 ELSE 0 END, \
-             CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END",
-            "contact_points",
-            |sql| {
-                sql.push("id > ");
-                sql.bind(from);
-                sql.push(" AND ");
-                scope.borrowers(sql, "borrower_id");
-            },
-            "id",
-            PAGE_ROWS,
-        )
-        .await?;
-        let rows: Vec<ContactRow<'_>> = unpack(&page, "contact_points")?;
-        let count = rows.len() as u64;
-        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
-            last = *key;
-        }
-        for ContactRow(id, borrower_id, kind, address, opted_out, wrong_number, retired) in rows {
-            let Some(borrower) = borrowers.get_mut(borrower_id.as_ref()) else {
-                continue;
-            };
-            let corrupt =
-                |message: String| StoreError::Corrupt { table: "contact_points", id: id.to_string(), message };
-            let kind = parse_kind(&kind).ok_or_else(|| corrupt(format!("unknown kind `{kind}`")))?;
-            let opted_out = split_list(&opted_out)
-                .map(str::parse::<Channel>)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| corrupt(error.to_string()))?;
-            borrower.contact_points.push(ContactPoint {
-                kind,
-                address,
-                opted_out,
-                wrong_number: wrong_number != 0,
-                retired: retired != 0,
-            });
-        }
-        if count < PAGE_ROWS {
-            break;
+        let after = last;
+        let page = single_page(db, |sql| push_contact_points(sql, scope, after)).await?;
+        let (count, key) = decode_contact_points(&page, backend, borrowers)?;
+        match key {
+            Some(key) if count >= PAGE_ROWS => last = key,
+            _ => break,
         }
     }
     Ok(())
+}
+
+/// Decodes a page of [`push_contact_points`] onto `borrowers`; returns the rows read and the
+/// page's key.
+pub(crate) fn decode_contact_points(
+    page: &str,
+    backend: sea_orm::DbBackend,
+    borrowers: &mut HashMap<String, Borrower>,
+) -> Result<(u64, Option<i64>), StoreError> {
+    let rows: Vec<ContactRow<'_>> = unpack(page, "contact_points")?;
+    let count = rows.len() as u64;
+    let key = page_key(backend, rows.iter().map(|row| &row.0)).copied();
+    for ContactRow(id, borrower_id, kind, address, opted_out, wrong_number, retired) in rows {
+        let Some(borrower) = borrowers.get_mut(borrower_id.as_ref()) else {
+            continue;
+        };
+        let corrupt = |message: String| StoreError::Corrupt { table: "contact_points", id: id.to_string(), message };
+        let kind = parse_kind(&kind).ok_or_else(|| corrupt(format!("unknown kind `{kind}`")))?;
+        let opted_out = split_list(&opted_out)
+            .map(str::parse::<Channel>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| corrupt(error.to_string()))?;
+        borrower.contact_points.push(ContactPoint {
+            kind,
+            address,
+            opted_out,
+            wrong_number: wrong_number != 0,
+            retired: retired != 0,
+        });
+    }
+    Ok((count, key))
 }
 
 /// The items of a stored `;`-joined list.

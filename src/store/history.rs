@@ -1,14 +1,18 @@
 //! The one history loader: recent attempts, calls in flight, open promises, last
 //! conversations and the local days that already have planned tasks — for the whole book (the
 //! planner) or for a few borrowers (explain and every hand-off's re-check). What it loads is
-//! exactly what the contact gate reads.
+//! exactly what the contact gate reads. Each table is a pushed page (`push_*`) and its decoder
+//! (`decode_*`), so the paged loops and the one-round-trip read of a hand-off
+//! ([`load_hand_off`]) share them.
 
 use super::StoreError;
-use super::book::{money_field, money_text, unpack};
-use super::sql::{PAGE_ROWS, Sql, is_postgres, json_page, page_key, push_in_list};
-use crate::domain::{AttemptRecord, Channel, History, InFlight, Outcome, PromiseRecord, TaskOrigin, TaskState};
+use super::book::{Scope, money_field, money_text, unpack};
+use super::sql::{PAGE_ROWS, Sql, is_postgres, json_pages, page_key, push_in_list, push_json_page};
+use crate::domain::{
+    AttemptRecord, Channel, History, InFlight, Outcome, Portfolio, PromiseRecord, TaskOrigin, TaskState,
+};
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DbBackend};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::ops::RangeInclusive;
@@ -18,8 +22,47 @@ use std::ops::RangeInclusive;
 pub enum HistoryScope<'a> {
     /// Every borrower of the book (the planner).
     Book,
-    /// These borrowers and their accounts (explain, re-checks at hand-offs).
+    /// These borrowers and their accounts (explain).
     Borrowers(&'a [&'a str]),
+    /// The borrowers of these accounts, and all their accounts (hand-offs).
+    BorrowersOfAccounts(&'a [&'a str]),
+}
+
+impl HistoryScope<'_> {
+    fn is_empty(self) -> bool {
+        match self {
+            HistoryScope::Book => false,
+            HistoryScope::Borrowers(ids) | HistoryScope::BorrowersOfAccounts(ids) => ids.is_empty(),
+        }
+    }
+
+    /// ` AND <column> IN (the scope's borrowers)`, unless the scope is the book.
+    fn of_borrowers(self, sql: &mut Sql, column: &str) {
+        match self {
+            HistoryScope::Book => {}
+            HistoryScope::Borrowers(ids) => {
+                sql.push(" AND ");
+                push_in_list(sql, column, ids);
+            }
+            HistoryScope::BorrowersOfAccounts(ids) => {
+                sql.push(" AND ");
+                sql.push(column);
+                sql.push(" IN (SELECT borrower_id FROM accounts WHERE ");
+                push_in_list(sql, "id", ids);
+                sql.push(")");
+            }
+        }
+    }
+
+    /// ` AND account_id IN (the accounts of the scope's borrowers)`, unless the scope is the book.
+    fn of_borrower_accounts(self, sql: &mut Sql) {
+        if let HistoryScope::Book = self {
+            return;
+        }
+        sql.push(" AND account_id IN (SELECT id FROM accounts WHERE true");
+        self.of_borrowers(sql, "borrower_id");
+        sql.push(")");
+    }
 }
 
 /// Loads the history the gate reads, for `scope`:
@@ -37,36 +80,113 @@ pub async fn load_history(
     planned_dates: Option<RangeInclusive<NaiveDate>>,
 ) -> Result<History, StoreError> {
     let mut history = History::default();
-    if let HistoryScope::Borrowers(ids) = scope
-        && ids.is_empty()
-    {
+    if scope.is_empty() {
         return Ok(history);
     }
-    load_attempts(db, scope, attempts_since, &mut history).await?;
-    load_in_flight(db, scope, &mut history).await?;
-    load_open_promises(db, scope, &mut history).await?;
-    load_last_conversations(db, scope, &mut history).await?;
+    let backend = db.get_database_backend();
+    // Each table page by page, by key.
+    let mut attempt_key = None;
+    loop {
+        let page = one(db, |sql| push_attempts(sql, scope, attempts_since, attempt_key)).await?;
+        match decode_attempts(&page, backend, &mut history)? {
+            (count, Some(key)) if count >= PAGE_ROWS => attempt_key = Some(key),
+            _ => break,
+        }
+    }
+    let mut key = 0;
+    loop {
+        let page = one(db, |sql| push_in_flight(sql, scope, key)).await?;
+        match decode_in_flight(&page, backend, &mut history)? {
+            (count, Some(last)) if count >= PAGE_ROWS => key = last,
+            _ => break,
+        }
+    }
+    let mut key = 0;
+    loop {
+        let page = one(db, |sql| push_open_promises(sql, scope, key)).await?;
+        match decode_open_promises(&page, backend, &mut history)? {
+            (count, Some(last)) if count >= PAGE_ROWS => key = last,
+            _ => break,
+        }
+    }
+    let mut key = String::new();
+    loop {
+        let after = std::mem::take(&mut key);
+        let page = one(db, |sql| push_last_conversations(sql, scope, after)).await?;
+        match decode_last_conversations(&page, backend, &mut history)? {
+            (count, Some(last)) if count >= PAGE_ROWS => key = last,
+            _ => break,
+        }
+    }
     if let Some(dates) = planned_dates {
-        load_planned_days(db, scope, dates, &mut history).await?;
+        let mut key = 0;
+        loop {
+            let page = one(db, |sql| push_planned_days(sql, scope, &dates, key)).await?;
+            match decode_planned_days(&page, backend, &mut history)? {
+                (count, Some(last)) if count >= PAGE_ROWS => key = last,
+                _ => break,
+            }
+        }
     }
     Ok(history)
 }
 
-/// ` AND <column> IN (the scope's borrowers)` when the scope is a few borrowers.
-fn of_borrowers(sql: &mut Sql, scope: HistoryScope<'_>, column: &str) {
-    if let HistoryScope::Borrowers(ids) = scope {
-        sql.push(" AND ");
-        push_in_list(sql, column, ids);
+/// Everything the gate reads at a hand-off about the accounts `account_ids`: the accounts, their
+/// borrowers with contact points, and the borrowers' history (as [`load_history`] with
+/// [`HistoryScope::BorrowersOfAccounts`], no planned days) — in one round trip. When a page
+/// comes back full (a borrower with thousands of recent attempts), the paged loaders read it
+/// all instead.
+pub async fn load_hand_off(
+    db: &impl ConnectionTrait,
+    account_ids: &[&str],
+    attempts_since: DateTime<Utc>,
+) -> Result<(Portfolio, History), StoreError> {
+    if account_ids.is_empty() {
+        return Ok((Portfolio::default(), History::default()));
     }
+    let backend = db.get_database_backend();
+    let book = Scope::Accounts(account_ids);
+    let scope = HistoryScope::BorrowersOfAccounts(account_ids);
+    let mut pages = json_pages(
+        db,
+        vec![
+            Box::new(move |sql: &mut Sql| super::book::push_accounts(sql, book)),
+            Box::new(move |sql: &mut Sql| super::book::push_borrowers(sql, book, String::new())),
+            Box::new(move |sql: &mut Sql| super::book::push_contact_points(sql, book, 0)),
+            Box::new(move |sql: &mut Sql| push_attempts(sql, scope, attempts_since, None)),
+            Box::new(move |sql: &mut Sql| push_in_flight(sql, scope, 0)),
+            Box::new(move |sql: &mut Sql| push_open_promises(sql, scope, 0)),
+            Box::new(move |sql: &mut Sql| push_last_conversations(sql, scope, String::new())),
+        ],
+    )
+    .await?
+    .into_iter();
+    let mut next = || pages.next().unwrap_or_else(|| "[]".to_string());
+    let (accounts_page, borrowers_page, points_page) = (next(), next(), next());
+    let (attempts_page, in_flight_page, promises_page, conversations_page) = (next(), next(), next(), next());
+    let mut portfolio = Portfolio::default();
+    let (accounts, _) = super::book::decode_accounts(&accounts_page, book, backend)?;
+    portfolio.accounts = accounts.into_iter().map(|(account, _)| account).collect();
+    portfolio.accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut zones = Default::default();
+    let mut full = super::book::decode_borrowers(&borrowers_page, backend, &mut zones, &mut portfolio.borrowers)?.0;
+    full = full.max(super::book::decode_contact_points(&points_page, backend, &mut portfolio.borrowers)?.0);
+    let mut history = History::default();
+    full = full.max(decode_attempts(&attempts_page, backend, &mut history)?.0);
+    full = full.max(decode_in_flight(&in_flight_page, backend, &mut history)?.0);
+    full = full.max(decode_open_promises(&promises_page, backend, &mut history)?.0);
+    full = full.max(decode_last_conversations(&conversations_page, backend, &mut history)?.0);
+    if full >= PAGE_ROWS {
+        let portfolio = super::book::load_accounts_by_id(db, account_ids).await?;
+        let history = load_history(db, scope, attempts_since, None).await?;
+        return Ok((portfolio, history));
+    }
+    Ok((portfolio, history))
 }
 
-/// ` AND account_id IN (the accounts of the scope's borrowers)` when the scope is a few borrowers.
-fn of_borrower_accounts(sql: &mut Sql, scope: HistoryScope<'_>) {
-    if let HistoryScope::Borrowers(ids) = scope {
-        sql.push(" AND account_id IN (SELECT id FROM accounts WHERE ");
-        push_in_list(sql, "borrower_id", ids);
-        sql.push(")");
-    }
+/// Runs one pushed page as a statement of its own.
+async fn one(db: &impl ConnectionTrait, page: impl FnOnce(&mut Sql) + Send) -> Result<String, StoreError> {
+    Ok(json_pages(db, vec![Box::new(page)]).await?.pop().unwrap_or_else(|| "[]".into()))
 }
 
 /// One packed `attempts` row.
@@ -83,6 +203,9 @@ struct AttemptRow<'a>(
     i64,
 );
 
+/// The key of an attempts page: `(at, id)` of its last row.
+type AttemptKey = (DateTime<Utc>, i64);
+
 /// A stored instant, as the packed rows carry it (RFC 3339 on both backends).
 fn instant(text: &str, table: &'static str, id: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)).map_err(|_| StoreError::Corrupt {
@@ -92,127 +215,114 @@ fn instant(text: &str, table: &'static str, id: &str) -> Result<DateTime<Utc>, S
     })
 }
 
-async fn load_attempts(
-    db: &impl ConnectionTrait,
-    scope: HistoryScope<'_>,
-    since: DateTime<Utc>,
-    history: &mut History,
-) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
-    // Keyset over (at, id): served by the `(at, id)` index, bounded by the window, not the table.
-    let mut last: Option<(DateTime<Utc>, i64)> = None;
-    loop {
-        let after = last;
-        let page = json_page(
-            db,
-            "id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt",
-            "id, borrower_id, account_id, at, channel, address, outcome, task_id, \
-             CASE WHEN exempt THEN 1 ELSE 0 END",
-            "attempts",
-            |sql| {
-                sql.push("at >= ");
-                sql.bind(since);
-                of_borrowers(sql, scope, "borrower_id");
-                if let Some((at, id)) = after {
-                    sql.push(" AND (at > ");
-                    let at_number = sql.bind(at);
-                    sql.push(" OR (at = ");
-                    sql.reuse(at_number);
-                    sql.push(" AND id > ");
-                    sql.bind(id);
-                    sql.push("))");
-                }
-            },
-            "at, id",
-            PAGE_ROWS,
-        )
-        .await?;
-        let rows: Vec<AttemptRow<'_>> = unpack(&page, "attempts")?;
-        let count = rows.len() as u64;
-        for AttemptRow(id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt) in rows {
-            let key = id.to_string();
-            let corrupt = |message: String| StoreError::Corrupt { table: "attempts", id: key.clone(), message };
-            let at = instant(&at, "attempts", &key)?;
-            let record = AttemptRecord {
-                account_id,
-                at,
-                channel: channel.parse::<Channel>().map_err(|error| corrupt(error.to_string()))?,
-                address,
-                outcome: outcome.parse::<Outcome>().map_err(|error| corrupt(error.to_string()))?,
-                task_id,
-                exempt: exempt != 0,
-            };
-            history.attempts_by_borrower.entry(borrower_id).or_default().push(record);
-            // PostgreSQL pages are ordered (the last row is the key); SQLite's: take the greatest.
-            if is_postgres(backend) || last.is_none_or(|previous| (at, id) > previous) {
-                last = Some((at, id));
+/// The page of the scope's attempts at or after `since`, after the key `(at, id)`. Keyset over
+/// `(at, id)`: served by the `(at, id)` index, bounded by the window, not the table.
+fn push_attempts(sql: &mut Sql, scope: HistoryScope<'_>, since: DateTime<Utc>, after: Option<AttemptKey>) {
+    push_json_page(
+        sql,
+        "id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt",
+        "id, borrower_id, account_id, at, channel, address, outcome, task_id, CASE WHEN exempt THEN 1 ELSE 0 END",
+        "attempts",
+        |sql| {
+            sql.push("at >= ");
+            sql.bind(since);
+            scope.of_borrowers(sql, "borrower_id");
+            if let Some((at, id)) = after {
+                sql.push(" AND (at > ");
+                let at_number = sql.bind(at);
+                sql.push(" OR (at = ");
+                sql.reuse(at_number);
+                sql.push(" AND id > ");
+                sql.bind(id);
+                sql.push("))");
             }
+        },
+        "at, id",
+        PAGE_ROWS,
+    );
+}
+
+/// Decodes a page of [`push_attempts`] into `history` (each borrower's attempts kept sorted by
+/// time); returns the rows read and the page's key.
+fn decode_attempts(
+    page: &str,
+    backend: DbBackend,
+    history: &mut History,
+) -> Result<(u64, Option<AttemptKey>), StoreError> {
+    let rows: Vec<AttemptRow<'_>> = unpack(page, "attempts")?;
+    let count = rows.len() as u64;
+    let mut last: Option<AttemptKey> = None;
+    for AttemptRow(id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt) in rows {
+        let key = id.to_string();
+        let corrupt = |message: String| StoreError::Corrupt { table: "attempts", id: key.clone(), message };
+        let at = instant(&at, "attempts", &key)?;
+        let record = AttemptRecord {
+            account_id,
+            at,
+            channel: channel.parse::<Channel>().map_err(|error| corrupt(error.to_string()))?,
+            address,
+            outcome: outcome.parse::<Outcome>().map_err(|error| corrupt(error.to_string()))?,
+            task_id,
+            exempt: exempt != 0,
+        };
+        let list = history.attempts_by_borrower.entry(borrower_id).or_default();
+        if list.last().is_some_and(|previous| previous.at > record.at) {
+            let position = list.partition_point(|existing| existing.at <= record.at);
+            list.insert(position, record);
+        } else {
+            list.push(record);
         }
-        if count < PAGE_ROWS {
-            break;
+        // PostgreSQL pages are ordered (the last row is the key); SQLite's: take the greatest.
+        if is_postgres(backend) || last.is_none_or(|previous| (at, id) > previous) {
+            last = Some((at, id));
         }
     }
-    for attempts in history.attempts_by_borrower.values_mut() {
-        attempts.sort_by_key(|attempt| attempt.at);
-    }
-    Ok(())
+    Ok((count, last))
 }
 
 /// One packed in-flight `tasks` row.
 #[derive(Deserialize)]
 struct InFlightRow<'a>(i64, String, String, #[serde(borrow)] Cow<'a, str>, Option<String>, i64);
 
-async fn load_in_flight(
-    db: &impl ConnectionTrait,
-    scope: HistoryScope<'_>,
-    history: &mut History,
-) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
-    let states = TaskState::sql_list(TaskState::IN_FLIGHT);
-    let mut last = 0i64;
-    loop {
-        let after = last;
-        let page = json_page(
-            db,
-            "id, account_id, borrower_id, channel, address, calls_allowed",
-            "id, account_id, borrower_id, channel, address, calls_allowed",
-            "tasks",
-            |sql| {
-                sql.push("state IN ");
-                sql.push(&states);
-                sql.push(" AND id > ");
-                sql.bind(after);
-                of_borrowers(sql, scope, "borrower_id");
-            },
-            "id",
-            PAGE_ROWS,
-        )
-        .await?;
-        let rows: Vec<InFlightRow<'_>> = unpack(&page, "tasks")?;
-        let count = rows.len() as u64;
-        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
-            last = *key;
-        }
-        for InFlightRow(id, account_id, borrower_id, channel, address, calls_allowed) in rows {
-            let channel = channel.parse::<Channel>().map_err(|error| StoreError::Corrupt {
-                table: "tasks",
-                id: id.to_string(),
-                message: error.to_string(),
-            })?;
-            let task = InFlight {
-                task_id: id,
-                account_id,
-                channel,
-                address,
-                calls_allowed: u32::try_from(calls_allowed).unwrap_or(0),
-            };
-            history.record_in_flight(&borrower_id, task);
-        }
-        if count < PAGE_ROWS {
-            break;
-        }
+/// The page of the scope's tasks in flight after id `after`.
+fn push_in_flight(sql: &mut Sql, scope: HistoryScope<'_>, after: i64) {
+    push_json_page(
+        sql,
+        "id, account_id, borrower_id, channel, address, calls_allowed",
+        "id, account_id, borrower_id, channel, address, calls_allowed",
+        "tasks",
+        |sql| {
+            sql.push("state IN ");
+            sql.push(&TaskState::sql_list(TaskState::IN_FLIGHT));
+            sql.push(" AND id > ");
+            sql.bind(after);
+            scope.of_borrowers(sql, "borrower_id");
+        },
+        "id",
+        PAGE_ROWS,
+    );
+}
+
+fn decode_in_flight(page: &str, backend: DbBackend, history: &mut History) -> Result<(u64, Option<i64>), StoreError> {
+    let rows: Vec<InFlightRow<'_>> = unpack(page, "tasks")?;
+    let count = rows.len() as u64;
+    let key = page_key(backend, rows.iter().map(|row| &row.0)).copied();
+    for InFlightRow(id, account_id, borrower_id, channel, address, calls_allowed) in rows {
+        let channel = channel.parse::<Channel>().map_err(|error| StoreError::Corrupt {
+            table: "tasks",
+            id: id.to_string(),
+            message: error.to_string(),
+        })?;
+        let task = InFlight {
+            task_id: id,
+            account_id,
+            channel,
+            address,
+            calls_allowed: u32::try_from(calls_allowed).unwrap_or(0),
+        };
+        history.record_in_flight(&borrower_id, task);
     }
-    Ok(())
+    Ok((count, key))
 }
 
 /// One packed `promises` row.
@@ -225,56 +335,49 @@ struct PromiseRow<'a>(
     #[serde(borrow)] Cow<'a, str>,
 );
 
-async fn load_open_promises(
-    db: &impl ConnectionTrait,
-    scope: HistoryScope<'_>,
+/// The page of the open promises of the scope's accounts after id `after`.
+fn push_open_promises(sql: &mut Sql, scope: HistoryScope<'_>, after: i64) {
+    let fields = format!("id, account_id, {}, due_on, made_at", money_field(sql.backend(), "amount"));
+    push_json_page(
+        sql,
+        "id, account_id, amount, due_on, made_at",
+        &fields,
+        "promises",
+        |sql| {
+            sql.push("status = 'open' AND id > ");
+            sql.bind(after);
+            scope.of_borrower_accounts(sql);
+        },
+        "id",
+        PAGE_ROWS,
+    );
+}
+
+fn decode_open_promises(
+    page: &str,
+    backend: DbBackend,
     history: &mut History,
-) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
-    let fields = format!("id, account_id, {}, due_on, made_at", money_field(backend, "amount"));
-    let mut last = 0i64;
-    loop {
-        let after = last;
-        let page = json_page(
-            db,
-            "id, account_id, amount, due_on, made_at",
-            &fields,
-            "promises",
-            |sql| {
-                sql.push("status = 'open' AND id > ");
-                sql.bind(after);
-                of_borrower_accounts(sql, scope);
-            },
-            "id",
-            PAGE_ROWS,
-        )
-        .await?;
-        let rows: Vec<PromiseRow<'_>> = unpack(&page, "promises")?;
-        let count = rows.len() as u64;
-        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
-            last = *key;
-        }
-        for PromiseRow(id, account_id, amount, due_on, made_at) in rows {
-            let key = id.to_string();
-            let corrupt = |message: String| StoreError::Corrupt { table: "promises", id: key.clone(), message };
-            let promise = PromiseRecord {
-                amount: money_text(&amount).ok_or_else(|| corrupt(format!("amount `{amount}`")))?,
-                due_on: NaiveDate::parse_from_str(&due_on, "%Y-%m-%d")
-                    .map_err(|_| corrupt(format!("due_on `{due_on}`")))?,
-                made_at: instant(&made_at, "promises", &key)?,
-            };
-            match history.open_promises.get(&account_id) {
-                Some(existing) if existing.made_at >= promise.made_at => {}
-                _ => {
-                    history.open_promises.insert(account_id, promise);
-                }
+) -> Result<(u64, Option<i64>), StoreError> {
+    let rows: Vec<PromiseRow<'_>> = unpack(page, "promises")?;
+    let count = rows.len() as u64;
+    let key = page_key(backend, rows.iter().map(|row| &row.0)).copied();
+    for PromiseRow(id, account_id, amount, due_on, made_at) in rows {
+        let key = id.to_string();
+        let corrupt = |message: String| StoreError::Corrupt { table: "promises", id: key.clone(), message };
+        let promise = PromiseRecord {
+            amount: money_text(&amount).ok_or_else(|| corrupt(format!("amount `{amount}`")))?,
+            due_on: NaiveDate::parse_from_str(&due_on, "%Y-%m-%d")
+                .map_err(|_| corrupt(format!("due_on `{due_on}`")))?,
+            made_at: instant(&made_at, "promises", &key)?,
+        };
+        match history.open_promises.get(&account_id) {
+            Some(existing) if existing.made_at >= promise.made_at => {}
+            _ => {
+                history.open_promises.insert(account_id, promise);
             }
         }
-        if count < PAGE_ROWS {
-            break;
-        }
     }
-    Ok(())
+    Ok((count, key))
 }
 
 /// The conversation outcome codes, quoted for an SQL `IN (...)` list.
@@ -287,97 +390,82 @@ fn conversation_codes() -> String {
         .join(", ")
 }
 
-async fn load_last_conversations(
-    db: &impl ConnectionTrait,
-    scope: HistoryScope<'_>,
-    history: &mut History,
-) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
+/// The page of the last conversation of each of the scope's accounts after account `after`.
+fn push_last_conversations(sql: &mut Sql, scope: HistoryScope<'_>, after: String) {
     let codes = conversation_codes();
-    let mut last = String::new();
-    loop {
-        let after = std::mem::take(&mut last);
-        let page = json_page(
-            db,
-            "account_id, MAX(at) AS at",
-            "account_id, at",
-            "attempts",
-            |sql| {
-                sql.push("outcome IN (");
-                sql.push(&codes);
-                sql.push(") AND account_id > ");
-                sql.bind(after);
-                of_borrower_accounts(sql, scope);
-                sql.push(" GROUP BY account_id");
-            },
-            "account_id",
-            PAGE_ROWS,
-        )
-        .await?;
-        let rows: Vec<(String, Cow<'_, str>)> = unpack(&page, "attempts")?;
-        let count = rows.len() as u64;
-        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
-            last.clone_from(key);
-        }
-        for (account_id, at) in rows {
-            let at = instant(&at, "attempts", &account_id)?;
-            history.last_conversation.insert(account_id, at);
-        }
-        if count < PAGE_ROWS {
-            break;
-        }
-    }
-    Ok(())
+    push_json_page(
+        sql,
+        "account_id, MAX(at) AS at",
+        "account_id, at",
+        "attempts",
+        |sql| {
+            sql.push("outcome IN (");
+            sql.push(&codes);
+            sql.push(") AND account_id > ");
+            sql.bind(after);
+            scope.of_borrower_accounts(sql);
+            sql.push(" GROUP BY account_id");
+        },
+        "account_id",
+        PAGE_ROWS,
+    );
 }
 
-async fn load_planned_days(
-    db: &impl ConnectionTrait,
-    scope: HistoryScope<'_>,
-    dates: RangeInclusive<NaiveDate>,
+fn decode_last_conversations(
+    page: &str,
+    backend: DbBackend,
     history: &mut History,
-) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
-    let mut last = 0i64;
-    loop {
-        let after = last;
-        let page = json_page(
-            db,
-            "id, account_id, local_date",
-            "id, account_id, local_date",
-            "tasks",
-            |sql| {
-                sql.push("local_date >= ");
-                sql.bind(*dates.start());
-                sql.push(" AND local_date <= ");
-                sql.bind(*dates.end());
-                sql.push(" AND origin = '");
-                sql.push(TaskOrigin::Plan.code());
-                sql.push("' AND id > ");
-                sql.bind(after);
-                of_borrowers(sql, scope, "borrower_id");
-            },
-            "id",
-            PAGE_ROWS,
-        )
-        .await?;
-        let rows: Vec<(i64, String, Cow<'_, str>)> = unpack(&page, "tasks")?;
-        let count = rows.len() as u64;
-        if let Some(key) = page_key(backend, rows.iter().map(|row| &row.0)) {
-            last = *key;
-        }
-        for (id, account_id, date) in rows {
-            let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
-                table: "tasks",
-                id: id.to_string(),
-                message: format!("local_date `{date}`"),
-            })?;
-            history.planned_days.insert((account_id, date));
-        }
-        if count < PAGE_ROWS {
-            break;
-        }
+) -> Result<(u64, Option<String>), StoreError> {
+    let rows: Vec<(String, Cow<'_, str>)> = unpack(page, "attempts")?;
+    let count = rows.len() as u64;
+    let key = page_key(backend, rows.iter().map(|row| &row.0)).cloned();
+    for (account_id, at) in rows {
+        let at = instant(&at, "attempts", &account_id)?;
+        history.last_conversation.insert(account_id, at);
     }
-    Ok(())
+    Ok((count, key))
+}
+
+/// The page of the `(account, local date)` pairs of plan tasks in `dates` after task id `after`.
+fn push_planned_days(sql: &mut Sql, scope: HistoryScope<'_>, dates: &RangeInclusive<NaiveDate>, after: i64) {
+    push_json_page(
+        sql,
+        "id, account_id, local_date",
+        "id, account_id, local_date",
+        "tasks",
+        |sql| {
+            sql.push("local_date >= ");
+            sql.bind(*dates.start());
+            sql.push(" AND local_date <= ");
+            sql.bind(*dates.end());
+            sql.push(" AND origin = '");
+            sql.push(TaskOrigin::Plan.code());
+            sql.push("' AND id > ");
+            sql.bind(after);
+            scope.of_borrowers(sql, "borrower_id");
+        },
+        "id",
+        PAGE_ROWS,
+    );
+}
+
+fn decode_planned_days(
+    page: &str,
+    backend: DbBackend,
+    history: &mut History,
+) -> Result<(u64, Option<i64>), StoreError> {
+    let rows: Vec<(i64, String, Cow<'_, str>)> = unpack(page, "tasks")?;
+    let count = rows.len() as u64;
+    let key = page_key(backend, rows.iter().map(|row| &row.0)).copied();
+    for (id, account_id, date) in rows {
+        let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+            table: "tasks",
+            id: id.to_string(),
+            message: format!("local_date `{date}`"),
+        })?;
+        history.planned_days.insert((account_id, date));
+    }
+    Ok((count, key))
 }
 
 #[cfg(test)]

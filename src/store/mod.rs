@@ -30,7 +30,7 @@ pub use deliveries::{
     disabled_endpoints, enable_endpoint, enqueue_deliveries, outbox_states, postpone_claimed, ready_was_sent,
     record_delivered, record_try, replay_dead_letters, void_claimed, void_unsent,
 };
-pub use history::{HistoryScope, load_history};
+pub use history::{HistoryScope, load_hand_off, load_history};
 pub use ingest::{
     AccountRef, ContactPointKey, ContactPointsRetired, NewAttempt, NewPayment, NewPromise, PaidAccount, StoredPayment,
     UpsertCounts, account_refs, apply_payment_totals, insert_attempts, insert_payments, insert_promises,

@@ -95,6 +95,11 @@ impl Sql {
     }
 
     /// The finished statement.
+    /// The backend the statement is for.
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
     pub(crate) fn statement(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
     }
@@ -230,16 +235,35 @@ pub(crate) async fn json_page(
     order: &str,
     limit: u64,
 ) -> Result<String, StoreError> {
-    let backend = db.get_database_backend();
-    let mut sql = Sql::new(backend);
-    if is_postgres(backend) {
-        sql.push("SELECT COALESCE(json_agg(json_build_array(");
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT ");
+    push_json_page(&mut sql, columns, fields, from, filter, order, limit);
+    let row = db.query_one_raw(sql.statement()).await?;
+    match row {
+        Some(row) => Ok(get::<Option<String>>(&row, 0, "page", from)?.unwrap_or_else(|| "[]".into())),
+        None => Ok("[]".into()),
+    }
+}
+
+/// The scalar sub-query of [`json_page`], `(SELECT <packed page>)`, pushed into `sql`: several
+/// of them in one `SELECT` read several pages in one round trip (see [`json_pages`]).
+pub(crate) fn push_json_page(
+    sql: &mut Sql,
+    columns: &str,
+    fields: &str,
+    from: &str,
+    filter: impl FnOnce(&mut Sql),
+    order: &str,
+    limit: u64,
+) {
+    if is_postgres(sql.backend) {
+        sql.push("(SELECT COALESCE(json_agg(json_build_array(");
         sql.push(fields);
         sql.push(") ORDER BY ");
         sql.push(order);
         sql.push(")::text, '[]') FROM (SELECT ");
     } else {
-        sql.push("SELECT json_group_array(json_array(");
+        sql.push("(SELECT json_group_array(json_array(");
         sql.push(fields);
         sql.push(")) FROM (SELECT ");
     }
@@ -247,17 +271,35 @@ pub(crate) async fn json_page(
     sql.push(" FROM ");
     sql.push(from);
     sql.push(" WHERE ");
-    filter(&mut sql);
+    filter(sql);
     sql.push(" ORDER BY ");
     sql.push(order);
     sql.push(" LIMIT ");
     sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-    sql.push(") AS page");
-    let row = db.query_one_raw(sql.statement()).await?;
-    match row {
-        Some(row) => Ok(get::<Option<String>>(&row, 0, "page", from)?.unwrap_or_else(|| "[]".into())),
-        None => Ok("[]".into()),
+    sql.push(") AS page)");
+}
+
+/// A page sub-query to push into a statement (see [`json_pages`]).
+pub(crate) type PushPage<'a> = Box<dyn FnOnce(&mut Sql) + Send + 'a>;
+
+/// Runs `SELECT <page 1>, <page 2>, ...` (each pushed by [`push_json_page`] through one of
+/// `pages`) and returns the packed pages in order: many reads, one round trip.
+pub(crate) async fn json_pages(db: &impl ConnectionTrait, pages: Vec<PushPage<'_>>) -> Result<Vec<String>, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT ");
+    let count = pages.len();
+    for (index, page) in pages.into_iter().enumerate() {
+        if index > 0 {
+            sql.push(", ");
+        }
+        page(&mut sql);
     }
+    let Some(row) = db.query_one_raw(sql.statement()).await? else {
+        return Ok(vec!["[]".to_string(); count]);
+    };
+    (0..count)
+        .map(|index| Ok(get::<Option<String>>(&row, index, "page", "pages")?.unwrap_or_else(|| "[]".into())))
+        .collect()
 }
 
 /// The key to continue after a page: its greatest key in the database's order. PostgreSQL's
