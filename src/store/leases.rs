@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 
 /// `FROM tasks WHERE` the open human tasks of `queue` whose window contains `now` and whose
 /// borrower no agent holds, leaving out `skip`.
-fn push_open_in_queue(sql: &mut Sql, queue: &str, now: DateTime<Utc>, skip: &[i64]) {
+pub(crate) fn push_open_in_queue(sql: &mut Sql, queue: &str, now: DateTime<Utc>, skip: &[i64]) {
     sql.push(" FROM tasks WHERE channel = 'human' AND queue = ");
     sql.bind(queue);
     sql.push(" AND state IN ");
@@ -37,33 +37,9 @@ fn push_open_in_queue(sql: &mut Sql, queue: &str, now: DateTime<Utc>, skip: &[i6
     }
 }
 
-/// The open human tasks of `queue` whose window contains `now`, whose borrower no agent holds,
-/// best first (`priority` descending, then oldest `id`), at most `limit`, leaving out `skip`.
-///
-/// On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` (call it inside the claiming
-/// transaction): concurrent claimers get disjoint candidates. SQLite has no row locks; there the
-/// caller's immediate transaction serialises claimers.
-pub async fn lease_candidates(
-    db: &impl ConnectionTrait,
-    queue: &str,
-    now: DateTime<Utc>,
-    skip: &[i64],
-    limit: u64,
-) -> Result<Vec<tasks::Model>, StoreError> {
-    let backend = db.get_database_backend();
-    let mut sql = Sql::new(backend);
-    sql.push("SELECT tasks.*");
-    push_open_in_queue(&mut sql, queue, now, skip);
-    sql.push(" ORDER BY priority DESC, id LIMIT ");
-    sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-    if is_postgres(backend) {
-        sql.push(" FOR UPDATE SKIP LOCKED");
-    }
-    Ok(tasks::Entity::find().from_raw_sql(sql.statement()).all(db).await?)
-}
-
-/// Whether [`lease_candidates`] has anything at all, locked by others or not (no lock taken):
-/// an empty claim under `SKIP LOCKED` then means "held right now", not "nothing ready".
+/// Whether any task of the queue is open, in its window and unheld, locked by others or not (no
+/// lock taken): an empty claim under `SKIP LOCKED` then means "held right now", not "nothing
+/// ready".
 pub async fn has_lease_candidate(
     db: &impl ConnectionTrait,
     queue: &str,

@@ -36,7 +36,7 @@ pub use ingest::{
     UpsertCounts, account_refs, apply_payment_totals, insert_attempts, insert_payments, insert_promises,
     mark_wrong_numbers, retire_missing_contact_points, stored_payments, upsert_accounts, upsert_borrowers,
 };
-pub use leases::{has_lease_candidate, lease_candidates, lock_task, task_by_id};
+pub use leases::{has_lease_candidate, lock_task, task_by_id};
 pub use locks::{plan_finished_since, try_lock, unlock};
 
 pub use outcomes::{
@@ -51,7 +51,7 @@ pub use plans::{
 pub use release::{release_candidates, tasks_by_id};
 pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};
 pub use task_state::{TaskCount, task_counts};
-pub use tasks::{Audit, ChannelFilter, Claim, ClosedTask, NewTask};
+pub use tasks::{Audit, ChannelFilter, Claimed, ClosedTask, NewTask};
 pub use tokens::{StoredToken, find_token, insert_token};
 
 use migration::{Migrator, MigratorTrait};

@@ -94,12 +94,20 @@ impl Sql {
         self.text.push(')');
     }
 
-    /// The finished statement.
+    /// Appends another statement's text and values; `self` must have no values bound yet (the
+    /// other's placeholders keep their numbers).
+    pub(crate) fn append(&mut self, other: Sql) {
+        debug_assert!(self.values.is_empty(), "append renumbers no placeholders");
+        self.text.push_str(&other.text);
+        self.values.extend(other.values);
+    }
+
     /// The backend the statement is for.
     pub(crate) fn backend(&self) -> DbBackend {
         self.backend
     }
 
+    /// The finished statement.
     pub(crate) fn statement(self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
     }

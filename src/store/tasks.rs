@@ -12,7 +12,8 @@ use super::sql::{Sql, get, in_list_chunk, is_postgres, push_in_list};
 use super::{StoreError, record_audit_at, record_audits_at};
 use crate::domain::{Channel, Reason, TaskOrigin, TaskState};
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, SqlErr, TransactionTrait, Value};
+use entity::tasks;
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, SqlErr, Value};
 
 /// Who moves a task and what the audit row says beyond the move itself (its `detail` JSON; the
 /// reason is added to it).
@@ -90,62 +91,174 @@ pub async fn release(
     Ok(true)
 }
 
-/// What leasing a task did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// The task is now leased to the agent.
-    Claimed,
-    /// The task was no longer open (someone else took or closed it).
-    Gone,
-    /// Another task of the same borrower is leased (the `ux_tasks_leased_borrower` index).
-    BorrowerHeld,
+/// A task claimed for a lease, before the gate confirms it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The task, now `leased` to the agent until the claim's expiry.
+    pub task: tasks::Model,
+    /// The state it was claimed from (`planned` or `ready`), to give it back to.
+    pub previous: TaskState,
+    /// The reason it was in that state for.
+    pub previous_reason: Option<String>,
 }
 
-/// Leases an open task to `agent` until `expires_at`, to call `address` first, inside the
-/// caller's transaction; audit `task.leased`. A savepoint keeps a unique violation (the
-/// borrower is held) from aborting the transaction.
-pub async fn lease(
-    txn: &DatabaseTransaction,
+/// Claims the best open human task of `queue` whose window contains `now` and whose borrower no
+/// agent holds (priority descending, then oldest), leaving out `skip`: it becomes `leased` to
+/// `agent` until `expires_at`. Locks are held only for the claim itself: one statement on
+/// PostgreSQL (`FOR UPDATE SKIP LOCKED`, so concurrent agents claim different tasks), one short
+/// immediate transaction on SQLite. `None` when no unheld candidate was free at that instant
+/// (see [`super::has_lease_candidate`]). No audit row yet: [`confirm_lease`] writes it once the
+/// gate agrees, [`unclaim`] gives the task back when it does not.
+pub async fn claim_next(
+    db: &DatabaseConnection,
+    queue: &str,
+    agent: &str,
+    skip: &[i64],
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<Claimed>, StoreError> {
+    let backend = db.get_database_backend();
+    let set_leased = |sql: &mut Sql| {
+        sql.push("UPDATE tasks SET state = ");
+        sql.bind(TaskState::Leased.code());
+        sql.push(", lease_agent = ");
+        sql.bind(agent);
+        sql.push(", lease_expires_at = ");
+        sql.bind(expires_at);
+        sql.push(", state_changed_at = ");
+        sql.bind(now);
+        sql.push(", state_reason = NULL");
+    };
+    if is_postgres(backend) {
+        let mut sql = Sql::new(backend);
+        sql.push("WITH candidate AS (SELECT id, state, state_reason");
+        super::leases::push_open_in_queue(&mut sql, queue, now, skip);
+        sql.push(" ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) ");
+        set_leased(&mut sql);
+        sql.push(
+            " FROM candidate WHERE tasks.id = candidate.id \
+             RETURNING tasks.*, candidate.state AS previous, candidate.state_reason AS previous_reason",
+        );
+        let row = match db.query_one_raw(sql.statement()).await {
+            Ok(row) => row,
+            // Another agent leased a task of the same borrower at the same instant.
+            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        return row.map(|row| claimed_from(&row)).transpose();
+    }
+    let txn = super::begin_write(db).await?;
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT id, state, state_reason");
+    super::leases::push_open_in_queue(&mut sql, queue, now, skip);
+    sql.push(" ORDER BY priority DESC, id LIMIT 1");
+    let Some(row) = txn.query_one_raw(sql.statement()).await? else {
+        txn.commit().await?;
+        return Ok(None);
+    };
+    let id: i64 = get(&row, 0, "tasks", "claim")?;
+    let previous: String = get(&row, 1, "tasks", &id.to_string())?;
+    let previous_reason: Option<String> = get(&row, 2, "tasks", &id.to_string())?;
+    let mut sql = Sql::new(backend);
+    set_leased(&mut sql);
+    sql.push(" WHERE id = ");
+    sql.bind(id);
+    sql.push(" AND state = ");
+    sql.bind(previous.as_str());
+    sql.push(" RETURNING *, ");
+    sql.bind(previous.as_str());
+    sql.push(" AS previous, ");
+    sql.bind(Value::String(previous_reason));
+    sql.push(" AS previous_reason");
+    let row = txn.query_one_raw(sql.statement()).await?;
+    txn.commit().await?;
+    row.map(|row| claimed_from(&row)).transpose()
+}
+
+fn claimed_from(row: &sea_orm::QueryResult) -> Result<Claimed, StoreError> {
+    let task = tasks::Model::from_query_result(row, "")?;
+    let previous: String = row.try_get("", "previous")?;
+    let previous_reason: Option<String> = row.try_get("", "previous_reason")?;
+    let previous = previous.parse().map_err(|error: crate::domain::ParseCodeError| StoreError::Corrupt {
+        table: "tasks",
+        id: task.id.to_string(),
+        message: error.to_string(),
+    })?;
+    Ok(Claimed { task, previous, previous_reason })
+}
+
+/// Confirms a claim the gate agreed to: the lease ends at `expires_at` (never later than the
+/// claim's), the first phone to call is `address`; audit `task.leased`. Atomic: one statement on
+/// PostgreSQL, a write transaction on SQLite. Returns whether the claim was still the agent's.
+pub async fn confirm_lease(
+    db: &DatabaseConnection,
     id: i64,
     agent: &str,
     expires_at: DateTime<Utc>,
     address: Option<&str>,
     audit: Audit<'_>,
     now: DateTime<Utc>,
-) -> Result<Claim, StoreError> {
-    let savepoint = txn.begin().await?;
-    let mut sql = Sql::new(savepoint.get_database_backend());
-    sql.push("UPDATE tasks SET state = ");
-    sql.bind(TaskState::Leased.code());
-    sql.push(", lease_agent = ");
-    sql.bind(agent);
+) -> Result<bool, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("UPDATE tasks SET lease_expires_at = ");
+    sql.bind(expires_at);
     sql.push(", address = ");
     sql.bind(Value::String(address.map(str::to_string)));
-    sql.push(", lease_expires_at = ");
-    sql.bind(expires_at);
-    sql.push(", state_changed_at = ");
+    push_held_by(&mut sql, id, agent, now);
+    let detail = audit.detail_with(&[("lease_expires_at", expires_at.to_rfc3339().into())]);
+    Ok(update_audited(db, sql, "task.leased", Audit::new(audit.actor, detail), now).await? == 1)
+}
+
+/// Gives back a claim the gate did not agree to now (it must wait): the task returns to the
+/// state it was claimed from, as if never claimed (no audit row: nothing happened to it).
+pub async fn unclaim(db: &impl ConnectionTrait, claimed: &Claimed, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let Some(agent) = claimed.task.lease_agent.as_deref() else { return Ok(false) };
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("UPDATE tasks SET state = ");
+    sql.bind(claimed.previous.code());
+    sql.push(", lease_agent = NULL, lease_expires_at = NULL, state_changed_at = ");
     sql.bind(now);
-    sql.push(", state_reason = NULL WHERE id = ");
-    sql.bind(id);
-    sql.push(" AND state IN ");
-    sql.push(&TaskState::sql_list(TaskState::OPEN));
-    match savepoint.execute_raw(sql.statement()).await {
-        Ok(result) if result.rows_affected() == 1 => {
-            savepoint.commit().await?;
-            write_audit(txn, id, "task.leased", &audit, &[("lease_expires_at", expires_at.to_rfc3339().into())], now)
-                .await?;
-            Ok(Claim::Claimed)
-        }
-        Ok(_) => {
-            savepoint.commit().await?;
-            Ok(Claim::Gone)
-        }
-        Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            savepoint.rollback().await?;
-            Ok(Claim::BorrowerHeld)
-        }
-        Err(error) => Err(error.into()),
+    sql.push(", state_reason = ");
+    sql.bind(Value::String(claimed.previous_reason.clone()));
+    push_held_by(&mut sql, claimed.task.id, agent, now);
+    Ok(db.execute_raw(sql.statement()).await?.rows_affected() == 1)
+}
+
+/// Runs `update` (an `UPDATE tasks ...` moving at most the rows it names) and writes `action`'s
+/// audit row for each task it moved, atomically: one statement on PostgreSQL (a data-modifying
+/// CTE), a write transaction on SQLite. Returns the tasks moved.
+async fn update_audited(
+    db: &DatabaseConnection,
+    mut update: Sql,
+    action: &str,
+    audit: Audit<'_>,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let backend = db.get_database_backend();
+    if is_postgres(backend) {
+        let mut sql = Sql::new(backend);
+        sql.push("WITH moved AS (");
+        sql.append(update);
+        sql.push(" RETURNING id) INSERT INTO audit_log (at, actor, action, entity, entity_id, detail) SELECT ");
+        sql.bind(now);
+        sql.push(", ");
+        sql.bind(audit.actor);
+        sql.push(", ");
+        sql.bind(action);
+        sql.push(", 'task', CAST(moved.id AS TEXT), ");
+        sql.bind(audit.detail.to_string());
+        sql.push(" FROM moved");
+        return Ok(db.execute_raw(sql.statement()).await?.rows_affected());
     }
+    let txn = super::begin_write(db).await?;
+    update.push(" RETURNING id");
+    let rows = txn.query_all_raw(update.statement()).await?;
+    for row in &rows {
+        let id: i64 = get(row, 0, "tasks", "moved")?;
+        record_audit_at(&txn, now, audit.actor, action, "task", &id.to_string(), audit.detail.clone()).await?;
+    }
+    txn.commit().await?;
+    Ok(rows.len() as u64)
 }
 
 fn push_held_by(sql: &mut Sql, id: i64, agent: &str, now: DateTime<Utc>) {
@@ -178,9 +291,9 @@ pub async fn extend_lease(
 /// Ends the lease of `agent` on task `id` (still held and unexpired at `now`): the task goes back
 /// to `ready` (reason `released`, lease cleared; audit `task.released`) or becomes `done`
 /// (reason `completed`, `lease_agent` kept as the record of who finished it; audit
-/// `task.completed`). Returns whether it did.
+/// `task.completed`). Atomic on its own (see `update_audited`). Returns whether it did.
 pub async fn end_lease(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     id: i64,
     agent: &str,
     to: TaskState,
@@ -200,11 +313,8 @@ pub async fn end_lease(
         sql.push(", lease_agent = NULL");
     }
     push_held_by(&mut sql, id, agent, now);
-    if db.execute_raw(sql.statement()).await?.rows_affected() != 1 {
-        return Ok(false);
-    }
-    write_audit(db, id, &format!("task.{reason}"), &audit, &[], now).await?;
-    Ok(true)
+    let detail = audit.detail_with(&[("reason", reason.into())]);
+    Ok(update_audited(db, sql, &format!("task.{reason}"), Audit::new(audit.actor, detail), now).await? == 1)
 }
 
 /// The reaper: every lease expired at `now` goes back to `ready` (lease cleared, reason

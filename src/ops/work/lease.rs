@@ -8,14 +8,11 @@ use super::{
 use crate::domain::{Account, Borrower, TaskState};
 use crate::ops::recheck::{Context, Verdict, recheck};
 use crate::policy::Room;
-use crate::store::{self, Claim};
+use crate::store;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use entity::tasks;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
-
-/// Candidates read (and, on PostgreSQL, locked) per claiming transaction.
-const LEASE_BATCH: u64 = 2;
 
 /// How many times a lease looks again when every candidate was locked by other agents at that
 /// instant (each look after a millisecond): a queue with ready tasks answers "nothing" only
@@ -94,19 +91,17 @@ async fn close_removed(
 /// never past the task's window or the end of the contact hours in the borrower's zones — or
 /// `None` when no task of the queue can be handed out now.
 ///
-/// Candidates are the open (`planned` or `ready`) human tasks of the queue whose window
-/// contains `now` and whose borrower no agent holds, by `priority` descending then `id`. The
-/// contact gate is asked about each against the latest state (flags, amount due, open promise,
-/// usable phones, cool-down, the caps counting other calls in flight, the task's own calls,
-/// the contact hours now). A task the gate removes leaves the queue (`cancelled`, `expired`,
-/// or `done` when its calls are made) with its reason and an audit row; a task that must wait
-/// is passed over. The lease lists the phones with calls left and stores the first on the task.
-///
-/// Claiming happens in one short write transaction per batch of candidates (`BEGIN IMMEDIATE`
-/// on SQLite; `FOR UPDATE SKIP LOCKED` rows on PostgreSQL, so concurrent agents get disjoint
-/// candidates). When every candidate is locked by other agents at that instant, the lease
-/// looks again rather than answering `None` while unheld ready tasks remain. The
-/// `ux_tasks_leased_borrower` index guarantees one leased task per borrower.
+/// The best candidate (an open human task of the queue whose window contains `now` and whose
+/// borrower no agent holds; `priority` descending, then `id`) is claimed first, in one statement
+/// that holds its lock only for the claim (`store::tasks::claim_next`); the contact gate is then
+/// asked about it against the latest state, read in one round trip (flags, amount due, open
+/// promise, usable phones, cool-down, the caps counting other calls in flight, the task's own
+/// calls, the contact hours now). When it agrees, the lease is confirmed with its end and the
+/// first phone, and audited; when the task must wait it is given back untouched and passed
+/// over; when the gate takes it out it leaves the queue (`cancelled`, `expired`, or `done` when
+/// its calls are made) with its reason and an audit row. An empty claim while unheld candidates
+/// remain (all locked by other agents' claims at that instant) looks again: `None` means none
+/// is ready. The `ux_tasks_leased_borrower` index guarantees one leased task per borrower.
 pub async fn lease_next(
     db: &DatabaseConnection,
     rules: &Rules<'_>,
@@ -124,54 +119,49 @@ pub async fn lease_next(
     let mut passed_over: Vec<i64> = Vec::new();
     let mut locked_looks = 0;
     loop {
-        let txn = store::begin_write(db).await?;
-        let candidates = store::lease_candidates(&txn, queue, now, &passed_over, LEASE_BATCH).await?;
-        if candidates.is_empty() {
-            txn.commit().await?;
-            // Under SKIP LOCKED an empty answer may only mean others hold the rows right now.
+        let Some(claimed) = store::tasks::claim_next(db, queue, agent_id, &passed_over, now + ttl, now).await? else {
+            // Under SKIP LOCKED an empty claim may only mean others hold the rows right now.
             if locked_looks < LOCKED_RETRIES && store::has_lease_candidate(db, queue, now, &passed_over).await? {
                 locked_looks += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 continue;
             }
             return Ok(None);
-        }
-        let context = Context::load(&txn, &candidates, now).await?;
-        for task in &candidates {
-            let verdict = recheck(task, &context, rules.strategies, rules.fallback, now);
-            let Verdict::Pass { room, addresses } = &verdict else {
-                if matches!(verdict, Verdict::Wait { .. }) {
-                    passed_over.push(task.id);
-                }
+        };
+        let task = &claimed.task;
+        let context = Context::load(db, std::slice::from_ref(task), now).await?;
+        let verdict = recheck(task, &context, rules.strategies, rules.fallback, now);
+        let Verdict::Pass { room, addresses } = &verdict else {
+            if matches!(verdict, Verdict::Wait { .. }) {
+                passed_over.push(task.id);
+                store::tasks::unclaim(db, &claimed, now).await?;
+            } else {
+                let txn = store::begin_write(db).await?;
                 close_removed(&txn, task, &verdict, "lease", now).await?;
-                continue;
-            };
-            let expires_at = lease_end(now, ttl, room);
-            let address = addresses.first().map(String::as_str);
-            let audit = store::Audit::new(
-                &actor,
-                serde_json::json!({
-                    "queue": queue,
-                    "account_id": task.account_id,
-                    "calls_allowed": room.calls,
-                    "phones": addresses,
-                }),
-            );
-            match store::tasks::lease(&txn, task.id, agent_id, expires_at, address, audit, now).await? {
-                Claim::Claimed => {}
-                Claim::Gone | Claim::BorrowerHeld => continue,
+                txn.commit().await?;
             }
-            txn.commit().await?;
-            let Some((account, borrower)) = context.parties(task) else {
-                return Err(WorkError::NotFound(format!("account {}", task.account_id)));
-            };
-            return Ok(Some(Lease {
-                task: leased_task(task, borrower.primary_timezone(), room),
-                account: account_view(account, borrower, addresses),
-                lease_expires_at: expires_at,
-            }));
+            continue;
+        };
+        let expires_at = lease_end(now, ttl, room);
+        let address = addresses.first().map(String::as_str);
+        let detail = serde_json::json!({
+            "queue": queue,
+            "account_id": task.account_id,
+            "calls_allowed": room.calls,
+            "phones": addresses,
+        });
+        let audit = store::Audit::new(&actor, detail);
+        if !store::tasks::confirm_lease(db, task.id, agent_id, expires_at, address, audit, now).await? {
+            continue;
         }
-        txn.commit().await?;
+        let Some((account, borrower)) = context.parties(task) else {
+            return Err(WorkError::NotFound(format!("account {}", task.account_id)));
+        };
+        return Ok(Some(Lease {
+            task: leased_task(task, borrower.primary_timezone(), room),
+            account: account_view(account, borrower, addresses),
+            lease_expires_at: expires_at,
+        }));
     }
 }
 
@@ -259,13 +249,10 @@ async fn end(
     check_agent(agent_id)?;
     let actor = super::Actor::Agent(agent_id.to_string()).code();
     let state = if done { TaskState::Done } else { TaskState::Ready };
-    let txn = store::begin_write(db).await?;
     let audit = store::Audit::new(&actor, serde_json::Value::Null);
-    if store::tasks::end_lease(&txn, task_id, agent_id, state, audit, now).await? {
-        txn.commit().await?;
+    if store::tasks::end_lease(db, task_id, agent_id, state, audit, now).await? {
         return Ok(TaskStateChanged { task_id, state: state.code().to_string() });
     }
-    txn.rollback().await?;
     Err(lease_error(db, task_id, agent_id, now).await?)
 }
 
