@@ -82,6 +82,8 @@ pub(crate) enum Scope<'a> {
     Account(&'a str),
     /// The accounts among these ids.
     Accounts(&'a [&'a str]),
+    /// The account of the task a statement's `claimed` CTE just claimed.
+    Claimed,
 }
 
 impl Scope<'_> {
@@ -97,13 +99,16 @@ impl Scope<'_> {
                 sql.bind(id.to_string());
             }
             Scope::Accounts(ids) => push_in_list(sql, "id", ids),
+            Scope::Claimed => {
+                sql.push("id IN (SELECT account_id FROM claimed)");
+            }
         }
     }
 
     fn limit(self) -> u64 {
         match self {
             Scope::After { limit, .. } => limit,
-            Scope::Account(_) => 1,
+            Scope::Account(_) | Scope::Claimed => 1,
             Scope::Accounts(ids) => ids.len().max(1) as u64,
         }
     }

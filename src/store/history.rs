@@ -26,12 +26,14 @@ pub enum HistoryScope<'a> {
     Borrowers(&'a [&'a str]),
     /// The borrowers of these accounts, and all their accounts (hand-offs).
     BorrowersOfAccounts(&'a [&'a str]),
+    /// The borrower of the task a statement's `claimed` CTE just claimed (a lease).
+    Claimed,
 }
 
 impl HistoryScope<'_> {
     fn is_empty(self) -> bool {
         match self {
-            HistoryScope::Book => false,
+            HistoryScope::Book | HistoryScope::Claimed => false,
             HistoryScope::Borrowers(ids) | HistoryScope::BorrowersOfAccounts(ids) => ids.is_empty(),
         }
     }
@@ -50,6 +52,11 @@ impl HistoryScope<'_> {
                 sql.push(" IN (SELECT borrower_id FROM accounts WHERE ");
                 push_in_list(sql, "id", ids);
                 sql.push(")");
+            }
+            HistoryScope::Claimed => {
+                sql.push(" AND ");
+                sql.push(column);
+                sql.push(" IN (SELECT borrower_id FROM claimed)");
             }
         }
     }
@@ -144,23 +151,43 @@ pub async fn load_hand_off(
     if account_ids.is_empty() {
         return Ok((Portfolio::default(), History::default()));
     }
-    let backend = db.get_database_backend();
     let book = Scope::Accounts(account_ids);
     let scope = HistoryScope::BorrowersOfAccounts(account_ids);
-    let mut pages = json_pages(
-        db,
-        vec![
-            Box::new(move |sql: &mut Sql| super::book::push_accounts(sql, book)),
-            Box::new(move |sql: &mut Sql| super::book::push_borrowers(sql, book, String::new())),
-            Box::new(move |sql: &mut Sql| super::book::push_contact_points(sql, book, 0)),
-            Box::new(move |sql: &mut Sql| push_attempts(sql, scope, attempts_since, None)),
-            Box::new(move |sql: &mut Sql| push_in_flight(sql, scope, 0)),
-            Box::new(move |sql: &mut Sql| push_open_promises(sql, scope, 0)),
-            Box::new(move |sql: &mut Sql| push_last_conversations(sql, scope, String::new())),
-        ],
-    )
-    .await?
-    .into_iter();
+    let pages = json_pages(db, hand_off_pages(book, scope, attempts_since)).await?;
+    match decode_hand_off(pages, book, db.get_database_backend())? {
+        Some(read) => Ok(read),
+        None => {
+            let portfolio = super::book::load_accounts_by_id(db, account_ids).await?;
+            let history = load_history(db, scope, attempts_since, None).await?;
+            Ok((portfolio, history))
+        }
+    }
+}
+
+/// The seven pages a hand-off reads, in the order [`decode_hand_off`] takes them.
+pub(crate) fn hand_off_pages<'a>(
+    book: Scope<'a>,
+    scope: HistoryScope<'a>,
+    attempts_since: DateTime<Utc>,
+) -> Vec<super::sql::PushPage<'a>> {
+    vec![
+        Box::new(move |sql: &mut Sql| super::book::push_accounts(sql, book)),
+        Box::new(move |sql: &mut Sql| super::book::push_borrowers(sql, book, String::new())),
+        Box::new(move |sql: &mut Sql| super::book::push_contact_points(sql, book, 0)),
+        Box::new(move |sql: &mut Sql| push_attempts(sql, scope, attempts_since, None)),
+        Box::new(move |sql: &mut Sql| push_in_flight(sql, scope, 0)),
+        Box::new(move |sql: &mut Sql| push_open_promises(sql, scope, 0)),
+        Box::new(move |sql: &mut Sql| push_last_conversations(sql, scope, String::new())),
+    ]
+}
+
+/// Decodes the pages of [`hand_off_pages`]; `None` when one came back full (read it paged).
+pub(crate) fn decode_hand_off(
+    pages: Vec<String>,
+    book: Scope<'_>,
+    backend: DbBackend,
+) -> Result<Option<(Portfolio, History)>, StoreError> {
+    let mut pages = pages.into_iter();
     let mut next = || pages.next().unwrap_or_else(|| "[]".to_string());
     let (accounts_page, borrowers_page, points_page) = (next(), next(), next());
     let (attempts_page, in_flight_page, promises_page, conversations_page) = (next(), next(), next(), next());
@@ -176,12 +203,7 @@ pub async fn load_hand_off(
     full = full.max(decode_in_flight(&in_flight_page, backend, &mut history)?.0);
     full = full.max(decode_open_promises(&promises_page, backend, &mut history)?.0);
     full = full.max(decode_last_conversations(&conversations_page, backend, &mut history)?.0);
-    if full >= PAGE_ROWS {
-        let portfolio = super::book::load_accounts_by_id(db, account_ids).await?;
-        let history = load_history(db, scope, attempts_since, None).await?;
-        return Ok((portfolio, history));
-    }
-    Ok((portfolio, history))
+    Ok((full < PAGE_ROWS).then_some((portfolio, history)))
 }
 
 /// Runs one pushed page as a statement of its own.

@@ -8,8 +8,9 @@
 //! audit row. The decisions are the callers' (the gate's, through `ops`); this module only moves
 //! rows and records who moved them and why.
 
+use super::book::Scope;
 use super::sql::{Sql, get, in_list_chunk, is_postgres, push_in_list};
-use super::{StoreError, record_audit_at, record_audits_at};
+use super::{HistoryScope, StoreError, record_audit_at, record_audits_at};
 use crate::domain::{Channel, Reason, TaskOrigin, TaskState};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::tasks;
@@ -92,7 +93,7 @@ pub async fn release(
 }
 
 /// A task claimed for a lease, before the gate confirms it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     /// The task, now `leased` to the agent until the claim's expiry.
     pub task: tasks::Model,
@@ -100,6 +101,10 @@ pub struct Claimed {
     pub previous: TaskState,
     /// The reason it was in that state for.
     pub previous_reason: Option<String>,
+    /// The task's account with its borrower, as the gate reads them.
+    pub book: crate::domain::Portfolio,
+    /// The borrower's history, as the gate reads it (see `store::load_hand_off`).
+    pub history: crate::domain::History,
 }
 
 /// Claims the best open human task of `queue` whose window contains `now` and whose borrower no
@@ -108,7 +113,9 @@ pub struct Claimed {
 /// PostgreSQL (`FOR UPDATE SKIP LOCKED`, so concurrent agents claim different tasks), one short
 /// immediate transaction on SQLite. `None` when no unheld candidate was free at that instant
 /// (see [`super::has_lease_candidate`]). No audit row yet: [`confirm_lease`] writes it once the
-/// gate agrees, [`unclaim`] gives the task back when it does not.
+/// gate agrees, [`unclaim`] gives the task back when it does not. The same round trip reads
+/// what the gate needs about the claimed task (its account, borrower and the borrower's history
+/// since `attempts_since`, as `store::load_hand_off`).
 pub async fn claim_next(
     db: &DatabaseConnection,
     queue: &str,
@@ -116,6 +123,7 @@ pub async fn claim_next(
     skip: &[i64],
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
+    attempts_since: DateTime<Utc>,
 ) -> Result<Option<Claimed>, StoreError> {
     let backend = db.get_database_backend();
     let set_leased = |sql: &mut Sql| {
@@ -133,19 +141,43 @@ pub async fn claim_next(
         let mut sql = Sql::new(backend);
         sql.push("WITH candidate AS (SELECT id, state, state_reason");
         super::leases::push_open_in_queue(&mut sql, queue, now, skip);
-        sql.push(" ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) ");
+        sql.push(" ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED), claimed AS (");
         set_leased(&mut sql);
         sql.push(
             " FROM candidate WHERE tasks.id = candidate.id \
-             RETURNING tasks.*, candidate.state AS previous, candidate.state_reason AS previous_reason",
+             RETURNING tasks.*, candidate.state AS previous, candidate.state_reason AS previous_reason) \
+             SELECT claimed.*",
         );
+        // The gate's context in the same round trip (it reads the rows as they were before the
+        // claim, which changes only the claimed task: the gate leaves that one out of the calls
+        // in flight anyway).
+        let pages = super::history::hand_off_pages(Scope::Claimed, HistoryScope::Claimed, attempts_since);
+        let count = pages.len();
+        for (index, page) in pages.into_iter().enumerate() {
+            sql.push(", ");
+            page(&mut sql);
+            sql.push(&format!(" AS page_{index}"));
+        }
+        sql.push(" FROM claimed");
         let row = match db.query_one_raw(sql.statement()).await {
             Ok(row) => row,
             // Another agent leased a task of the same borrower at the same instant.
             Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => return Ok(None),
             Err(error) => return Err(error.into()),
         };
-        return row.map(|row| claimed_from(&row)).transpose();
+        let Some(row) = row else { return Ok(None) };
+        let mut claimed = claimed_from(&row)?;
+        let pages = (0..count)
+            .map(|index| Ok(row.try_get::<Option<String>>("", &format!("page_{index}"))?.unwrap_or_default()))
+            .collect::<Result<Vec<String>, StoreError>>()?;
+        match super::history::decode_hand_off(pages, Scope::Claimed, backend)? {
+            Some((book, history)) => (claimed.book, claimed.history) = (book, history),
+            None => {
+                let ids = [claimed.task.account_id.as_str()];
+                (claimed.book, claimed.history) = super::load_hand_off(db, &ids, attempts_since).await?;
+            }
+        }
+        return Ok(Some(claimed));
     }
     let txn = super::begin_write(db).await?;
     let mut sql = Sql::new(backend);
@@ -170,9 +202,15 @@ pub async fn claim_next(
     sql.push(" AS previous, ");
     sql.bind(Value::String(previous_reason));
     sql.push(" AS previous_reason");
-    let row = txn.query_one_raw(sql.statement()).await?;
+    let Some(row) = txn.query_one_raw(sql.statement()).await? else {
+        txn.commit().await?;
+        return Ok(None);
+    };
+    let mut claimed = claimed_from(&row)?;
+    let ids = [claimed.task.account_id.as_str()];
+    (claimed.book, claimed.history) = super::load_hand_off(&txn, &ids, attempts_since).await?;
     txn.commit().await?;
-    row.map(|row| claimed_from(&row)).transpose()
+    Ok(Some(claimed))
 }
 
 fn claimed_from(row: &sea_orm::QueryResult) -> Result<Claimed, StoreError> {
@@ -184,7 +222,7 @@ fn claimed_from(row: &sea_orm::QueryResult) -> Result<Claimed, StoreError> {
         id: task.id.to_string(),
         message: error.to_string(),
     })?;
-    Ok(Claimed { task, previous, previous_reason })
+    Ok(Claimed { task, previous, previous_reason, book: Default::default(), history: Default::default() })
 }
 
 /// Confirms a claim the gate agreed to: the lease ends at `expires_at` (never later than the

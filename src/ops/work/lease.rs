@@ -119,7 +119,9 @@ pub async fn lease_next(
     let mut passed_over: Vec<i64> = Vec::new();
     let mut locked_looks = 0;
     loop {
-        let Some(claimed) = store::tasks::claim_next(db, queue, agent_id, &passed_over, now + ttl, now).await? else {
+        let since = now - Duration::days(crate::ops::recheck::HISTORY_DAYS);
+        let claim = store::tasks::claim_next(db, queue, agent_id, &passed_over, now + ttl, now, since).await?;
+        let Some(mut claimed) = claim else {
             // Under SKIP LOCKED an empty claim may only mean others hold the rows right now.
             if locked_looks < LOCKED_RETRIES && store::has_lease_candidate(db, queue, now, &passed_over).await? {
                 locked_looks += 1;
@@ -128,8 +130,9 @@ pub async fn lease_next(
             }
             return Ok(None);
         };
+        let context =
+            Context { book: std::mem::take(&mut claimed.book), history: std::mem::take(&mut claimed.history) };
         let task = &claimed.task;
-        let context = Context::load(db, std::slice::from_ref(task), now).await?;
         let verdict = recheck(task, &context, rules.strategies, rules.fallback, now);
         let Verdict::Pass { room, addresses } = &verdict else {
             if matches!(verdict, Verdict::Wait { .. }) {
