@@ -20,7 +20,7 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::dispatch::{DeliveryReport, Dispatcher};
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::ops::release::{self, ReleaseReport};
 use crate::ops::work::{self, PromiseReport};
 use crate::policy::Policy;

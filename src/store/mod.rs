@@ -54,7 +54,7 @@ pub use release::{
     expire_closed_windows, insert_task, move_task, release_candidates,
 };
 pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};
-pub use task_state::{TaskCount, task_counts};
+pub use task_state::{TaskCount, live_task_counts, task_counts};
 pub use tokens::{StoredToken, find_token, insert_token};
 
 use migration::{Migrator, MigratorTrait};
