@@ -86,6 +86,40 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the store was too busy to answer and the same request may succeed a moment
+    /// later, with nothing written by this one: SQLite's write lock still held by another writer
+    /// when the wait for it ran out (`database is locked`, `SQLITE_BUSY`/`SQLITE_LOCKED` and
+    /// their extended codes), no pooled connection free in time, or a PostgreSQL transaction
+    /// aborted by a deadlock, a serialization failure or a lock timeout.
+    pub fn is_busy(&self) -> bool {
+        use sea_orm::{RuntimeErr, sqlx};
+        let StoreError::Db(error) = self else {
+            return false;
+        };
+        let sqlx_error = match error {
+            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) => return true,
+            DbErr::Conn(RuntimeErr::SqlxError(error))
+            | DbErr::Exec(RuntimeErr::SqlxError(error))
+            | DbErr::Query(RuntimeErr::SqlxError(error)) => error,
+            _ => return false,
+        };
+        match &**sqlx_error {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(database) => {
+                let code = database.code().unwrap_or_default();
+                if database.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // Primary result code in the low byte: 5 SQLITE_BUSY, 6 SQLITE_LOCKED.
+                    code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+                } else {
+                    matches!(&*code, "40001" | "40P01" | "55P03")
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Connects to `url` (`sqlite://…` or `postgres://…`).
 ///
 /// PostgreSQL pools hold up to `ARREARS_DB_POOL` connections (default 32).
