@@ -19,6 +19,7 @@ mod plans;
 mod release;
 mod report;
 mod sql;
+mod sqlite_busy;
 mod task_state;
 mod tokens;
 
@@ -123,8 +124,8 @@ impl StoreError {
 /// Connects to `url` (`sqlite://…` or `postgres://…`).
 ///
 /// PostgreSQL pools hold up to `ARREARS_DB_POOL` connections (default 32).
-/// SQLite connections use WAL, `busy_timeout` 5000 ms, `synchronous=NORMAL` and a 64 MiB page
-/// cache; the file is created when the URL says `mode=rwc` or names no mode. An in-memory SQLite
+/// SQLite connections use WAL, a wait of at least 5 s for the write lock that tries again every
+/// millisecond (`sqlite_busy`), `synchronous=NORMAL` and a 64 MiB page cache; the file is created when the URL says `mode=rwc` or names no mode. An in-memory SQLite
 /// database gets a single connection (each connection would otherwise see its own database).
 /// Statements are logged by sqlx at DEBUG level only.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
@@ -147,6 +148,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
                 // prepared per connection (sqlx caches 100 by default).
                 .statement_cache_capacity(16);
             if names_mode { sqlite } else { sqlite.create_if_missing(true) }
+        });
+        // A fair wait for the write lock (see `sqlite_busy`): replaces `busy_timeout`'s handler.
+        options.map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|connection, _| Box::pin(async move { sqlite_busy::install(connection).await }))
         });
     }
     Ok(Database::connect(options).await?)
