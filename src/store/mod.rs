@@ -47,8 +47,8 @@ pub use outcomes::{
     insert_reported_attempt, open_promises_page, payments_since, resolve_promise,
 };
 pub use plans::{
-    NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
-    tasks_for_account,
+    NewPlanRun, PartSaved, PlanRunError, PlanRunWriter, RunCounts, RunPart, SQLITE_ACCOUNTS_PER_TRANSACTION,
+    StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of, tasks_for_account,
 };
 pub use release::{
     CANCELLABLE_STATES, ChannelFilter, ClosedTask, NewTask, close_tasks_of_accounts, delivery_endpoints,
