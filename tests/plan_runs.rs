@@ -227,6 +227,65 @@ async fn a_plan_with_other_strategies_does_not_continue_an_interrupted_run_and_p
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_another_run_saves_while_a_run_plans_keep_that_runs_tasks_only() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 500, 9, now).unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    for test_db in common::all_dbs().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        load_book(db, dir.path()).await;
+        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
+        let mut accounts: Vec<&str> = whole.tasks.iter().map(|task| task.account_id.as_str()).collect();
+        accounts.extend(whole.skips.iter().map(|skip| skip.account_id.as_str()));
+        accounts.sort();
+        accounts.dedup();
+        // Five accounts of the run's fourth page (of 100) that the plan gives tasks.
+        let racing: Vec<&str> = accounts[300..400]
+            .iter()
+            .copied()
+            .filter(|account| whole.tasks.iter().any(|task| task.account_id == *account))
+            .take(5)
+            .collect();
+        let theirs: Vec<arrears::plan::Task> = whole
+            .tasks
+            .iter()
+            .filter(|task| racing.contains(&task.account_id.as_str()) && task.attempt == 1)
+            .map(|task| arrears::plan::Task { rule: "another run".into(), ..task.clone() })
+            .collect();
+        assert_eq!(theirs.len(), 5);
+
+        // Another plan saves those accounts after this run loaded its history (while it shows
+        // its first page), before it writes them.
+        let mut pages = 0;
+        let outcome = ops::plan_pages_of(db, &strategies, now, false, 100, |_| {
+            pages += 1;
+            if pages == 1 {
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(arrears::store::raw_insert_tasks(db, &theirs))
+                })?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(outcome.totals.planned_meanwhile, 5, "{backend}");
+        let stored = Tasks::find().all(db).await.unwrap();
+        for account in &racing {
+            let tasks: Vec<&entity::tasks::Model> = stored.iter().filter(|task| task.account_id == *account).collect();
+            assert_eq!(tasks.len(), 1, "{backend}: {account} keeps the other run's task only");
+            assert_eq!(tasks[0].rule, "another run", "{backend}");
+        }
+        let run = PlanRuns::find().one(db).await.unwrap().unwrap();
+        let others = theirs.len();
+        assert_eq!(run.tasks as usize + others, stored.len(), "{backend}: the run counts what it saved");
+        let skip_counts: BTreeMap<String, u64> = serde_json::from_str(&run.skip_counts).unwrap();
+        assert_eq!(skip_counts.get("already_planned"), Some(&5), "{backend}");
+        assert_eq!(outcome.totals.skip_counts.get("already_planned"), Some(&5), "{backend}");
+    }
+}
+
 #[tokio::test]
 async fn a_dry_run_on_a_planned_day_shows_todays_decisions_marked_already_planned() {
     for test_db in common::all_dbs().await {

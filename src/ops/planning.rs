@@ -340,7 +340,9 @@ async fn save_page(writer: &mut store::PlanRunWriter, planned: &mut PlannedPage)
         for skip in part_skips {
             *counts.skip_counts.entry(skip.reason.clone()).or_default() += 1;
         }
-        let part = store::RunPart { tasks: part_tasks, changes: part_changes, counts: &counts, resume_after: key };
+        // An empty last page keeps the key the run continued after.
+        let key = if key.is_empty() { writer.resume_after().unwrap_or_default().to_string() } else { key.clone() };
+        let part = store::RunPart { tasks: part_tasks, changes: part_changes, counts: &counts, resume_after: &key };
         let finished_at = (planned.last && last_part).then(Utc::now);
         let saved = writer.save_part(part, finished_at).await?;
         meanwhile.extend(saved.planned_meanwhile);
