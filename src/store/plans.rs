@@ -159,9 +159,10 @@ pub struct PlanRunWriter {
 }
 
 /// Accounts per write transaction on SQLite, where a writer holds the whole database's write
-/// lock: about 150 ms of lock in a release build (see docs/PERFORMANCE.md), so that another
-/// writer — a payment batch, an agent's lease — never waits for more than one part.
-pub const SQLITE_ACCOUNTS_PER_TRANSACTION: usize = 2_000;
+/// lock: half a page, ~160-180 ms of lock (p50) in a release build, so that another writer — a
+/// payment batch, an agent's lease — waits for a fraction of a second. Every commit costs: the
+/// smaller the transactions, the longer the whole plan (see docs/PERFORMANCE.md).
+pub const SQLITE_ACCOUNTS_PER_TRANSACTION: usize = 5_000;
 
 /// The pause between two of a plan run's write transactions on SQLite: waiting writers try for
 /// the lock every millisecond (see `store::sqlite_busy`), so one of them takes it now.
@@ -196,7 +197,7 @@ pub async fn begin_plan_run(
             })?;
             let count = |value: i64| u64::try_from(value).unwrap_or(0);
             return Ok(PlanRunWriter {
-                db: db.clone(),
+                db: writer_connection(db),
                 run_id: row.id,
                 created_at: run.started_at,
                 as_of: row.as_of,
@@ -213,7 +214,7 @@ pub async fn begin_plan_run(
     }
     let run_id = insert_run(db, run).await?;
     Ok(PlanRunWriter {
-        db: db.clone(),
+        db: writer_connection(db),
         run_id,
         created_at: run.started_at,
         as_of: run.as_of,
@@ -221,6 +222,30 @@ pub async fn begin_plan_run(
         resume_after: None,
         resumed: false,
     })
+}
+
+/// The connection a plan run writes through. On SQLite a pool of its own with one connection:
+/// SQLite drops a connection's page cache when another connection wrote since its last
+/// transaction, so parts written by the shared pool's connections in turn would each start
+/// with a cold cache; one connection keeps the `tasks` indexes cached from one part to the
+/// next. It also checkpoints the WAL every 20,000 pages instead of 1,000, so the hot index pages
+/// of consecutive parts are not copied into the database file again and again. (An in-memory
+/// database has one connection, which is shared.)
+fn writer_connection(db: &DatabaseConnection) -> DatabaseConnection {
+    if is_postgres(db.get_database_backend()) {
+        return db.clone();
+    }
+    let shared = db.get_sqlite_connection_pool();
+    if shared.options().get_max_connections() <= 1 {
+        return db.clone();
+    }
+    let options = (*shared.connect_options()).clone().pragma("wal_autocheckpoint", "20000");
+    sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .after_connect(|connection, _| Box::pin(async move { super::sqlite_busy::install(connection).await }))
+        .connect_lazy_with(options)
+        .into()
 }
 
 impl PlanRunWriter {
