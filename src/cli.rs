@@ -295,7 +295,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await?;
         }
-        Command::Serve => ops::serve::serve(settings).await?,
+        Command::Serve => crate::serve::serve(settings).await?,
         Command::Token { command: TokenCommand::Create { role, agent, label } } => {
             let token = ops::tokens::create_command(&settings, role, agent.as_deref(), label.as_deref()).await?;
             writeln!(out, "{token}")?;

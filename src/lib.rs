@@ -1,7 +1,8 @@
 //! arrears: a post-loan collections orchestration engine. Strategies as code, compliance first.
 //!
 //! The pure core (`domain`, `strategy`, `policy`, `plan`) never reads the clock or does I/O; the
-//! shell (`store`, `import`, `ops`, `http`, `cli`, `demo`) does, and calls the core.
+//! shell (`store`, `import`, `ops`, `http`, `scheduler`, `serve`, `cli`, `demo`) does, and calls
+//! the core. `serve` wires `http` and `scheduler` together; `ops` knows neither.
 
 pub mod cli;
 pub mod clock;
@@ -11,10 +12,12 @@ pub mod dispatch;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod metrics;
 pub mod ops;
 pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod scheduler;
+pub mod serve;
 pub mod store;
 pub mod strategy;

@@ -3,9 +3,11 @@
 //!
 //! - **plan**: after each occurrence of `[schedule] plan`, the book is planned once. Every
 //!   instance checks, on each tick, whether a plan as of the latest occurrence (or later) has
-//!   been saved; if not, the one that takes the `planner` lock plans. A holder that dies
-//!   saves nothing (the run is one transaction) and its lock expires, so another instance
-//!   takes over on its next tick.
+//!   finished; if not, the one that takes the `planner` lock starts the plan as a job of its
+//!   own, beside the other jobs (one plan job per instance at a time). Each later step renews
+//!   the lock while the job saves pages, and the step after the job ends reports it. A holder
+//!   that dies leaves its saved pages and an unfinished run; its lock expires, and another
+//!   instance continues the run on its next tick.
 //! - **reap** (expired leases back to their queues) and **promises** (kept or broken): on every
 //!   occurrence of their expressions, on every instance (both are idempotent).
 //! - **release**: every step, when configured with [`Scheduler::with_release`]: tasks whose window
@@ -20,9 +22,10 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::dispatch::{DeliveryReport, Dispatcher};
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::ops::release::{self, ReleaseReport};
 use crate::ops::work::{self, PromiseReport};
+use crate::ops::{PlanOptions, PlanOutcome};
 use crate::policy::Policy;
 use crate::store;
 use crate::strategy::MessageTemplates;
@@ -32,11 +35,15 @@ use chrono_tz::Tz;
 use sea_orm::DatabaseConnection;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The lock the planner job takes.
 pub const PLANNER_LOCK: &str = "planner";
 
-/// How long a planner lock lasts without being given up: longer than any plan run.
+/// How long a planner lock lasts without being renewed. The instance running a plan renews it
+/// on every step while the plan saves pages, so a live plan keeps it however long the book
+/// takes, and a plan that stopped making progress (hung, or its process died) loses it this
+/// long after its last page.
 pub const PLANNER_LOCK_TTL: Duration = Duration::minutes(30);
 
 /// Where the scheduler gets the strategies in force (they change on reload).
@@ -88,8 +95,16 @@ impl Schedules {
 /// What one step did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepReport {
-    /// The plan run saved by this instance in this step.
+    /// The plan run this instance's plan job saved, reported by the first step after the job
+    /// ended.
     pub planned: Option<i64>,
+    /// This instance's plan job failed (reported once, like `planned`); its saved pages stay,
+    /// and a later step starts a plan that continues the run.
+    pub plan_failed: Option<String>,
+    /// A plan was due and this step started it as a job of its own.
+    pub plan_started: bool,
+    /// This instance's plan job is still running (its lock was renewed).
+    pub plan_running: bool,
     /// A plan was due but another instance holds the planner lock.
     pub plan_locked: bool,
     /// Expired leases returned to their queues.
@@ -125,6 +140,28 @@ impl Release {
     }
 }
 
+/// This instance's plan job.
+enum PlanJob {
+    /// No plan is running.
+    Idle,
+    /// A plan is running (its handle is `None` while [`Scheduler::wait_for_plan`] awaits it).
+    Running {
+        handle: Option<tokio::task::JoinHandle<anyhow::Result<PlanOutcome>>>,
+        /// Pages saved so far, counted by the job.
+        pages: Arc<AtomicU64>,
+        /// Pages seen by the last step, and that step's instant when they last moved.
+        seen: u64,
+        progress_at: DateTime<Utc>,
+    },
+    /// The plan ended; the next step reports it.
+    Ended(anyhow::Result<PlanOutcome>),
+}
+
+/// A plan job's result, a panic turned into an error.
+fn joined(result: Result<anyhow::Result<PlanOutcome>, tokio::task::JoinError>) -> anyhow::Result<PlanOutcome> {
+    result.unwrap_or_else(|error| Err(anyhow::anyhow!("the plan job stopped: {error}")))
+}
+
 /// The scheduler of one instance.
 pub struct Scheduler {
     db: DatabaseConnection,
@@ -136,6 +173,17 @@ pub struct Scheduler {
     release: Option<Release>,
     metrics: Option<Arc<Metrics>>,
     last_step: std::sync::Mutex<Option<DateTime<Utc>>>,
+    plan_job: std::sync::Mutex<PlanJob>,
+}
+
+impl Drop for Scheduler {
+    /// A plan still running stops with its scheduler (at shutdown): its saved pages stay and
+    /// the next plan continues the run.
+    fn drop(&mut self) {
+        if let PlanJob::Running { handle: Some(handle), .. } = &*self.lock_job() {
+            handle.abort();
+        }
+    }
 }
 
 impl Scheduler {
@@ -157,6 +205,7 @@ impl Scheduler {
             release: None,
             metrics: None,
             last_step: std::sync::Mutex::new(None),
+            plan_job: std::sync::Mutex::new(PlanJob::Idle),
         }
     }
 
@@ -192,9 +241,11 @@ impl Scheduler {
         &self.holder
     }
 
-    /// One step at `now`: plans when a plan is due and nobody else is planning; reaps expired
-    /// leases and resolves promises when their expressions occurred since the last step (the
-    /// first step runs them); delivers due webhooks.
+    /// One step at `now`: reaps expired leases and resolves promises when their expressions
+    /// occurred since the last step (the first step runs them); releases due tasks; delivers due
+    /// webhooks; and starts the plan as a job of its own when one is due and nobody else is
+    /// planning (or renews the lock of this instance's running plan, or reports the one that
+    /// ended). A step never waits for a plan.
     pub async fn try_execute_jobs(&self, now: DateTime<Utc>) -> anyhow::Result<StepReport> {
         let mut report = StepReport::default();
         let previous = {
@@ -250,26 +301,108 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(due) = self.schedules.last_plan_time(now)
-            && !store::plan_finished_since(&self.db, due).await?
-        {
-            if store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, now + PLANNER_LOCK_TTL).await? {
-                let strategies = (self.strategies)();
-                let started = std::time::Instant::now();
-                let outcome = crate::ops::plan_and_persist(&self.db, &strategies, now, false).await;
-                if let (Some(metrics), Ok(_)) = (&self.metrics, &outcome) {
-                    metrics.plan_runs.inc();
-                    metrics.plan_seconds.observe(started.elapsed().as_secs_f64());
-                }
-                store::unlock(&self.db, PLANNER_LOCK, &self.holder, self.clock.now()).await?;
-                let outcome = outcome?;
-                tracing::info!(run_id = ?outcome.run_id, tasks = outcome.totals.tasks, "scheduled plan saved");
-                report.planned = outcome.run_id;
-            } else {
-                report.plan_locked = true;
-            }
-        }
+        self.plan_step(now, &mut report).await?;
         Ok(report)
+    }
+
+    fn lock_job(&self) -> std::sync::MutexGuard<'_, PlanJob> {
+        self.plan_job.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The plan part of a step: reports a plan job that ended, renews the lock of a running
+    /// one, or starts one when a plan is due and this instance takes the planner lock.
+    async fn plan_step(&self, now: DateTime<Utc>, report: &mut StepReport) -> anyhow::Result<()> {
+        let ended = {
+            let mut job = self.lock_job();
+            match &mut *job {
+                PlanJob::Ended(_) => match std::mem::replace(&mut *job, PlanJob::Idle) {
+                    PlanJob::Ended(result) => Some(Ok(result)),
+                    _ => None,
+                },
+                PlanJob::Running { handle, .. } if handle.as_ref().is_some_and(|h| h.is_finished()) => {
+                    let handle = handle.take();
+                    *job = PlanJob::Idle;
+                    handle.map(Err)
+                }
+                _ => None,
+            }
+        };
+        if let Some(ended) = ended {
+            let result = match ended {
+                Ok(result) => result,
+                // Finished already: the await returns at once.
+                Err(handle) => joined(handle.await),
+            };
+            match result {
+                Ok(outcome) => report.planned = outcome.run_id,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "the scheduled plan failed; its saved pages stay");
+                    report.plan_failed = Some(format!("{error:#}"));
+                }
+            }
+            return Ok(());
+        }
+
+        let progress_at = match &mut *self.lock_job() {
+            PlanJob::Running { pages, seen, progress_at, .. } => {
+                let saved = pages.load(Ordering::Relaxed);
+                if saved != *seen {
+                    *seen = saved;
+                    *progress_at = now;
+                }
+                Some(*progress_at)
+            }
+            _ => None,
+        };
+        if let Some(progress_at) = progress_at {
+            report.plan_running = true;
+            let until = progress_at + PLANNER_LOCK_TTL;
+            if until > now && !store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, until).await? {
+                tracing::warn!("another instance took the planner lock while this one's plan runs");
+            }
+            return Ok(());
+        }
+
+        let Some(due) = self.schedules.last_plan_time(now) else {
+            return Ok(());
+        };
+        if store::plan_finished_since(&self.db, due).await? {
+            return Ok(());
+        }
+        if !store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, now + PLANNER_LOCK_TTL).await? {
+            report.plan_locked = true;
+            return Ok(());
+        }
+        let pages = Arc::new(AtomicU64::new(0));
+        let handle = tokio::spawn(plan_job(
+            self.db.clone(),
+            (self.strategies)(),
+            PlanOptions { zone: self.schedules.zone, ..PlanOptions::new(false) },
+            now,
+            self.clock.clone(),
+            self.holder.clone(),
+            self.metrics.clone(),
+            Arc::clone(&pages),
+        ));
+        *self.lock_job() = PlanJob::Running { handle: Some(handle), pages, seen: 0, progress_at: now };
+        report.plan_started = true;
+        Ok(())
+    }
+
+    /// Waits until this instance's plan job (if one runs) has ended; the next step reports it.
+    /// Returns whether there was one. For tests and the demo, which step a manual clock and
+    /// want the plan saved before they move it on; `serve` never waits.
+    pub async fn wait_for_plan(&self) -> bool {
+        let handle = match &mut *self.lock_job() {
+            PlanJob::Running { handle, .. } => handle.take(),
+            _ => None,
+        };
+        let Some(handle) = handle else {
+            return false;
+        };
+        let result = joined(handle.await);
+        *self.lock_job() = PlanJob::Ended(result);
+        true
     }
 
     /// Runs a step every `tick` until `shutdown` resolves; while the dispatcher finds full
@@ -292,6 +425,37 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// The plan job: plans and saves the book as of `now` page by page, counting the pages in
+/// `pages` (the steps renew the lock while they move), then gives the planner lock up.
+#[allow(clippy::too_many_arguments)]
+async fn plan_job(
+    db: DatabaseConnection,
+    strategies: Arc<StrategySet>,
+    options: PlanOptions,
+    now: DateTime<Utc>,
+    clock: Clock,
+    holder: String,
+    metrics: Option<Arc<Metrics>>,
+    pages: Arc<AtomicU64>,
+) -> anyhow::Result<PlanOutcome> {
+    let started = std::time::Instant::now();
+    let outcome = crate::ops::plan_pages_with(&db, &strategies, now, &options, |_| {
+        pages.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    })
+    .await;
+    if let (Some(metrics), Ok(_)) = (&metrics, &outcome) {
+        metrics.plan_runs.inc();
+        metrics.plan_seconds.observe(started.elapsed().as_secs_f64());
+    }
+    if let Err(error) = store::unlock(&db, PLANNER_LOCK, &holder, clock.now()).await {
+        tracing::warn!(%error, "cannot give the planner lock up; it expires on its own");
+    }
+    let outcome = outcome?;
+    tracing::info!(run_id = ?outcome.run_id, tasks = outcome.totals.tasks, elapsed = ?started.elapsed(), "scheduled plan saved");
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -328,7 +328,15 @@ async fn simulate(
         let now = start + Duration::minutes(STEP_MINUTES * i64::try_from(step).unwrap_or(0));
         clock.set(now);
         let report = scheduler.try_execute_jobs(now).await?;
+        if let Some(error) = &report.plan_failed {
+            anyhow::bail!("the scheduled plan failed: {error}");
+        }
         plans += u64::from(report.planned.is_some());
+        if report.plan_started {
+            // The simulated clock moves on only once the plan it started is saved (`serve`
+            // does not wait: its steps go on while the plan runs).
+            scheduler.wait_for_plan().await;
+        }
         kept += report.promises.kept;
         broken += report.promises.broken;
         reaped += report.leases_reaped;

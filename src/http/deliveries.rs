@@ -29,7 +29,7 @@ impl From<DeliveriesError> for ApiError {
     fn from(error: DeliveriesError) -> Self {
         match error {
             DeliveriesError::UnknownState(_) => ApiError::validation(error.to_string(), vec![error.to_string()]),
-            DeliveriesError::Store(error) => ApiError::internal(error),
+            DeliveriesError::Store(error) => ApiError::store(error),
         }
     }
 }

@@ -90,6 +90,24 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message).with_details(details)
     }
 
+    /// 503 with `Retry-After`: the store is busy (see [`StoreError::is_busy`]); nothing was
+    /// written and the same request may be sent again.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// A store error: 503 when the store was busy (retry), else 500.
+    pub fn store(error: StoreError) -> Self {
+        if error.is_busy() {
+            tracing::warn!(%error, "store busy: answered 503");
+            Self::unavailable(format!(
+                "the database is busy; nothing was written: send the same request again in {RETRY_AFTER_SECONDS} s"
+            ))
+        } else {
+            Self::internal(error)
+        }
+    }
+
     /// 500: logs the real error, answers a generic message.
     pub fn internal(error: impl Display) -> Self {
         tracing::error!(%error, "request failed");
@@ -105,13 +123,19 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
         response
     }
 }
 
+/// The `Retry-After` of a 503 (seconds).
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        ApiError::internal(error)
+        ApiError::store(error)
     }
 }
 
@@ -125,7 +149,7 @@ impl From<IngestError> for ApiError {
             IngestError::Conflict(details) => {
                 ApiError::conflict("payment references already name other payments; nothing was written", details)
             }
-            IngestError::Store(error) => ApiError::internal(error),
+            IngestError::Store(error) => ApiError::store(error),
         }
     }
 }
@@ -139,6 +163,7 @@ impl From<ReloadError> for ApiError {
                 format!("{} error(s) in the strategy files; the running strategies are kept", errors.0.len()),
             )
             .with_details(errors.0.iter().map(ToString::to_string).collect()),
+            ReloadError::Store(error) => ApiError::store(error),
             other => ApiError::internal(other),
         }
     }

@@ -46,7 +46,7 @@ pub struct AppState {
     /// The only source of "now" for handlers and jobs.
     pub clock: Clock,
     /// The Prometheus registry.
-    pub metrics: Arc<metrics::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -58,7 +58,9 @@ impl AppState {
             strategies: Arc::new(strategies),
             clock,
             // Registering fixed, distinct metric names in a fresh registry cannot fail.
-            metrics: Arc::new(metrics::Metrics::new().unwrap_or_else(|error| panic!("metrics registry: {error}"))),
+            metrics: Arc::new(
+                crate::metrics::Metrics::new().unwrap_or_else(|error| panic!("metrics registry: {error}")),
+            ),
         }
     }
 

@@ -34,7 +34,7 @@ impl From<WorkError> for ApiError {
             WorkError::Invalid { field, message } => {
                 ApiError::validation(format!("{field}: {message}"), vec![format!("{field}: {message}")])
             }
-            WorkError::Store(error) => ApiError::internal(error),
+            WorkError::Store(error) => ApiError::store(error),
         }
     }
 }

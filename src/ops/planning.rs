@@ -1,17 +1,20 @@
-//! Planning the book and saving the plan, page by page: `arrears plan`, the demo and (later)
-//! the scheduler's plan job all come through [`plan_pages`].
+//! Planning the book and saving the plan, page by page: `arrears plan`, the demo and the
+//! scheduler's plan job all come through [`plan_pages_with`].
 //!
 //! Memory is bounded by a page, not by the book: a page of accounts is loaded with its
-//! borrowers, planned, written inside the run's one transaction and dropped. Loading and
+//! borrowers, planned, written in short transactions of its own and dropped. Loading and
 //! planning the next page overlap with writing the previous one (the database works in its own
-//! thread or process while the planner computes).
+//! thread or process while the planner computes). The run's row is the marker that makes a run
+//! resumable: committed first, moved forward with every page, finished with the last.
 
 use super::{Settings, connect, load_strategies};
-use crate::domain::Channel;
+use crate::domain::{Channel, Reason};
 use crate::plan::{Plan, Planner, Task};
 use crate::store::{self, BookPage, NewPlanRun, StageChange};
 use crate::strategy::StrategySet;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono_tz::Tz;
+use rustc_hash::FxHashSet;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -48,6 +51,11 @@ pub struct PlanTotals {
     pub skip_counts: BTreeMap<String, u64>,
     /// Tasks by `(stage, channel, queue)`; `-` when there is no queue.
     pub groups: BTreeMap<(String, Channel, String), PlanGroup>,
+    /// Dry run: accounts whose local day is already planned, decided as if it were not.
+    pub already_planned: u64,
+    /// Saving run: accounts another plan run saved between this run's history load and its
+    /// write (their tasks were not saved; they count as `already_planned` skips).
+    pub planned_meanwhile: u64,
 }
 
 impl PlanTotals {
@@ -86,19 +94,78 @@ impl PlanTotals {
 pub struct PlanOutcome {
     /// The saved run, `None` for a dry run.
     pub run_id: Option<i64>,
-    /// What was decided.
+    /// When this plan continued an interrupted run: the key of the last account that run had
+    /// saved (this plan decided the accounts after it).
+    pub resumed_after: Option<String>,
+    /// What was decided (by this invocation: a resumed run's earlier pages are not in it).
     pub totals: PlanTotals,
+}
+
+/// How to plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanOptions {
+    /// Decide and show, save nothing. A dry run decides accounts whose day is already planned
+    /// as if it were not, and marks them (see [`PlanPage::is_already_planned`]).
+    pub dry_run: bool,
+    /// Accounts loaded and planned at a time (at least 1).
+    pub page_accounts: u64,
+    /// The zone whose calendar day decides whether an interrupted run is continued: a plan
+    /// continues the latest unfinished run started on the same day in this zone with the same
+    /// strategy versions (the portfolio zone; UTC by default).
+    pub zone: Tz,
+}
+
+impl PlanOptions {
+    /// Pages of [`PLAN_PAGE_ACCOUNTS`], interrupted runs continued within the UTC day.
+    pub fn new(dry_run: bool) -> PlanOptions {
+        PlanOptions { dry_run, page_accounts: PLAN_PAGE_ACCOUNTS, zone: Tz::UTC }
+    }
+}
+
+/// One planned page, as the page callback sees it: the plan (through `Deref`) and, in a dry
+/// run, which of its accounts already have their day planned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanPage {
+    /// The page's tasks and skips, in account order.
+    pub plan: Plan,
+    already_planned: FxHashSet<String>,
+}
+
+impl PlanPage {
+    /// Whether the account's local day already has saved tasks (only a dry run says so: a
+    /// saving plan skips those accounts with `already_planned`).
+    pub fn is_already_planned(&self, account_id: &str) -> bool {
+        !self.already_planned.is_empty() && self.already_planned.contains(account_id)
+    }
+
+    /// Accounts of the page marked already planned.
+    pub fn already_planned_accounts(&self) -> usize {
+        self.already_planned.len()
+    }
+}
+
+impl std::ops::Deref for PlanPage {
+    type Target = Plan;
+
+    fn deref(&self) -> &Plan {
+        &self.plan
+    }
 }
 
 /// One planned page on its way to the writer.
 struct PlannedPage {
-    plan: Plan,
+    page: PlanPage,
     changes: Vec<StageChange>,
     accounts: usize,
+    /// The parts to save it in: `(accounts, key of the part's last account)`; the last part's
+    /// key is the page's continuation key.
+    parts: Vec<(usize, String)>,
+    /// The page is the book's last.
+    last: bool,
 }
 
 /// Plans the book as of `now` and, unless `dry_run`, saves the run, its tasks and stage changes
-/// in one transaction. See [`plan_pages`].
+/// page by page. See [`plan_pages_with`].
 pub async fn plan_and_persist(
     db: &DatabaseConnection,
     strategies: &StrategySet,
@@ -126,11 +193,8 @@ pub async fn plan_collect(
     Ok((outcome, whole))
 }
 
-/// Plans the book as of `now`, page by page (accounts in id order), and hands each page's plan
-/// to `on_page` in order. Unless `dry_run`, also records the strategy versions in force and
-/// saves the run: its row, every page's tasks and stage changes, all in one transaction that
-/// commits after the last page (a failure saves nothing). Reads the wall clock only for the
-/// run's `started_at` and `finished_at`.
+/// [`plan_pages_with`] with pages of [`PLAN_PAGE_ACCOUNTS`], continuing interrupted runs of the
+/// same UTC day.
 pub async fn plan_pages<F>(
     db: &DatabaseConnection,
     strategies: &StrategySet,
@@ -139,9 +203,9 @@ pub async fn plan_pages<F>(
     on_page: F,
 ) -> anyhow::Result<PlanOutcome>
 where
-    F: FnMut(&Plan) -> anyhow::Result<()>,
+    F: FnMut(&PlanPage) -> anyhow::Result<()>,
 {
-    plan_pages_of(db, strategies, now, dry_run, PLAN_PAGE_ACCOUNTS, on_page).await
+    plan_pages_with(db, strategies, now, &PlanOptions::new(dry_run), on_page).await
 }
 
 /// [`plan_pages`] with pages of `page_accounts` accounts (at least 1).
@@ -151,16 +215,41 @@ pub async fn plan_pages_of<F>(
     now: DateTime<Utc>,
     dry_run: bool,
     page_accounts: u64,
+    on_page: F,
+) -> anyhow::Result<PlanOutcome>
+where
+    F: FnMut(&PlanPage) -> anyhow::Result<()>,
+{
+    let options = PlanOptions { page_accounts, ..PlanOptions::new(dry_run) };
+    plan_pages_with(db, strategies, now, &options, on_page).await
+}
+
+/// Plans the book as of `now`, page by page (accounts in id order), and hands each page to
+/// `on_page` in order, after it was saved.
+///
+/// Unless a dry run, also records the strategy versions in force and saves the run page by
+/// page: the run's row is committed first (`finished_at` NULL while it runs); each page — on
+/// SQLite each slice of [`store::SQLITE_ACCOUNTS_PER_TRANSACTION`] accounts — is written in
+/// one short transaction with the run's running counts and `resume_after`; the last one also
+/// sets `finished_at`. A failure (or a kill) leaves the saved pages and an unfinished run, which
+/// the next plan of the same day (in `options.zone`) with the same strategies continues after
+/// its `resume_after`; any other plan skips the saved accounts as `already_planned`. Reads the
+/// wall clock only for the run's `started_at` and `finished_at`.
+pub async fn plan_pages_with<F>(
+    db: &DatabaseConnection,
+    strategies: &StrategySet,
+    now: DateTime<Utc>,
+    options: &PlanOptions,
     mut on_page: F,
 ) -> anyhow::Result<PlanOutcome>
 where
-    F: FnMut(&Plan) -> anyhow::Result<()>,
+    F: FnMut(&PlanPage) -> anyhow::Result<()>,
 {
-    let page_accounts = page_accounts.max(1);
+    let page_accounts = options.page_accounts.max(1);
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
     let today = now.date_naive();
-    let history = store::load_history(
+    let mut history = store::load_history(
         db,
         store::HistoryScope::Book,
         now - Duration::days(8),
@@ -168,22 +257,33 @@ where
     )
     .await?;
     tracing::info!(elapsed = ?clock.elapsed(), "history loaded");
-    let mut run = NewPlanRun { as_of: now, started_at, strategies: strategies.versions(), ..NewPlanRun::default() };
-    let writer = if dry_run {
+    // A dry run decides every account as if its day were not planned yet, and marks the
+    // accounts whose day is: a manager previews what a strategy edit does today.
+    let planned_days = if options.dry_run { std::mem::take(&mut history.planned_days) } else { Default::default() };
+    let run = NewPlanRun { as_of: now, started_at, strategies: strategies.versions(), ..NewPlanRun::default() };
+    let mut writer = if options.dry_run {
         None
     } else {
         record_strategy_versions(db, strategies, started_at).await?;
-        Some(store::begin_plan_run(db, &run).await?)
+        Some(store::begin_plan_run(db, &run, Some(local_day(now, options.zone))).await?)
     };
+    let resumed_after =
+        writer.as_ref().filter(|writer| writer.resumed()).and_then(|w| w.resume_after()).map(str::to_string);
+    if let (Some(writer), Some(key)) = (&writer, &resumed_after) {
+        tracing::info!(run_id = writer.run_id(), after = %key, "continuing an interrupted plan run");
+    }
+    let per_transaction = writer.as_ref().map_or(usize::MAX, store::PlanRunWriter::accounts_per_transaction);
 
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedPage>(PAGES_IN_FLIGHT);
+    let start_after = resumed_after.clone().unwrap_or_default();
     let produce = async move {
         let mut planner = Planner::new(&history, strategies, now);
-        let mut after = String::new();
+        let mut after = start_after;
         loop {
             let page = store::load_book_page(db, &after, page_accounts).await?;
             let next = page.next.clone();
-            if sender.send(plan_page(&mut planner, page)).await.is_err() {
+            let planned = plan_page(&mut planner, page, now, &planned_days, per_transaction);
+            if sender.send(planned).await.is_err() {
                 break;
             }
             match next {
@@ -195,38 +295,121 @@ where
     };
     let consume = async {
         let mut totals = PlanTotals::default();
-        while let Some(page) = receiver.recv().await {
-            on_page(&page.plan)?;
-            if let Some(writer) = &writer {
-                writer.save_page(&page.plan.tasks, &page.changes).await?;
+        while let Some(mut planned) = receiver.recv().await {
+            if let Some(writer) = writer.as_mut() {
+                save_page(writer, &mut planned).await?;
+                totals.planned_meanwhile += planned.page.already_planned.len() as u64;
+                planned.page.already_planned.clear();
             }
-            totals.add(&page.plan, page.accounts);
+            totals.already_planned += planned.page.already_planned_accounts() as u64;
+            on_page(&planned.page)?;
+            totals.add(&planned.page.plan, planned.accounts);
         }
         anyhow::Ok(totals)
     };
     let ((), totals) = tokio::try_join!(produce, consume)?;
-    tracing::info!(accounts = totals.accounts, tasks = totals.tasks, elapsed = ?clock.elapsed(), "planned");
-
-    let Some(writer) = writer else {
-        return Ok(PlanOutcome { run_id: None, totals });
-    };
-    run.accounts = totals.accounts;
-    run.tasks = totals.tasks;
-    run.skips = totals.skips;
-    run.skip_counts = totals.skip_counts.clone();
-    let run_id = writer.finish(&run, Utc::now()).await?;
-    tracing::info!(run_id, elapsed = ?clock.elapsed(), "plan saved");
-    Ok(PlanOutcome { run_id: Some(run_id), totals })
+    let run_id = writer.as_ref().map(store::PlanRunWriter::run_id);
+    tracing::info!(?run_id, accounts = totals.accounts, tasks = totals.tasks, elapsed = ?clock.elapsed(), "planned");
+    Ok(PlanOutcome { run_id, resumed_after, totals })
 }
 
-/// Plans one page and finds the accounts whose stage changes.
-fn plan_page(planner: &mut Planner<'_>, page: BookPage) -> PlannedPage {
-    let BookPage { portfolio, stored_stages, .. } = page;
+/// Saves a planned page part by part; the book's last part finishes the run. Accounts another
+/// run planned meanwhile lose their tasks to an `already_planned` skip and are listed in
+/// `page.already_planned`.
+async fn save_page(writer: &mut store::PlanRunWriter, planned: &mut PlannedPage) -> anyhow::Result<()> {
+    let plan = &planned.page.plan;
+    let (mut tasks, mut skips, mut changes) = (&plan.tasks[..], &plan.skips[..], &planned.changes[..]);
+    let mut meanwhile = Vec::new();
+    let parts = planned.parts.len();
+    for (index, (accounts, key)) in planned.parts.iter().enumerate() {
+        let last_part = index + 1 == parts;
+        let upto = |id: &str| last_part || id <= key.as_str();
+        let (part_tasks, rest) = tasks.split_at(tasks.partition_point(|task| upto(&task.account_id)));
+        tasks = rest;
+        let (part_skips, rest) = skips.split_at(skips.partition_point(|skip| upto(&skip.account_id)));
+        skips = rest;
+        let (part_changes, rest) = changes.split_at(changes.partition_point(|change| upto(&change.account_id)));
+        changes = rest;
+        let mut counts = store::RunCounts {
+            accounts: *accounts as u64,
+            tasks: part_tasks.len() as u64,
+            skips: part_skips.len() as u64,
+            skip_counts: Default::default(),
+        };
+        for skip in part_skips {
+            *counts.skip_counts.entry(skip.reason.to_string()).or_default() += 1;
+        }
+        // An empty last page keeps the key the run continued after.
+        let key = if key.is_empty() { writer.resume_after().unwrap_or_default().to_string() } else { key.clone() };
+        let part = store::RunPart { tasks: part_tasks, changes: part_changes, counts: &counts, resume_after: &key };
+        let finished_at = (planned.last && last_part).then(Utc::now);
+        let saved = writer.save_part(part, finished_at).await?;
+        meanwhile.extend(saved.planned_meanwhile);
+    }
+    if !meanwhile.is_empty() {
+        tracing::warn!(
+            accounts = meanwhile.len(),
+            "accounts planned by another run meanwhile: their tasks were not saved"
+        );
+        let plan = &mut planned.page.plan;
+        let others: FxHashSet<&str> = meanwhile.iter().map(String::as_str).collect();
+        let mut dropped: Vec<Task> = Vec::new();
+        plan.tasks.retain(|task| {
+            let keep = !others.contains(&*task.account_id);
+            if !keep && task.attempt == 1 {
+                dropped.push(task.clone());
+            }
+            keep
+        });
+        for task in dropped {
+            let at = plan.skips.partition_point(|skip| *skip.account_id < *task.account_id);
+            let skip = crate::plan::Skip {
+                account_id: task.account_id.to_string(),
+                stage: Some(task.stage.clone()),
+                reason: Reason::AlreadyPlanned,
+                detail: format!("{} was planned by another plan run meanwhile", task.local_date),
+            };
+            plan.skips.insert(at, skip);
+        }
+        planned.page.already_planned = meanwhile.into_iter().collect();
+    }
+    Ok(())
+}
+
+/// The calendar day containing `now` in `zone`, as a UTC range.
+fn local_day(now: DateTime<Utc>, zone: Tz) -> std::ops::Range<DateTime<Utc>> {
+    let date = now.with_timezone(&zone).date_naive();
+    let midnight = |date: chrono::NaiveDate| {
+        // The first instant of the day: midnight, or the end of a gap that swallows it.
+        (0..=180)
+            .find_map(|minutes| {
+                zone.from_local_datetime(&(date.and_time(chrono::NaiveTime::MIN) + Duration::minutes(minutes)))
+                    .earliest()
+            })
+            .map_or(now, |at| at.with_timezone(&Utc))
+    };
+    let start = midnight(date);
+    let end = date.succ_opt().map_or(now + Duration::days(1), midnight);
+    start..end
+}
+
+/// Plans one page and finds the accounts whose stage changes. In a dry run (`planned_days`
+/// not empty) marks the accounts whose local day is already planned.
+fn plan_page<S: std::hash::BuildHasher>(
+    planner: &mut Planner<'_>,
+    page: BookPage,
+    now: DateTime<Utc>,
+    planned_days: &std::collections::HashSet<(String, chrono::NaiveDate), S>,
+    per_transaction: usize,
+) -> PlannedPage {
+    let BookPage { portfolio, stored_stages, next } = page;
     let mut plan = Plan { tasks: Vec::with_capacity(portfolio.accounts.len() * 2), skips: Vec::new() };
     let mut changes = Vec::new();
+    let mut already_planned = FxHashSet::default();
     for (account, stored) in portfolio.accounts.iter().zip(stored_stages) {
         let first_task = plan.tasks.len();
-        let stage = match planner.decide_into(account, portfolio.borrowers.get(&account.borrower_id), &mut plan.tasks) {
+        let borrower = portfolio.borrowers.get(&account.borrower_id);
+        let stage = match planner.decide_into(account, borrower, &mut plan.tasks) {
             Ok(()) => plan.tasks.get(first_task).map(|task| Arc::clone(&task.stage)),
             Err(skip) => {
                 let stage = skip.stage.clone();
@@ -234,13 +417,36 @@ fn plan_page(planner: &mut Planner<'_>, page: BookPage) -> PlannedPage {
                 stage
             }
         };
+        if !planned_days.is_empty()
+            && let Some(borrower) = borrower
+        {
+            // The account's local day: the day containing `now` in the borrower's first zone.
+            let local_date = now.with_timezone(&borrower.primary_timezone()).date_naive();
+            if planned_days.contains(&(account.id.clone(), local_date)) {
+                already_planned.insert(account.id.clone());
+            }
+        }
         if let Some(stage) = stage
             && stored.as_deref() != Some(&*stage)
         {
             changes.push(StageChange { account_id: account.id.clone(), from: stored, to: stage });
         }
     }
-    PlannedPage { plan, changes, accounts: portfolio.accounts.len() }
+    let accounts = portfolio.accounts.len();
+    let mut parts: Vec<(usize, String)> = portfolio
+        .accounts
+        .chunks(per_transaction.max(1))
+        .map(|chunk| (chunk.len(), chunk.last().map(|account| account.id.clone()).unwrap_or_default()))
+        .collect();
+    if parts.is_empty() {
+        parts.push((0, String::new()));
+    }
+    let last = next.is_none();
+    if let (Some(next), Some(part)) = (next, parts.last_mut()) {
+        // The database's key, in its own order (a PostgreSQL collation may not sort bytes).
+        part.1 = next;
+    }
+    PlannedPage { page: PlanPage { plan, already_planned }, changes, accounts, parts, last }
 }
 
 /// Records each strategy's version, with an audit row when it is new.
@@ -286,15 +492,18 @@ pub async fn plan_command(
 ) -> anyhow::Result<()> {
     let strategies = load_strategies(settings, &settings.strategies_dir)
         .map_err(|errors| anyhow::anyhow!("the strategies are invalid; nothing was planned:\n{errors}"))?;
+    let zone = crate::domain::parse_timezone(&settings.config.timezone)
+        .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
+    let options = PlanOptions { zone, ..PlanOptions::new(dry_run) };
     let db = connect(settings).await?;
     match format {
         super::PlanFormat::Jsonl => {
             let mut out = std::io::BufWriter::new(out);
-            plan_pages(&db, &strategies, now, dry_run, |page| write_jsonl(page, &mut out)).await?;
+            plan_pages_with(&db, &strategies, now, &options, |page| write_page_jsonl(page, &mut out)).await?;
             out.flush()?;
         }
         super::PlanFormat::Text => {
-            let outcome = plan_and_persist(&db, &strategies, now, dry_run).await?;
+            let outcome = plan_pages_with(&db, &strategies, now, &options, |_| Ok(())).await?;
             write_summary(&outcome, now, out)?;
         }
     }
@@ -320,6 +529,8 @@ struct TaskLine<'a> {
     not_before: String,
     not_after: String,
     priority: f64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    already_planned: bool,
 }
 
 #[derive(Serialize)]
@@ -329,9 +540,11 @@ struct SkipLine<'a> {
     stage: Option<&'a str>,
     reason: crate::domain::Reason,
     detail: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    already_planned: bool,
 }
 
-fn task_line(task: &Task) -> TaskLine<'_> {
+fn task_line(task: &Task, already_planned: bool) -> TaskLine<'_> {
     TaskLine {
         kind: "task",
         account_id: &task.account_id,
@@ -350,13 +563,24 @@ fn task_line(task: &Task) -> TaskLine<'_> {
         not_before: task.not_before.to_rfc3339(),
         not_after: task.not_after.to_rfc3339(),
         priority: task.priority,
+        already_planned,
     }
 }
 
 /// Writes a plan (or one page of it) as JSON Lines: its tasks, then its skips.
 pub fn write_jsonl(plan: &Plan, out: &mut impl Write) -> anyhow::Result<()> {
+    write_lines(plan, |_| false, out)
+}
+
+/// Writes one planned page as JSON Lines, like [`write_jsonl`]; in a dry run every line of an
+/// account whose day is already planned carries `"already_planned": true`.
+pub fn write_page_jsonl(page: &PlanPage, out: &mut impl Write) -> anyhow::Result<()> {
+    write_lines(&page.plan, |account_id| page.is_already_planned(account_id), out)
+}
+
+fn write_lines(plan: &Plan, already_planned: impl Fn(&str) -> bool, out: &mut impl Write) -> anyhow::Result<()> {
     for task in &plan.tasks {
-        serde_json::to_writer(&mut *out, &task_line(task))?;
+        serde_json::to_writer(&mut *out, &task_line(task, already_planned(&task.account_id)))?;
         out.write_all(b"\n")?;
     }
     for skip in &plan.skips {
@@ -366,6 +590,7 @@ pub fn write_jsonl(plan: &Plan, out: &mut impl Write) -> anyhow::Result<()> {
             stage: skip.stage.as_deref(),
             reason: skip.reason,
             detail: &skip.detail,
+            already_planned: already_planned(&skip.account_id),
         };
         serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")?;
@@ -377,15 +602,34 @@ pub fn write_jsonl(plan: &Plan, out: &mut impl Write) -> anyhow::Result<()> {
 pub fn write_summary(outcome: &PlanOutcome, now: DateTime<Utc>, out: &mut impl Write) -> anyhow::Result<()> {
     let totals = &outcome.totals;
     writeln!(out, "plan as of {}", now.to_rfc3339())?;
-    match outcome.run_id {
-        Some(id) => writeln!(out, "saved as plan run {id}")?,
-        None => writeln!(out, "dry run: nothing saved")?,
+    match (outcome.run_id, &outcome.resumed_after) {
+        (Some(id), Some(after)) => {
+            writeln!(out, "saved as plan run {id}, continued after account {after} where it was interrupted")?
+        }
+        (Some(id), None) => writeln!(out, "saved as plan run {id}")?,
+        (None, _) => writeln!(out, "dry run: nothing saved")?,
     }
     writeln!(
         out,
-        "{} accounts: {} with tasks ({} tasks), {} skipped\n",
+        "{} accounts: {} with tasks ({} tasks), {} skipped",
         totals.accounts, totals.planned_accounts, totals.tasks, totals.skips
     )?;
+    if totals.already_planned > 0 {
+        writeln!(
+            out,
+            "{} accounts already have their day planned: shown as they would be decided now \
+             (a saving plan skips them as already_planned)",
+            totals.already_planned
+        )?;
+    }
+    if totals.planned_meanwhile > 0 {
+        writeln!(
+            out,
+            "{} accounts were planned by another plan run meanwhile: their tasks were not saved",
+            totals.planned_meanwhile
+        )?;
+    }
+    writeln!(out)?;
     writeln!(out, "{:<14} {:<8} {:<14} {:>9} {:>9}", "stage", "channel", "queue", "accounts", "tasks")?;
     for ((stage, channel, queue), group) in &totals.groups {
         writeln!(out, "{stage:<14} {:<8} {queue:<14} {:>9} {:>9}", channel.to_string(), group.accounts, group.tasks)?;

@@ -18,6 +18,7 @@ mod plans;
 mod release;
 mod report;
 mod sql;
+mod sqlite_busy;
 mod task_state;
 pub mod tasks;
 mod tokens;
@@ -45,12 +46,12 @@ pub use outcomes::{
     payments_since, resolve_promise, set_engine_flags,
 };
 pub use plans::{
-    NewPlanRun, PlanRunWriter, StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of,
-    tasks_for_account,
+    NewPlanRun, PartSaved, PlanRunError, PlanRunWriter, RunCounts, RunPart, SQLITE_ACCOUNTS_PER_TRANSACTION,
+    StageChange, begin_plan_run, count_tasks, raw_insert_tasks, save_plan, stage_history_of, tasks_for_account,
 };
 pub use release::{release_candidates, tasks_by_id};
 pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};
-pub use task_state::{TaskCount, task_counts};
+pub use task_state::{TaskCount, live_task_counts, task_counts};
 pub use tasks::{Audit, ChannelFilter, Claimed, ClosedTask, NewTask};
 pub use tokens::{StoredToken, find_token, insert_token};
 
@@ -83,11 +84,45 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the store was too busy to answer and the same request may succeed a moment
+    /// later, with nothing written by this one: SQLite's write lock still held by another writer
+    /// when the wait for it ran out (`database is locked`, `SQLITE_BUSY`/`SQLITE_LOCKED` and
+    /// their extended codes), no pooled connection free in time, or a PostgreSQL transaction
+    /// aborted by a deadlock, a serialization failure or a lock timeout.
+    pub fn is_busy(&self) -> bool {
+        use sea_orm::{RuntimeErr, sqlx};
+        let StoreError::Db(error) = self else {
+            return false;
+        };
+        let sqlx_error = match error {
+            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) => return true,
+            DbErr::Conn(RuntimeErr::SqlxError(error))
+            | DbErr::Exec(RuntimeErr::SqlxError(error))
+            | DbErr::Query(RuntimeErr::SqlxError(error)) => error,
+            _ => return false,
+        };
+        match &**sqlx_error {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(database) => {
+                let code = database.code().unwrap_or_default();
+                if database.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // Primary result code in the low byte: 5 SQLITE_BUSY, 6 SQLITE_LOCKED.
+                    code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+                } else {
+                    matches!(&*code, "40001" | "40P01" | "55P03")
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Connects to `url` (`sqlite://…` or `postgres://…`).
 ///
 /// PostgreSQL pools hold up to `ARREARS_DB_POOL` connections (default 32).
-/// SQLite connections use WAL, `busy_timeout` 5000 ms, `synchronous=NORMAL` and a 64 MiB page
-/// cache; the file is created when the URL says `mode=rwc` or names no mode. An in-memory SQLite
+/// SQLite connections use WAL, a wait of at least 5 s for the write lock that tries again every
+/// millisecond (`sqlite_busy`), `synchronous=NORMAL` and a 64 MiB page cache; the file is created when the URL says `mode=rwc` or names no mode. An in-memory SQLite
 /// database gets a single connection (each connection would otherwise see its own database).
 /// Statements are logged by sqlx at DEBUG level only.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
@@ -110,6 +145,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
                 // prepared per connection (sqlx caches 100 by default).
                 .statement_cache_capacity(16);
             if names_mode { sqlite } else { sqlite.create_if_missing(true) }
+        });
+        // A fair wait for the write lock (see `sqlite_busy`): replaces `busy_timeout`'s handler.
+        options.map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|connection, _| Box::pin(async move { sqlite_busy::install(connection).await }))
         });
     }
     Ok(Database::connect(options).await?)

@@ -73,21 +73,179 @@ pub async fn save_plan(
     Ok(run_id)
 }
 
-/// A plan run being saved page by page: the open write transaction and the run's id.
-pub struct PlanRunWriter {
-    txn: DatabaseTransaction,
-    run_id: i64,
-    started_at: DateTime<Utc>,
-    as_of: DateTime<Utc>,
+/// Counts a plan run accumulates as its pages are saved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    /// Accounts considered.
+    pub accounts: u64,
+    /// Tasks saved.
+    pub tasks: u64,
+    /// Skips decided.
+    pub skips: u64,
+    /// Skips by reason code.
+    pub skip_counts: BTreeMap<String, u64>,
 }
 
-/// Opens a write transaction and inserts the run's row (its counts are set by
-/// [`PlanRunWriter::finish`]). Nothing is visible to others until then; dropping the writer
-/// rolls everything back.
-pub async fn begin_plan_run(db: &DatabaseConnection, run: &NewPlanRun) -> Result<PlanRunWriter, StoreError> {
-    let txn = begin_write(db).await?;
-    let run_id = insert_run(&txn, run).await?;
-    Ok(PlanRunWriter { txn, run_id, started_at: run.started_at, as_of: run.as_of })
+impl RunCounts {
+    /// Adds another part's counts.
+    pub fn add(&mut self, other: &RunCounts) {
+        self.accounts += other.accounts;
+        self.tasks += other.tasks;
+        self.skips += other.skips;
+        for (reason, count) in &other.skip_counts {
+            *self.skip_counts.entry(reason.clone()).or_default() += count;
+        }
+    }
+}
+
+/// Why a page of a plan run could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanRunError {
+    /// The store failed; the part was rolled back (the parts before it stay saved).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another planner saved a part of the same run since this writer's last part: two
+    /// processes were continuing one run. This one stops; nothing of its part was saved.
+    #[error("plan run {run_id} was continued by another planner meanwhile; this planner stopped")]
+    Superseded {
+        /// The run.
+        run_id: i64,
+    },
+}
+
+impl From<sea_orm::DbErr> for PlanRunError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        PlanRunError::Store(StoreError::Db(error))
+    }
+}
+
+/// One part of a plan run to save in one short transaction: a page of accounts, or on SQLite a
+/// slice of one (see [`PlanRunWriter::accounts_per_transaction`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RunPart<'a> {
+    /// The part's tasks, in account order.
+    pub tasks: &'a [Task],
+    /// The part's stage changes.
+    pub changes: &'a [StageChange],
+    /// What the part decided (accounts, tasks, skips by reason).
+    pub counts: &'a RunCounts,
+    /// The key of the part's last account: a resumed run loads the accounts after it.
+    pub resume_after: &'a str,
+}
+
+/// What saving a part did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartSaved {
+    /// Tasks inserted.
+    pub inserted: u64,
+    /// Accounts whose local day another plan run saved after this run loaded its history:
+    /// their tasks were left out (the other run's stand), and they count as `already_planned`.
+    pub planned_meanwhile: Vec<String>,
+}
+
+/// A plan run saved part by part, each part in its own short write transaction together with
+/// the run's running counts and `resume_after`. The run's row is committed when the writer is
+/// made (`finished_at` NULL: in progress, or interrupted); [`PlanRunWriter::save_part`] with a
+/// finishing instant completes it.
+#[derive(Debug)]
+pub struct PlanRunWriter {
+    db: DatabaseConnection,
+    run_id: i64,
+    created_at: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    counts: RunCounts,
+    resume_after: Option<String>,
+    resumed: bool,
+}
+
+/// Accounts per write transaction on SQLite, where a writer holds the whole database's write
+/// lock: half a page, ~160-180 ms of lock (p50) in a release build, so that another writer — a
+/// payment batch, an agent's lease — waits for a fraction of a second. Every commit costs: the
+/// smaller the transactions, the longer the whole plan (see docs/PERFORMANCE.md).
+pub const SQLITE_ACCOUNTS_PER_TRANSACTION: usize = 5_000;
+
+/// The pause between two of a plan run's write transactions on SQLite: waiting writers try for
+/// the lock every millisecond (see `store::sqlite_busy`), so one of them takes it now.
+pub const SQLITE_WRITE_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Starts a plan run, or continues an interrupted one.
+///
+/// When `resumable` is given, the latest unfinished run whose `as_of` falls in that range and
+/// whose strategy versions are `run.strategies` is continued: its saved parts stay, its counts
+/// go on, and [`PlanRunWriter::resume_after`] tells where to continue. Otherwise a new run row
+/// is inserted and committed at once (`finished_at` NULL).
+pub async fn begin_plan_run(
+    db: &DatabaseConnection,
+    run: &NewPlanRun,
+    resumable: Option<std::ops::Range<DateTime<Utc>>>,
+) -> Result<PlanRunWriter, StoreError> {
+    let strategies = strategies_json(run);
+    if let Some(range) = resumable {
+        let found = entity::plan_runs::Entity::find()
+            .filter(entity::plan_runs::Column::FinishedAt.is_null())
+            .filter(entity::plan_runs::Column::AsOf.gte(range.start))
+            .filter(entity::plan_runs::Column::AsOf.lt(range.end))
+            .filter(entity::plan_runs::Column::Strategies.eq(strategies.as_str()))
+            .order_by_desc(entity::plan_runs::Column::Id)
+            .one(db)
+            .await?;
+        if let Some(row) = found {
+            let skip_counts = serde_json::from_str(&row.skip_counts).map_err(|error| StoreError::Corrupt {
+                table: "plan_runs",
+                id: row.id.to_string(),
+                message: format!("skip_counts: {error}"),
+            })?;
+            let count = |value: i64| u64::try_from(value).unwrap_or(0);
+            return Ok(PlanRunWriter {
+                db: writer_connection(db),
+                run_id: row.id,
+                created_at: run.started_at,
+                as_of: row.as_of,
+                counts: RunCounts {
+                    accounts: count(row.accounts),
+                    tasks: count(row.tasks),
+                    skips: count(row.skips),
+                    skip_counts,
+                },
+                resume_after: row.resume_after,
+                resumed: true,
+            });
+        }
+    }
+    let run_id = insert_run(db, run).await?;
+    Ok(PlanRunWriter {
+        db: writer_connection(db),
+        run_id,
+        created_at: run.started_at,
+        as_of: run.as_of,
+        counts: RunCounts::default(),
+        resume_after: None,
+        resumed: false,
+    })
+}
+
+/// The connection a plan run writes through. On SQLite a pool of its own with one connection:
+/// SQLite drops a connection's page cache when another connection wrote since its last
+/// transaction, so parts written by the shared pool's connections in turn would each start
+/// with a cold cache; one connection keeps the `tasks` indexes cached from one part to the
+/// next. It also checkpoints the WAL every 20,000 pages instead of 1,000, so the hot index pages
+/// of consecutive parts are not copied into the database file again and again. (An in-memory
+/// database has one connection, which is shared.)
+fn writer_connection(db: &DatabaseConnection) -> DatabaseConnection {
+    if is_postgres(db.get_database_backend()) {
+        return db.clone();
+    }
+    let shared = db.get_sqlite_connection_pool();
+    if shared.options().get_max_connections() <= 1 {
+        return db.clone();
+    }
+    let options = (*shared.connect_options()).clone().pragma("wal_autocheckpoint", "20000");
+    sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .after_connect(|connection, _| Box::pin(async move { super::sqlite_busy::install(connection).await }))
+        .connect_lazy_with(options)
+        .into()
 }
 
 impl PlanRunWriter {
@@ -96,27 +254,223 @@ impl PlanRunWriter {
         self.run_id
     }
 
-    /// Writes one page: its tasks (created at the run's start) and its accounts' stage changes
-    /// (at the plan instant). Returns the tasks inserted.
-    ///
-    /// The planner never plans an `(account, local day)` that already has tasks (it skips it as
-    /// `already_planned`), so on PostgreSQL the tasks go in as plain `INSERT`s: a conflict can
-    /// only come from another plan run saving the same day at the same moment, and it fails this
-    /// run whole. SQLite checks its unique index on every insert anyway, so there the rows are
-    /// written with `ON CONFLICT DO NOTHING` at no extra cost.
-    pub async fn save_page(&self, tasks: &[Task], changes: &[StageChange]) -> Result<u64, StoreError> {
-        let conflict = if is_postgres(self.txn.get_database_backend()) { "" } else { ON_CONFLICT_NOTHING };
-        let inserted = write_tasks(&self.txn, self.run_id, self.started_at, tasks, conflict).await?;
-        apply_stage_changes(&self.txn, self.run_id, self.as_of, changes).await?;
-        Ok(inserted)
+    /// Whether this writer continues an interrupted run.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
-    /// Sets the run's final counts and `finished_at`, and commits.
-    pub async fn finish(self, run: &NewPlanRun, finished_at: DateTime<Utc>) -> Result<i64, StoreError> {
-        finish_run(&self.txn, self.run_id, run, finished_at).await?;
-        self.txn.commit().await?;
-        Ok(self.run_id)
+    /// The key of the last account saved: the run continues with the accounts after it
+    /// (`None`: from the start).
+    pub fn resume_after(&self) -> Option<&str> {
+        self.resume_after.as_deref()
     }
+
+    /// The instant the run was started for (a resumed run keeps its first `as_of`).
+    pub fn as_of(&self) -> DateTime<Utc> {
+        self.as_of
+    }
+
+    /// The run's counts so far, its earlier parts included.
+    pub fn counts(&self) -> &RunCounts {
+        &self.counts
+    }
+
+    /// How many accounts to save per transaction: a page at a time on PostgreSQL (rows are
+    /// locked, not the database), [`SQLITE_ACCOUNTS_PER_TRANSACTION`] on SQLite.
+    pub fn accounts_per_transaction(&self) -> usize {
+        if is_postgres(self.db.get_database_backend()) { usize::MAX } else { SQLITE_ACCOUNTS_PER_TRANSACTION }
+    }
+
+    /// Saves one part in one transaction: claims the run's row (its `resume_after` must still be
+    /// what this writer saved last, else [`PlanRunError::Superseded`]), inserts the part's tasks
+    /// (created at this invocation's start) except those of accounts whose local day already
+    /// has tasks, writes the stage changes (at the run's `as_of`), and sets the run's running
+    /// counts and `resume_after`; with `finished_at`, also finishes the run.
+    ///
+    /// Account-days planned meanwhile by another run are checked inside the transaction, so
+    /// two runs never mix their tasks for one account and day. On PostgreSQL the tasks go in as
+    /// plain `INSERT`s inside a savepoint (no conflict check to pay on a first plan); a unique
+    /// violation means a concurrent run is saving the same accounts: the savepoint is rolled
+    /// back, the check repeated once the other run has committed, and the rest inserted.
+    pub async fn save_part(
+        &mut self,
+        part: RunPart<'_>,
+        finished_at: Option<DateTime<Utc>>,
+    ) -> Result<PartSaved, PlanRunError> {
+        let started = std::time::Instant::now();
+        let txn = begin_write(&self.db).await?;
+        let claimed = {
+            let mut sql = Sql::new(txn.get_database_backend());
+            sql.push("UPDATE plan_runs SET resume_after = ");
+            sql.bind(part.resume_after.to_string());
+            sql.push(" WHERE id = ");
+            sql.bind(self.run_id);
+            sql.push(" AND finished_at IS NULL AND ");
+            match &self.resume_after {
+                Some(key) => {
+                    sql.push("resume_after = ");
+                    sql.bind(key.clone());
+                }
+                None => {
+                    sql.push("resume_after IS NULL");
+                }
+            }
+            txn.execute_raw(sql.statement()).await?.rows_affected()
+        };
+        if claimed != 1 {
+            txn.rollback().await?;
+            return Err(PlanRunError::Superseded { run_id: self.run_id });
+        }
+        let saved = save_tasks(&txn, self.run_id, self.created_at, part.tasks).await?;
+        let mut counts = part.counts.clone();
+        counts.tasks = saved.inserted;
+        if !saved.planned_meanwhile.is_empty() {
+            let dropped = saved.planned_meanwhile.len() as u64;
+            counts.skips += dropped;
+            *counts.skip_counts.entry(crate::domain::Reason::AlreadyPlanned.to_string()).or_default() += dropped;
+            let others: std::collections::HashSet<&str> = saved.planned_meanwhile.iter().map(String::as_str).collect();
+            let changes: Vec<StageChange> =
+                part.changes.iter().filter(|change| !others.contains(change.account_id.as_str())).cloned().collect();
+            apply_stage_changes(&txn, self.run_id, self.as_of, &changes).await?;
+        } else {
+            apply_stage_changes(&txn, self.run_id, self.as_of, part.changes).await?;
+        }
+        let mut total = self.counts.clone();
+        total.add(&counts);
+        write_counts(&txn, self.run_id, &total, finished_at).await?;
+        txn.commit().await?;
+        tracing::debug!(
+            run_id = self.run_id,
+            accounts = counts.accounts,
+            tasks = saved.inserted,
+            held = ?started.elapsed(),
+            "plan part saved"
+        );
+        self.counts = total;
+        self.resume_after = Some(part.resume_after.to_string());
+        if !is_postgres(self.db.get_database_backend()) && finished_at.is_none() {
+            // Leave the write lock free for a moment: writers waiting for it get in now.
+            tokio::time::sleep(SQLITE_WRITE_PAUSE).await;
+        }
+        Ok(saved)
+    }
+}
+
+/// Inserts a part's tasks but those of account-days that already have tasks.
+async fn save_tasks(
+    txn: &DatabaseTransaction,
+    run_id: i64,
+    created_at: DateTime<Utc>,
+    tasks: &[Task],
+) -> Result<PartSaved, StoreError> {
+    if tasks.is_empty() {
+        return Ok(PartSaved::default());
+    }
+    let postgres = is_postgres(txn.get_database_backend());
+    // A few rounds on PostgreSQL: each unique violation means another run committed rows of
+    // these accounts meanwhile; after the last round the clause skips whatever is left.
+    for round in 0..3 {
+        let planned = planned_account_days(txn, tasks).await?;
+        let fresh: Vec<Task>;
+        let to_write: &[Task] = if planned.is_empty() {
+            tasks
+        } else {
+            fresh =
+                tasks.iter().filter(|task| !planned.contains(&(&*task.account_id, task.local_date))).cloned().collect();
+            &fresh
+        };
+        let mut planned_meanwhile: Vec<String> = tasks
+            .iter()
+            .filter(|task| planned.contains(&(&*task.account_id, task.local_date)))
+            .map(|task| task.account_id.to_string())
+            .collect();
+        planned_meanwhile.dedup();
+        if !postgres {
+            // SQLite: the write lock is ours since BEGIN IMMEDIATE; nobody can add rows meanwhile.
+            let inserted = write_tasks(txn, run_id, created_at, to_write, "").await?;
+            return Ok(PartSaved { inserted, planned_meanwhile });
+        }
+        let conflict = if round == 2 { ON_CONFLICT_NOTHING } else { "" };
+        let savepoint = txn.begin().await?;
+        match write_tasks(&savepoint, run_id, created_at, to_write, conflict).await {
+            Ok(inserted) => {
+                savepoint.commit().await?;
+                return Ok(PartSaved { inserted, planned_meanwhile });
+            }
+            Err(StoreError::Db(error)) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                savepoint.rollback().await?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    // The third round inserts with `ON CONFLICT DO NOTHING`, which cannot violate the key.
+    Err(StoreError::Corrupt {
+        table: "tasks",
+        id: String::new(),
+        message: "a conflict-free insert reported a unique violation".into(),
+    })
+}
+
+/// The `(account, local date)` pairs among `tasks`' that already have a stored task.
+async fn planned_account_days<'t>(
+    db: &impl ConnectionTrait,
+    tasks: &'t [Task],
+) -> Result<std::collections::HashSet<(&'t str, chrono::NaiveDate)>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut ids: Vec<&str> = tasks.iter().map(|task| &*task.account_id).collect();
+    ids.dedup();
+    let wanted: std::collections::HashSet<(&str, chrono::NaiveDate)> =
+        tasks.iter().map(|task| (&*task.account_id, task.local_date)).collect();
+    let accounts: std::collections::HashSet<&'t str> = ids.iter().copied().collect();
+    let mut found = std::collections::HashSet::new();
+    for chunk in ids.chunks(in_list_chunk(backend, 0)) {
+        let mut sql = Sql::with_capacity(backend, 96 + chunk.len() * 3, chunk.len());
+        sql.push("SELECT DISTINCT account_id, local_date FROM tasks WHERE ");
+        push_in_list(&mut sql, "account_id", chunk);
+        for row in db.query_all_raw(sql.statement()).await? {
+            let account: String = get(&row, 0, "tasks", "(planned days)")?;
+            let date: chrono::NaiveDate = get(&row, 1, "tasks", "(planned days)")?;
+            if let Some(id) = accounts.get(account.as_str())
+                && wanted.contains(&(*id, date))
+            {
+                found.insert((*id, date));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Sets a run's running counts, and with `finished_at` finishes it.
+async fn write_counts(
+    db: &impl ConnectionTrait,
+    run_id: i64,
+    counts: &RunCounts,
+    finished_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("UPDATE plan_runs SET accounts = ");
+    sql.bind(count_i64(counts.accounts));
+    sql.push(", tasks = ");
+    sql.bind(count_i64(counts.tasks));
+    sql.push(", skips = ");
+    sql.bind(count_i64(counts.skips));
+    sql.push(", skip_counts = ");
+    sql.bind(serde_json::to_string(&counts.skip_counts).unwrap_or_else(|_| "{}".into()));
+    if let Some(at) = finished_at {
+        sql.push(", finished_at = ");
+        sql.bind(at);
+    }
+    sql.push(" WHERE id = ");
+    sql.bind(run_id);
+    db.execute_raw(sql.statement()).await?;
+    Ok(())
+}
+
+/// The `strategies` column of a run: `[{name, hash}, ...]` in the set's order.
+fn strategies_json(run: &NewPlanRun) -> String {
+    let strategies: Vec<serde_json::Value> =
+        run.strategies.iter().map(|(name, hash)| serde_json::json!({ "name": name, "hash": hash })).collect();
+    serde_json::Value::Array(strategies).to_string()
 }
 
 /// Writes a run's final counts and the instant it finished.
@@ -183,8 +537,6 @@ pub async fn stage_history_of(
 }
 
 async fn insert_run(db: &impl ConnectionTrait, run: &NewPlanRun) -> Result<i64, StoreError> {
-    let strategies: Vec<serde_json::Value> =
-        run.strategies.iter().map(|(name, hash)| serde_json::json!({ "name": name, "hash": hash })).collect();
     let mut sql = Sql::new(db.get_database_backend());
     sql.push(
         "INSERT INTO plan_runs (as_of, started_at, finished_at, accounts, tasks, skips, \
@@ -198,7 +550,7 @@ async fn insert_run(db: &impl ConnectionTrait, run: &NewPlanRun) -> Result<i64, 
         Value::from(count_i64(run.tasks)),
         Value::from(count_i64(run.skips)),
         Value::from(serde_json::to_string(&run.skip_counts).unwrap_or_else(|_| "{}".into())),
-        Value::from(serde_json::Value::Array(strategies).to_string()),
+        Value::from(strategies_json(run)),
     ]);
     sql.push(" RETURNING id");
     let row = db.query_one_raw(sql.statement()).await?.ok_or_else(|| StoreError::Corrupt {

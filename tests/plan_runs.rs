@@ -1,0 +1,353 @@
+//! Plan runs as a manager and an operator meet them: a run saves page by page behind a run
+//! marker, so a run that dies keeps what it saved and the next plan of the day completes it
+//! (no task twice, the same tasks as one uninterrupted run); and `plan --dry-run` on a day
+//! already planned shows what the strategies in force would decide today, each line marked
+//! `already_planned`.
+
+mod common;
+
+use arrears::import::ImportKind;
+use arrears::ops::{self, PlanFormat};
+use arrears::policy::PolicySettings;
+use arrears::strategy::{LoadOptions, StrategySet};
+use chrono::{DateTime, Duration, Utc};
+use entity::prelude::{PlanRuns, StageHistory, Tasks};
+use sea_orm::{EntityTrait, PaginatorTrait, QueryOrder};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load_strategies(dir: &Path) -> StrategySet {
+    let settings = PolicySettings::default();
+    let options =
+        LoadOptions { templates_dir: &root().join("templates"), default_policy: "us-reg-f", settings: &settings };
+    arrears::strategy::load_dir(dir, &options).unwrap_or_else(|errors| panic!("{errors}"))
+}
+
+/// A copy of the shipped strategies in a temporary directory.
+fn copy_strategies() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root().join("strategies")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+/// The manager's edit: the "early robot" rule calls once a day instead of three times.
+const EARLY_ROBOT: &str =
+    "attempts_per_day = 3\nmin_gap = \"2h\"\nescalate = { after_failed_attempts = 6, queue = \"early\" }";
+const EARLY_ROBOT_EDITED: &str =
+    "attempts_per_day = 1\nmin_gap = \"2h\"\nescalate = { after_failed_attempts = 6, queue = \"early\" }";
+
+fn edit_early_robot(dir: &Path) {
+    let file = dir.join("consumer-cash.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.matches(EARLY_ROBOT).count(), 1, "the edit must hit the early robot rule only");
+    std::fs::write(&file, text.replace(EARLY_ROBOT, EARLY_ROBOT_EDITED)).unwrap();
+}
+
+async fn load_book(db: &sea_orm::DatabaseConnection, dir: &Path) {
+    for (kind, file) in [
+        (ImportKind::Accounts, "accounts.csv"),
+        (ImportKind::Attempts, "attempts.csv"),
+        (ImportKind::Promises, "promises.csv"),
+    ] {
+        arrears::import::import_file(db, kind, &dir.join(file)).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}
+
+/// What identifies a saved task and what the planner decided for it.
+type TaskKey = (String, chrono::NaiveDate, i32, String, String, DateTime<Utc>, DateTime<Utc>, i32);
+
+async fn stored_tasks(db: &sea_orm::DatabaseConnection) -> Vec<TaskKey> {
+    let mut tasks: Vec<TaskKey> = Tasks::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.account_id, t.local_date, t.attempt, t.rule, t.channel, t.not_before, t.not_after, t.calls_allowed))
+        .collect();
+    tasks.sort();
+    tasks
+}
+
+fn planned_tasks(plan: &arrears::plan::Plan) -> Vec<TaskKey> {
+    let mut tasks: Vec<TaskKey> = plan
+        .tasks
+        .iter()
+        .map(|t| {
+            (
+                t.account_id.to_string(),
+                t.local_date,
+                t.attempt as i32,
+                t.rule.to_string(),
+                t.channel.to_string(),
+                t.not_before.to_utc(),
+                t.not_after.to_utc(),
+                t.calls_allowed as i32,
+            )
+        })
+        .collect();
+    tasks.sort();
+    tasks
+}
+
+#[tokio::test]
+async fn a_plan_that_dies_after_some_pages_keeps_them_and_the_next_plan_completes_the_same_run() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 1_000, 3, now).unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    for test_db in common::all_dbs().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        load_book(db, dir.path()).await;
+        // What one uninterrupted run decides (a dry run shows exactly what a run saves).
+        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
+        let mut accounts: Vec<String> = Vec::new();
+        for task in &whole.tasks {
+            accounts.push(task.account_id.to_string());
+        }
+        accounts.extend(whole.skips.iter().map(|skip| skip.account_id.clone()));
+        accounts.sort();
+        accounts.dedup();
+        assert_eq!(accounts.len(), 1_000);
+
+        // The run dies after its third page of 97 accounts (as a kill would between pages).
+        let mut pages = 0;
+        let died = ops::plan_pages_of(db, &strategies, now, false, 97, |_| {
+            pages += 1;
+            if pages == 3 { Err(anyhow::anyhow!("killed")) } else { Ok(()) }
+        })
+        .await;
+        assert!(died.is_err(), "{backend}");
+        let runs = PlanRuns::find().all(db).await.unwrap();
+        assert_eq!(runs.len(), 1, "{backend}");
+        let run = &runs[0];
+        assert_eq!(run.finished_at, None, "{backend}: the run is marked unfinished");
+        assert_eq!(run.resume_after.as_deref(), Some(accounts[3 * 97 - 1].as_str()), "{backend}");
+        assert_eq!(run.accounts, 3 * 97, "{backend}: the running counts cover the saved pages");
+        assert!(!arrears::store::plan_finished_since(db, now).await.unwrap(), "{backend}: it does not count as a plan");
+        // Its saved pages are visible: exactly the first 291 accounts' tasks of the whole plan.
+        let saved_accounts: BTreeSet<&str> = accounts[..3 * 97].iter().map(String::as_str).collect();
+        let expected_saved: Vec<TaskKey> =
+            planned_tasks(&whole).into_iter().filter(|task| saved_accounts.contains(task.0.as_str())).collect();
+        assert!(!expected_saved.is_empty());
+        assert_eq!(stored_tasks(db).await, expected_saved, "{backend}");
+        assert_eq!(run.tasks as usize, expected_saved.len(), "{backend}");
+
+        // The next plan of the day continues the same run after its last saved account.
+        let outcome = ops::plan_pages_of(db, &strategies, now, false, 97, |_| Ok(())).await.unwrap();
+        assert_eq!(outcome.run_id, Some(run.id), "{backend}");
+        assert_eq!(outcome.resumed_after.as_deref(), Some(accounts[3 * 97 - 1].as_str()), "{backend}");
+        assert_eq!(outcome.totals.accounts, 1_000 - 3 * 97, "{backend}: only the rest was planned");
+        let runs = PlanRuns::find().all(db).await.unwrap();
+        assert_eq!(runs.len(), 1, "{backend}: no second run");
+        let run = &runs[0];
+        assert!(run.finished_at.is_some(), "{backend}");
+        assert!(arrears::store::plan_finished_since(db, now).await.unwrap(), "{backend}");
+        // The same tasks as one uninterrupted run, none twice, and the run's counts are whole.
+        assert_eq!(stored_tasks(db).await, planned_tasks(&whole), "{backend}");
+        assert_eq!(run.accounts, 1_000, "{backend}");
+        assert_eq!(run.tasks as usize, whole.tasks.len(), "{backend}");
+        assert_eq!(run.skips as usize, whole.skips.len(), "{backend}");
+        let mut skip_counts: BTreeMap<String, u64> = BTreeMap::new();
+        for skip in &whole.skips {
+            *skip_counts.entry(skip.reason.to_string()).or_default() += 1;
+        }
+        assert_eq!(serde_json::from_str::<BTreeMap<String, u64>>(&run.skip_counts).unwrap(), skip_counts);
+        // One first stage per staged account: the saved pages' stage changes were not repeated.
+        let staged = whole.skips.iter().filter(|skip| skip.stage.is_some()).count()
+            + whole.tasks.iter().filter(|task| task.attempt == 1).count();
+        assert_eq!(StageHistory::find().count(db).await.unwrap(), staged as u64, "{backend}");
+
+        // Planning the day again adds nothing.
+        let again = ops::plan_and_persist(db, &strategies, now + Duration::hours(1), false).await.unwrap();
+        assert_eq!(again.totals.tasks, 0, "{backend}");
+        assert_eq!(stored_tasks(db).await, planned_tasks(&whole), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_plan_with_other_strategies_does_not_continue_an_interrupted_run_and_plans_no_account_twice() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 600, 5, now).unwrap();
+    let shipped = load_strategies(&root().join("strategies"));
+    let edited_dir = copy_strategies();
+    edit_early_robot(edited_dir.path());
+    let edited = load_strategies(edited_dir.path());
+    for test_db in common::all_dbs().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        load_book(db, dir.path()).await;
+        let mut pages = 0;
+        let died = ops::plan_pages_of(db, &shipped, now, false, 100, |_| {
+            pages += 1;
+            if pages == 2 { Err(anyhow::anyhow!("killed")) } else { Ok(()) }
+        })
+        .await;
+        assert!(died.is_err());
+        let saved = stored_tasks(db).await;
+        let saved_accounts: BTreeSet<String> = saved.iter().map(|task| task.0.clone()).collect();
+
+        // The manager reloads edited strategies: a new run, which skips what the first saved.
+        let outcome = ops::plan_pages_of(db, &edited, now, false, 100, |_| Ok(())).await.unwrap();
+        assert_eq!(outcome.resumed_after, None, "{backend}");
+        let runs = PlanRuns::find().order_by_asc(entity::plan_runs::Column::Id).all(db).await.unwrap();
+        assert_eq!(runs.len(), 2, "{backend}");
+        assert_eq!(runs[0].finished_at, None, "{backend}: the interrupted run stays marked unfinished");
+        assert!(runs[1].finished_at.is_some(), "{backend}");
+        assert_eq!(
+            outcome.totals.skip_counts.get("already_planned").copied().unwrap_or(0) as usize,
+            saved_accounts.len(),
+            "{backend}"
+        );
+        let stored = stored_tasks(db).await;
+        // The first run's tasks stand as they were; no account has tasks of both runs.
+        for task in &saved {
+            assert!(stored.contains(task), "{backend}: {task:?} was lost");
+        }
+        let all = Tasks::find().all(db).await.unwrap();
+        let mut runs_of_account: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
+        for task in &all {
+            runs_of_account.entry(&*task.account_id).or_default().insert(task.plan_run_id);
+        }
+        assert!(runs_of_account.values().all(|runs| runs.len() == 1), "{backend}: an account planned twice");
+        assert!(
+            all.iter().any(|task| task.plan_run_id == runs[1].id && task.rule == "early robot")
+                && all
+                    .iter()
+                    .filter(|task| task.plan_run_id == runs[1].id && task.rule == "early robot")
+                    .all(|task| task.attempt == 1),
+            "{backend}: the second run planned with the edited strategies"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_another_run_saves_while_a_run_plans_keep_that_runs_tasks_only() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 500, 9, now).unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    for test_db in common::all_dbs().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        load_book(db, dir.path()).await;
+        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
+        let mut accounts: Vec<&str> = whole.tasks.iter().map(|task| &*task.account_id).collect();
+        accounts.extend(whole.skips.iter().map(|skip| skip.account_id.as_str()));
+        accounts.sort();
+        accounts.dedup();
+        // Five accounts of the run's fourth page (of 100) that the plan gives tasks.
+        let racing: Vec<&str> = accounts[300..400]
+            .iter()
+            .copied()
+            .filter(|account| whole.tasks.iter().any(|task| &*task.account_id == *account))
+            .take(5)
+            .collect();
+        let theirs: Vec<arrears::plan::Task> = whole
+            .tasks
+            .iter()
+            .filter(|task| racing.contains(&&*task.account_id) && task.attempt == 1)
+            .map(|task| arrears::plan::Task { rule: "another run".into(), ..task.clone() })
+            .collect();
+        assert_eq!(theirs.len(), 5);
+
+        // Another plan saves those accounts after this run loaded its history (while it shows
+        // its first page), before it writes them.
+        let mut pages = 0;
+        let outcome = ops::plan_pages_of(db, &strategies, now, false, 100, |_| {
+            pages += 1;
+            if pages == 1 {
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(arrears::store::raw_insert_tasks(db, &theirs))
+                })?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(outcome.totals.planned_meanwhile, 5, "{backend}");
+        let stored = Tasks::find().all(db).await.unwrap();
+        for account in &racing {
+            let tasks: Vec<&entity::tasks::Model> = stored.iter().filter(|task| task.account_id == *account).collect();
+            assert_eq!(tasks.len(), 1, "{backend}: {account} keeps the other run's task only");
+            assert_eq!(tasks[0].rule, "another run", "{backend}");
+        }
+        let run = PlanRuns::find().one(db).await.unwrap().unwrap();
+        let others = theirs.len();
+        assert_eq!(run.tasks as usize + others, stored.len(), "{backend}: the run counts what it saved");
+        let skip_counts: BTreeMap<String, u64> = serde_json::from_str(&run.skip_counts).unwrap();
+        assert_eq!(skip_counts.get("already_planned"), Some(&5), "{backend}");
+        assert_eq!(outcome.totals.skip_counts.get("already_planned"), Some(&5), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_on_a_planned_day_shows_todays_decisions_marked_already_planned() {
+    for test_db in common::all_dbs().await {
+        let backend = test_db.backend;
+        let now: DateTime<Utc> = common::app::START.parse().unwrap();
+        let book = tempfile::tempdir().unwrap();
+        arrears::demo::write_portfolio(book.path(), 400, 7, now).unwrap();
+        load_book(&test_db.db, book.path()).await;
+        let strategies_dir = copy_strategies();
+        let settings = common::app::settings(&test_db, strategies_dir.path());
+        let run = |dry_run: bool, format: PlanFormat, at: DateTime<Utc>| {
+            let settings = settings.clone();
+            async move {
+                let mut out = Vec::new();
+                ops::plan_command(&settings, at, dry_run, format, &mut out).await.unwrap();
+                String::from_utf8(out).unwrap()
+            }
+        };
+        run(false, PlanFormat::Text, now).await;
+        let saved = stored_tasks(&test_db.db).await;
+        let planned_accounts: BTreeSet<String> = saved.iter().map(|task| task.0.clone()).collect();
+        assert!(
+            saved.iter().any(|task| task.3 == "early robot" && task.2 > 1),
+            "{backend}: robots call more than once"
+        );
+
+        // An hour later, the same local day: the dry run decides again instead of skipping.
+        let later = now + Duration::hours(1);
+        let lines = |text: &str| -> Vec<serde_json::Value> {
+            text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+        };
+        let check_marks = |lines: &[serde_json::Value]| {
+            for line in lines {
+                let account = line["account_id"].as_str().unwrap();
+                assert_ne!(line["reason"], "already_planned", "{backend}: {line}");
+                let marked = line.get("already_planned") == Some(&serde_json::Value::Bool(true));
+                assert_eq!(marked, planned_accounts.contains(account), "{backend}: {line}");
+            }
+        };
+        let preview = lines(&run(true, PlanFormat::Jsonl, later).await);
+        check_marks(&preview);
+        let marked_tasks: Vec<&serde_json::Value> =
+            preview.iter().filter(|line| line["kind"] == "task" && line["already_planned"] == true).collect();
+        assert!(marked_tasks.len() * 2 >= saved.len(), "{backend}: the planned accounts' tasks are shown");
+        let summary = run(true, PlanFormat::Text, later).await;
+        assert!(
+            summary.contains(&format!("{} accounts already have their day planned", planned_accounts.len())),
+            "{backend}:\n{summary}"
+        );
+
+        // The manager edits a rule: the preview shows today's effect of the edit.
+        edit_early_robot(strategies_dir.path());
+        let edited = lines(&run(true, PlanFormat::Jsonl, later).await);
+        check_marks(&edited);
+        let early: Vec<&serde_json::Value> =
+            edited.iter().filter(|line| line["kind"] == "task" && line["rule"] == "early robot").collect();
+        assert!(!early.is_empty(), "{backend}");
+        assert!(early.iter().all(|line| line["attempt"] == 1), "{backend}: the edited rule calls once");
+        assert!(early.iter().any(|line| line["already_planned"] == true), "{backend}");
+
+        // A saving plan still skips the planned days.
+        run(false, PlanFormat::Text, later).await;
+        assert_eq!(stored_tasks(&test_db.db).await, saved, "{backend}");
+    }
+}
