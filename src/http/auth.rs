@@ -26,7 +26,9 @@ impl FromRequestParts<AppState> for Principal {
             })
             .filter(|token| !token.is_empty())
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        crate::ops::tokens::authenticate(&state.db, token)
+        state
+            .tokens
+            .authenticate(&state.db, token)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))
     }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub clock: Clock,
     /// The Prometheus registry.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Tokens proven in the last few seconds.
+    pub tokens: Arc<crate::ops::tokens::TokenCache>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             metrics: Arc::new(
                 crate::metrics::Metrics::new().unwrap_or_else(|error| panic!("metrics registry: {error}")),
             ),
+            tokens: Arc::default(),
         }
     }
 

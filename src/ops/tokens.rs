@@ -151,6 +151,47 @@ pub async fn authenticate(db: &impl ConnectionTrait, token: &str) -> Result<Opti
     Ok(Some(Principal { token_id: stored.id, role, agent_id: stored.agent_id }))
 }
 
+/// How long a proven token is believed without reading the store again: a revoked token is
+/// refused at the latest this long after its revocation.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Tokens proven recently, by their hash (never the token itself), so that an agent's lease,
+/// heartbeats, reports and completion do not each read the token table: [`authenticate`] at
+/// most once per token every [`TOKEN_CACHE_TTL`]. Unknown tokens are not remembered.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    proven: std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>,
+}
+
+/// Tokens remembered at most; beyond, the cache starts over.
+const TOKEN_CACHE_SIZE: usize = 10_000;
+
+impl TokenCache {
+    /// The principal `token` proves, from the cache when proven less than [`TOKEN_CACHE_TTL`]
+    /// ago, else from the store (see [`authenticate`]).
+    pub async fn authenticate(&self, db: &impl ConnectionTrait, token: &str) -> Result<Option<Principal>, StoreError> {
+        let hash = hash_token(token);
+        let now = std::time::Instant::now();
+        {
+            let proven = self.proven.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some((principal, at)) = proven.get(&hash)
+                && now.duration_since(*at) < TOKEN_CACHE_TTL
+            {
+                return Ok(Some(principal.clone()));
+            }
+        }
+        let principal = authenticate(db, token).await?;
+        if let Some(principal) = &principal {
+            let mut proven = self.proven.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if proven.len() >= TOKEN_CACHE_SIZE {
+                proven.clear();
+            }
+            proven.insert(hash, (principal.clone(), now));
+        }
+        Ok(principal)
+    }
+}
+
 /// `arrears token create`: connects (migrating first) and creates a token; returns it.
 pub async fn create_command(
     settings: &super::Settings,
