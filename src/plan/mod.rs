@@ -29,8 +29,8 @@ pub enum Decision {
     Skip(Skip),
 }
 
-/// Window results shared by accounts with the same zones, day and rule.
-type WindowKey = ([Option<Tz>; 3], NaiveDate, usize, usize);
+/// Attempt windows shared by accounts with the same zones, day, rule and number of attempts.
+type SlotsKey = ([Option<Tz>; 3], NaiveDate, usize, usize, u32);
 
 /// Reusable state across the accounts of one plan: the facts buffer and the window cache.
 pub struct Planner<'a> {
@@ -38,11 +38,10 @@ pub struct Planner<'a> {
     strategies: &'a StrategySet,
     now: DateTime<Utc>,
     facts: Facts,
-    windows: FxHashMap<WindowKey, Arc<[Interval]>>,
+    slots: FxHashMap<SlotsKey, Arc<[Interval]>>,
     /// The one UTC offset of a zone over a local day (its UTC bounds), or `None` when the offset
     /// changes that day.
     day_offsets: FxHashMap<(Tz, NaiveDate), Option<DayOffset>>,
-    slots: Vec<Interval>,
     last_limit: Option<(Cap, u32)>,
 }
 
@@ -101,9 +100,8 @@ impl<'a> Planner<'a> {
             strategies,
             now,
             facts: strategies.new_facts(),
-            windows: FxHashMap::default(),
+            slots: FxHashMap::default(),
             day_offsets: FxHashMap::default(),
-            slots: Vec::new(),
             last_limit: None,
         }
     }
@@ -223,8 +221,8 @@ impl<'a> Planner<'a> {
             (treatment.attempts_per_day.min(room.calls), 1)
         };
 
-        let intervals = self.windows_for(borrower, local_date, strategy_index, rule_index, rule);
-        if intervals.is_empty() {
+        let slots = self.slots_for(borrower, local_date, strategy_index, rule_index, rule, count);
+        if slots.is_empty() {
             let detail = if borrower.timezones.len() > 1 {
                 format!(
                     "no time left on {local_date} inside rule `{}`'s windows in every zone of the borrower",
@@ -234,13 +232,6 @@ impl<'a> Planner<'a> {
                 format!("no time left on {local_date} inside rule `{}`'s windows", rule.name)
             };
             return skip(account, Some(stage), Reason::NoWindow, detail);
-        }
-        let mut slots = std::mem::take(&mut self.slots);
-        slots.clear();
-        if channel == Channel::Human {
-            slots.push(longest(&intervals));
-        } else {
-            spread(&intervals, count, Duration::minutes(i64::from(treatment.min_gap_minutes)), &mut slots);
         }
         let arm_name = arm.map(|(experiment, arm)| strategy.experiments[experiment].arms[arm].0.clone());
         let priority = treatment.priority.value(&self.facts);
@@ -263,7 +254,6 @@ impl<'a> Planner<'a> {
                 priority,
             ));
         }
-        self.slots = slots;
         Ok(())
     }
 
@@ -323,26 +313,41 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn windows_for(
+    /// The day's attempt windows of `rule` for the borrower's zones: `count` attempts spread
+    /// over the rule's windows within the contact hours in every zone (one, the longest
+    /// interval, for a human task); empty when no time is left. Shared by every account with the
+    /// same zones, day, rule and count: computed once.
+    fn slots_for(
         &mut self,
         borrower: &Borrower,
         date: NaiveDate,
         strategy: usize,
         rule_index: usize,
         rule: &Rule,
+        count: u32,
     ) -> Arc<[Interval]> {
+        let now = self.now;
         let zones = &borrower.timezones;
+        let compute = || -> Arc<[Interval]> {
+            let intervals = allowed_intervals(zones, date, &rule.treatment.windows, now);
+            if intervals.is_empty() {
+                return Arc::from(Vec::new());
+            }
+            if rule.treatment.channel == Channel::Human {
+                return Arc::from(vec![longest(&intervals)]);
+            }
+            let mut slots = Vec::with_capacity(count as usize);
+            spread(&intervals, count, Duration::minutes(i64::from(rule.treatment.min_gap_minutes)), &mut slots);
+            slots.into()
+        };
         if zones.len() > 3 {
-            return allowed_intervals(zones, date, &rule.treatment.windows, self.now).into();
+            return compute();
         }
         let mut key_zones = [None; 3];
         for (slot, zone) in key_zones.iter_mut().zip(zones) {
             *slot = Some(*zone);
         }
-        let now = self.now;
-        self.windows
-            .entry((key_zones, date, strategy, rule_index))
-            .or_insert_with(|| allowed_intervals(zones, date, &rule.treatment.windows, now).into())
-            .clone()
+        let count = if rule.treatment.channel == Channel::Human { 1 } else { count };
+        self.slots.entry((key_zones, date, strategy, rule_index, count)).or_insert_with(compute).clone()
     }
 }

@@ -294,7 +294,11 @@ fn channel_room(
         if reported == 0 {
             return Err(refuse(Reason::Cap(Cap::UnansweredPerNumber), detail()));
         }
-        let left: u32 = usable().map(|point| number_left(ask, ledger, zone, date, &point.address, true)).sum();
+        let left: u32 = if ask.hand_off.is_some() {
+            usable().map(|point| number_left(ask, ledger, zone, date, &point.address, true)).sum()
+        } else {
+            reported
+        };
         if left == 0 {
             pending.get_or_insert_with(|| {
                 wait(Reason::Cap(Cap::UnansweredPerNumber), format!("{}, counting calls in flight", detail()))
