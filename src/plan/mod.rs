@@ -47,16 +47,7 @@ pub struct Planner<'a> {
 
 /// Plans every account of the portfolio for its local day containing `now`.
 pub fn plan(portfolio: &Portfolio, history: &History, strategies: &StrategySet, now: DateTime<Utc>) -> Plan {
-    let mut planner = Planner::new(history, strategies, now);
-    let mut result = Plan { tasks: Vec::with_capacity(portfolio.accounts.len() * 2), skips: Vec::new() };
-    for account in &portfolio.accounts {
-        if let Err(skip) =
-            planner.decide_into(account, portfolio.borrowers.get(&account.borrower_id), &mut result.tasks)
-        {
-            result.skips.push(skip);
-        }
-    }
-    result
+    Planner::new(history, strategies, now).plan(portfolio)
 }
 
 /// A zone's single offset over one local day, `start..=end` in UTC.
@@ -104,6 +95,20 @@ impl<'a> Planner<'a> {
             day_offsets: FxHashMap::default(),
             last_limit: None,
         }
+    }
+
+    /// Plans every account of one portfolio (a plan run's page), keeping the window caches for
+    /// the next page.
+    pub fn plan(&mut self, portfolio: &Portfolio) -> Plan {
+        let mut result = Plan { tasks: Vec::with_capacity(portfolio.accounts.len() * 2), skips: Vec::new() };
+        for account in &portfolio.accounts {
+            if let Err(skip) =
+                self.decide_into(account, portfolio.borrowers.get(&account.borrower_id), &mut result.tasks)
+            {
+                result.skips.push(skip);
+            }
+        }
+        result
     }
 
     /// Decides one account's local day.
