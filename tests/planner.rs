@@ -589,3 +589,128 @@ fn the_tag_index_finds_the_same_first_rule_as_trying_every_rule_in_order() {
         assert_eq!(indexed, tried_in_order, "case {case}: tags {:?}", account.tags);
     }
 }
+
+/// A model of segment `early/robot/card` in which the borrower's zone answers most at 19:00
+/// local and hardly before noon, from 120 attempts in every weekday and hour.
+fn evening_model() -> arrears::learn::ContactModel {
+    use chrono::Weekday;
+    let mut facts = Vec::new();
+    for weekday in [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun] {
+        for hour in 0..24u32 {
+            let contacts = match hour {
+                19 => 60,
+                17 | 18 | 20 => 36,
+                12..=16 => 12,
+                _ => 2,
+            };
+            for index in 0..120 {
+                facts.push((weekday, hour, index < contacts));
+            }
+        }
+    }
+    arrears::learn::fit(
+        facts.iter().map(|&(weekday, hour, contact)| arrears::learn::AttemptFact {
+            borrower_id: "others",
+            stage: "early",
+            channel: Channel::Robot,
+            product: "card",
+            weekday,
+            hour,
+            contact,
+        }),
+        utc("2026-03-01T00:00:00Z"),
+        utc("2026-06-01T00:00:00Z"),
+    )
+}
+
+const LEARNED_ROBOT: &str = r#"
+[[rule]]
+name = "robot"
+channel = "robot"
+template = "robot/t"
+windows = ["09:00-21:00"]
+attempts_per_day = 3
+min_gap = "1h"
+timing = "learned"
+"#;
+
+#[test]
+fn learned_timing_puts_attempts_at_the_hours_that_answered_most_and_says_the_estimate() {
+    let set = strategies("us-reg-f", LEARNED_ROBOT);
+    let model = evening_model();
+    let zones = [chrono_tz::America::New_York];
+    let history = History::default();
+    let now = utc("2026-06-10T11:00:00Z"); // 07:00 in New York
+    let planner = || Planner::new(&history, &set, now);
+    let learned = tasks(planner().with_model(Some(&model)).decide(&account("2026-06-01"), Some(&borrower(&zones))));
+    let hours: Vec<u32> = learned.iter().map(|task| task.not_before.hour()).collect();
+    assert_eq!(hours, vec![18, 19, 20], "{learned:#?}");
+    assert!(learned.iter().all(|task| task.p_contact.is_some_and(|p| p > 0.25)), "{learned:#?}");
+    assert_eq!(learned.iter().map(|task| task.attempt).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_inside_hours(&learned, &zones, 9, 21);
+    // The same day planned again draws the same hours.
+    let again = tasks(planner().with_model(Some(&model)).decide(&account("2026-06-01"), Some(&borrower(&zones))));
+    assert_eq!(again, learned);
+
+    // Without a model the rule spreads, and no estimate is claimed.
+    let spread = tasks(planner().decide(&account("2026-06-01"), Some(&borrower(&zones))));
+    assert_eq!(spread.iter().map(|task| task.not_before.hour()).collect::<Vec<_>>(), vec![9, 13, 17]);
+    assert!(spread.iter().all(|task| task.p_contact.is_none()));
+}
+
+#[test]
+fn min_p_contact_plans_only_the_hours_worth_a_call_or_skips_low_contact_probability() {
+    let rules = LEARNED_ROBOT.replace("attempts_per_day = 3", "attempts_per_day = 8\nmin_p_contact = 0.2");
+    let set = strategies("us-reg-f", &rules);
+    let model = evening_model();
+    let zones = [chrono_tz::America::New_York];
+    let history = History::default();
+    let morning = utc("2026-06-10T11:00:00Z");
+    let planned = tasks(
+        Planner::new(&history, &set, morning)
+            .with_model(Some(&model))
+            .decide(&account("2026-06-01"), Some(&borrower(&zones))),
+    );
+    // Eight asked; only 17:00-21:00 is estimated at 20 % or more.
+    assert_eq!(planned.iter().map(|task| task.not_before.hour()).collect::<Vec<_>>(), vec![17, 18, 19, 20]);
+
+    // A rule whose windows end at noon: every hour it has is estimated low.
+    let rules =
+        rules.replace("[\"09:00-21:00\"]", "[\"09:00-12:00\"]").replace("attempts_per_day = 8", "attempts_per_day = 2");
+    let set = strategies("us-reg-f", &rules);
+    let decision = Planner::new(&history, &set, morning)
+        .with_model(Some(&model))
+        .decide(&account("2026-06-01"), Some(&borrower(&zones)));
+    assert_eq!(reason(decision), "low_contact_probability");
+}
+
+#[test]
+fn timing_and_min_p_contact_are_checked_in_the_strategy_file() {
+    let settings = PolicySettings::default();
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(templates.path().join("robot")).unwrap();
+    std::fs::write(templates.path().join("robot/t.hbs"), "Hello").unwrap();
+    let options = LoadOptions { templates_dir: templates.path(), default_policy: "us-reg-f", settings: &settings };
+    let errors = |rule: &str| {
+        let text = format!("name = \"t\"\n[stages]\nearly = {{ dpd = [1, 30] }}\n{rule}");
+        match load_sources(&[SourceFile { name: "t.toml".into(), text }], &options) {
+            Ok(_) => String::new(),
+            Err(errors) => errors.to_string(),
+        }
+    };
+    let robot = "[[rule]]\nname = \"r\"\nchannel = \"robot\"\ntemplate = \"robot/t\"\n";
+    assert_eq!(errors(&format!("{robot}timing = \"learned\"\nmin_p_contact = 0.05\n")), "");
+    assert!(
+        errors(&format!("{robot}timing = \"sometimes\"\n"))
+            .contains("t.toml:8:10: rule `r`: timing `sometimes` is not one of: spread, learned"),
+        "{}",
+        errors(&format!("{robot}timing = \"sometimes\"\n"))
+    );
+    assert!(errors(&format!("{robot}min_p_contact = 0.05\n")).contains("min_p_contact needs timing = \"learned\""));
+    assert!(
+        errors(&format!("{robot}timing = \"learned\"\nmin_p_contact = 1.5\n"))
+            .contains("min_p_contact must be between 0 and 1")
+    );
+    let human = "[[rule]]\nname = \"h\"\nchannel = \"human\"\ntiming = \"learned\"\n";
+    assert!(errors(human).contains("timing = \"learned\" is for sms, email and robot rules"), "{}", errors(human));
+}

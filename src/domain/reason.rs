@@ -36,6 +36,8 @@ pub enum Reason {
     Cap(Cap),
     /// No time is left today inside the windows and contact hours in every zone.
     NoWindow,
+    /// Every hour left inside the windows is estimated below the rule's `min_p_contact`.
+    LowContactProbability,
     /// Now is outside the policy's contact hours in one of the borrower's zones.
     Hours,
     /// Now is before the task's window.
@@ -69,6 +71,7 @@ impl Reason {
             Reason::NoConsent,
             Reason::Cooldown,
             Reason::NoWindow,
+            Reason::LowContactProbability,
             Reason::Hours,
             Reason::NotYet,
             Reason::WindowClosed,
@@ -105,6 +108,7 @@ impl Reason {
             Reason::NoConsent => "no_consent",
             Reason::Cooldown => "cooldown:conversation",
             Reason::NoWindow => "no_window",
+            Reason::LowContactProbability => "low_contact_probability",
             Reason::Hours => "hours",
             Reason::NotYet => "not_yet",
             Reason::WindowClosed => "window_closed",

@@ -529,6 +529,8 @@ struct TaskLine<'a> {
     not_before: String,
     not_after: String,
     priority: f64,
+    /// The model's estimate at `not_before`; `null` with spread timing or without a model.
+    p_contact: Option<f64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     already_planned: bool,
 }
@@ -563,6 +565,7 @@ fn task_line(task: &Task, already_planned: bool) -> TaskLine<'_> {
         not_before: task.not_before.to_rfc3339(),
         not_after: task.not_after.to_rfc3339(),
         priority: task.priority,
+        p_contact: task.p_contact,
         already_planned,
     }
 }

@@ -3,19 +3,25 @@
 //! input is a parameter and every reason comes back as data.
 
 mod explain;
+mod learned;
 mod spread;
 mod types;
 
 pub use explain::{ArmTrace, DecisionView, Explanation, FactsView, RuleTrace, explain};
+pub use learned::{Estimates, Placed, Placement, place};
 pub use spread::spread;
 pub use types::{Plan, Skip, Task};
 
 use crate::domain::{Account, Borrower, Cap, Channel, Flag, History, Portfolio, Reason};
+use crate::learn::{ContactModel, SegmentRef};
 use crate::policy::{Interval, allowed_intervals, count_calls, gate};
-use crate::strategy::{Facts, Rule, Strategy, StrategySet};
+use crate::strategy::{Facts, Rule, Strategy, StrategySet, Timing};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Offset, Utc};
 use chrono_tz::Tz;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use rustc_hash::FxHashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 pub use crate::policy::PROMISE_GRACE_DAYS;
@@ -32,6 +38,9 @@ pub enum Decision {
 /// Attempt windows shared by accounts with the same zones, day, rule and number of attempts.
 type SlotsKey = ([Option<Tz>; 3], NaiveDate, usize, usize, u32);
 
+/// The allowed intervals of a rule for the same zones and day.
+type IntervalsKey = ([Option<Tz>; 3], NaiveDate, usize, usize);
+
 /// Reusable state across the accounts of one plan: the facts buffer and the window cache.
 pub struct Planner<'a> {
     history: &'a History,
@@ -39,6 +48,13 @@ pub struct Planner<'a> {
     now: DateTime<Utc>,
     facts: Facts,
     slots: FxHashMap<SlotsKey, Arc<[Interval]>>,
+    intervals: FxHashMap<IntervalsKey, Arc<[Interval]>>,
+    /// The contact model learned timing samples from (`None`: every rule spreads).
+    model: Option<&'a ContactModel>,
+    /// Segments of the model by (strategy, stage, channel), then product.
+    segments: FxHashMap<(usize, usize, Channel), Vec<(Box<str>, SegmentRef)>>,
+    /// The learned placements of the account being decided (reused).
+    placed: Vec<Placed>,
     /// The one UTC offset of a zone over a local day (its UTC bounds), or `None` when the offset
     /// changes that day.
     day_offsets: FxHashMap<(Tz, NaiveDate), Option<DayOffset>>,
@@ -92,9 +108,20 @@ impl<'a> Planner<'a> {
             now,
             facts: strategies.new_facts(),
             slots: FxHashMap::default(),
+            intervals: FxHashMap::default(),
+            model: None,
+            segments: FxHashMap::default(),
+            placed: Vec::new(),
             day_offsets: FxHashMap::default(),
             last_limit: None,
         }
+    }
+
+    /// The planner with a contact model: rules with `timing = "learned"` place their attempts
+    /// by it (without one they spread).
+    pub fn with_model(mut self, model: Option<&'a ContactModel>) -> Planner<'a> {
+        self.model = model;
+        self
     }
 
     /// Plans every account of one portfolio (a plan run's page), keeping the window caches for
@@ -226,39 +253,81 @@ impl<'a> Planner<'a> {
             (treatment.attempts_per_day.min(room.calls), 1)
         };
 
-        let slots = self.slots_for(borrower, local_date, strategy_index, rule_index, rule, count);
-        if slots.is_empty() {
-            let detail = if borrower.timezones.len() > 1 {
+        let no_window = |planner: &Self| {
+            let _ = planner;
+            if borrower.timezones.len() > 1 {
                 format!(
                     "no time left on {local_date} inside rule `{}`'s windows in every zone of the borrower",
                     rule.name
                 )
             } else {
                 format!("no time left on {local_date} inside rule `{}`'s windows", rule.name)
+            }
+        };
+        let learned = match self.model {
+            Some(model) if treatment.timing == Timing::Learned && channel != Channel::Human => Some(model),
+            _ => None,
+        };
+        let mut placed = std::mem::take(&mut self.placed);
+        placed.clear();
+        let slots = if let Some(model) = learned {
+            let intervals = self.intervals_for(borrower, local_date, strategy_index, rule_index, rule);
+            let estimates = Estimates {
+                model,
+                segment: self.segment_of(model, strategy_index, stage_index, channel, &account.product),
+                borrower_id: &borrower.id,
+                zone,
+                min_p_contact: treatment.min_p_contact,
             };
-            return skip(account, Some(stage), Reason::NoWindow, detail);
-        }
+            let mut rng = SmallRng::seed_from_u64(draw_seed(&account.id, local_date, rule_index));
+            let min_gap = Duration::minutes(i64::from(treatment.min_gap_minutes));
+            match place(&intervals, count, min_gap, &estimates, &mut rng, &mut placed) {
+                Placement::Placed => {}
+                Placement::NoTime => {
+                    self.placed = placed;
+                    return skip(account, Some(stage), Reason::NoWindow, no_window(self));
+                }
+                Placement::BelowThreshold => {
+                    self.placed = placed;
+                    let least = treatment.min_p_contact.unwrap_or_default();
+                    return skip(
+                        account,
+                        Some(stage),
+                        Reason::LowContactProbability,
+                        format!(
+                            "every hour left on {local_date} inside rule `{}`'s windows is estimated below min_p_contact {least}",
+                            rule.name
+                        ),
+                    );
+                }
+            }
+            None
+        } else {
+            let slots = self.slots_for(borrower, local_date, strategy_index, rule_index, rule, count);
+            if slots.is_empty() {
+                return skip(account, Some(stage), Reason::NoWindow, no_window(self));
+            }
+            Some(slots)
+        };
         let arm_name = arm.map(|(experiment, arm)| strategy.experiments[experiment].arms[arm].0.clone());
         let priority = treatment.priority.value(&self.facts);
         let day_offset = self.day_offset(zone, local_date);
         let ids: (Arc<str>, Arc<str>) = (account.id.as_str().into(), account.borrower_id.as_str().into());
-        for (index, slot) in slots.iter().enumerate() {
-            tasks.push(self.task(
-                day_offset,
-                &ids,
-                strategy,
-                stage,
-                rule,
-                arm_name.clone(),
-                zone,
-                local_date,
-                dpd,
-                index,
-                *slot,
-                calls_allowed,
-                priority,
-            ));
+        let shape =
+            TaskShape { day_offset, ids: &ids, strategy, stage, rule, zone, local_date, dpd, calls_allowed, priority };
+        match slots {
+            Some(slots) => {
+                for (index, slot) in slots.iter().enumerate() {
+                    tasks.push(shape.task(arm_name.clone(), index, *slot, None));
+                }
+            }
+            None => {
+                for (index, placed) in placed.iter().enumerate() {
+                    tasks.push(shape.task(arm_name.clone(), index, placed.slot, Some(placed.p_contact)));
+                }
+            }
         }
+        self.placed = placed;
         Ok(())
     }
 
@@ -280,41 +349,44 @@ impl<'a> Planner<'a> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn task(
-        &self,
-        day_offset: Option<DayOffset>,
-        (account_id, borrower_id): &(Arc<str>, Arc<str>),
-        strategy: &Strategy,
-        stage: &Arc<str>,
+    /// The model's segment of an account in `stage` of `strategy` reached by `channel`.
+    fn segment_of(
+        &mut self,
+        model: &ContactModel,
+        strategy_index: usize,
+        stage_index: usize,
+        channel: Channel,
+        product: &str,
+    ) -> SegmentRef {
+        let products = self.segments.entry((strategy_index, stage_index, channel)).or_default();
+        if let Some((_, segment)) = products.iter().find(|(known, _)| &**known == product) {
+            return *segment;
+        }
+        let stage = &self.strategies.strategies[strategy_index].stages[stage_index].name;
+        let segment = model.segment(stage, channel, product);
+        products.push((product.into(), segment));
+        segment
+    }
+
+    /// The allowed intervals of `rule` on `date` for the borrower's zones: its windows within
+    /// the contact hours in every zone, from `now` on. Shared by every account with the same
+    /// zones, day and rule: computed once.
+    fn intervals_for(
+        &mut self,
+        borrower: &Borrower,
+        date: NaiveDate,
+        strategy: usize,
+        rule_index: usize,
         rule: &Rule,
-        arm: Option<Arc<str>>,
-        zone: Tz,
-        local_date: NaiveDate,
-        dpd: i32,
-        index: usize,
-        slot: Interval,
-        calls_allowed: u32,
-        priority: f64,
-    ) -> Task {
-        let treatment = &rule.treatment;
-        Task {
-            account_id: Arc::clone(account_id),
-            borrower_id: Arc::clone(borrower_id),
-            local_date,
-            dpd,
-            stage: stage.clone(),
-            strategy: strategy.name.clone(),
-            rule: rule.name.clone(),
-            arm,
-            channel: treatment.channel,
-            queue: treatment.queue.clone(),
-            template: treatment.template.clone(),
-            attempt: index as u32 + 1,
-            calls_allowed,
-            not_before: at_offset(slot.start, zone, day_offset),
-            not_after: at_offset(slot.end, zone, day_offset),
-            priority,
+    ) -> Arc<[Interval]> {
+        let now = self.now;
+        let zones = &borrower.timezones;
+        let compute = || -> Arc<[Interval]> { allowed_intervals(zones, date, &rule.treatment.windows, now).into() };
+        match zones_key(zones) {
+            Some(key_zones) => {
+                self.intervals.entry((key_zones, date, strategy, rule_index)).or_insert_with(compute).clone()
+            }
+            None => compute(),
         }
     }
 
@@ -331,28 +403,87 @@ impl<'a> Planner<'a> {
         rule: &Rule,
         count: u32,
     ) -> Arc<[Interval]> {
-        let now = self.now;
-        let zones = &borrower.timezones;
-        let compute = || -> Arc<[Interval]> {
-            let intervals = allowed_intervals(zones, date, &rule.treatment.windows, now);
-            if intervals.is_empty() {
-                return Arc::from(Vec::new());
-            }
-            if rule.treatment.channel == Channel::Human {
-                return Arc::from(vec![longest(&intervals)]);
-            }
+        let count = if rule.treatment.channel == Channel::Human { 1 } else { count };
+        let key_zones = zones_key(&borrower.timezones);
+        if let Some(key_zones) = key_zones
+            && let Some(slots) = self.slots.get(&(key_zones, date, strategy, rule_index, count))
+        {
+            return slots.clone();
+        }
+        let intervals = self.intervals_for(borrower, date, strategy, rule_index, rule);
+        let slots: Arc<[Interval]> = if intervals.is_empty() {
+            Arc::from(Vec::new())
+        } else if rule.treatment.channel == Channel::Human {
+            Arc::from(vec![longest(&intervals)])
+        } else {
             let mut slots = Vec::with_capacity(count as usize);
             spread(&intervals, count, Duration::minutes(i64::from(rule.treatment.min_gap_minutes)), &mut slots);
             slots.into()
         };
-        if zones.len() > 3 {
-            return compute();
+        if let Some(key_zones) = key_zones {
+            self.slots.insert((key_zones, date, strategy, rule_index, count), slots.clone());
         }
-        let mut key_zones = [None; 3];
-        for (slot, zone) in key_zones.iter_mut().zip(zones) {
-            *slot = Some(*zone);
+        slots
+    }
+}
+
+/// The cache key of up to three zones (more are not cached).
+fn zones_key(zones: &[Tz]) -> Option<[Option<Tz>; 3]> {
+    if zones.len() > 3 {
+        return None;
+    }
+    let mut key = [None; 3];
+    for (slot, zone) in key.iter_mut().zip(zones) {
+        *slot = Some(*zone);
+    }
+    Some(key)
+}
+
+/// The seed of an account's Thompson draws on a local day for a rule: the same plan gives the
+/// same placements; another day draws anew (and so keeps exploring).
+fn draw_seed(account_id: &str, date: NaiveDate, rule_index: usize) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    account_id.hash(&mut hasher);
+    date.hash(&mut hasher);
+    rule_index.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What the tasks of one account's day share.
+struct TaskShape<'s> {
+    day_offset: Option<DayOffset>,
+    ids: &'s (Arc<str>, Arc<str>),
+    strategy: &'s Strategy,
+    stage: &'s Arc<str>,
+    rule: &'s Rule,
+    zone: Tz,
+    local_date: NaiveDate,
+    dpd: i32,
+    calls_allowed: u32,
+    priority: f64,
+}
+
+impl TaskShape<'_> {
+    fn task(&self, arm: Option<Arc<str>>, index: usize, slot: Interval, p_contact: Option<f64>) -> Task {
+        let treatment = &self.rule.treatment;
+        Task {
+            account_id: Arc::clone(&self.ids.0),
+            borrower_id: Arc::clone(&self.ids.1),
+            local_date: self.local_date,
+            dpd: self.dpd,
+            stage: self.stage.clone(),
+            strategy: self.strategy.name.clone(),
+            rule: self.rule.name.clone(),
+            arm,
+            channel: treatment.channel,
+            queue: treatment.queue.clone(),
+            template: treatment.template.clone(),
+            attempt: index as u32 + 1,
+            calls_allowed: self.calls_allowed,
+            not_before: at_offset(slot.start, self.zone, self.day_offset),
+            not_after: at_offset(slot.end, self.zone, self.day_offset),
+            priority: self.priority,
+            p_contact,
         }
-        let count = if rule.treatment.channel == Channel::Human { 1 } else { count };
-        self.slots.entry((key_zones, date, strategy, rule_index, count)).or_insert_with(compute).clone()
     }
 }

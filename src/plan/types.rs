@@ -40,6 +40,9 @@ pub struct Task {
     pub not_after: DateTime<FixedOffset>,
     /// Larger is served first.
     pub priority: f64,
+    /// The contact model's estimated probability of a right-party contact at `not_before`
+    /// (`timing = "learned"` with a model; `None` otherwise).
+    pub p_contact: Option<f64>,
 }
 
 /// Why an account gets no task today.

@@ -1,7 +1,9 @@
 //! Checks a parsed strategy file and compiles it: stages, rules, conditions, windows, templates,
 //! experiments, and the policy it tightens. Every problem is collected with its source span.
 
-use super::compiled::{Conditions, Experiment, Priority, Range, Rule, Stage, Strategy, Symbols, TagIndex, Treatment};
+use super::compiled::{
+    Conditions, Experiment, Priority, Range, Rule, Stage, Strategy, Symbols, TagIndex, Timing, Treatment,
+};
 use super::file::{ExperimentDef, PriorityDef, RuleDef, StrategyFile};
 use super::templates::TemplateChecker;
 use crate::domain::{Channel, Money};
@@ -278,6 +280,40 @@ fn compile_rule(
         problems.push(here(rule.span(), "queue and calls_per_day are for human rules".into()));
     }
 
+    let timing = match def.timing.as_ref().map(|timing| (timing.span(), timing.get_ref().as_str())) {
+        None | Some((_, "spread")) => Timing::Spread,
+        Some((span, "learned")) => {
+            if is_human {
+                problems.push(here(
+                    span,
+                    "timing = \"learned\" is for sms, email and robot rules; a human task carries one window".into(),
+                ));
+            }
+            Timing::Learned
+        }
+        Some((span, other)) => {
+            problems.push(here(span, format!("timing `{other}` is not one of: spread, learned")));
+            Timing::Spread
+        }
+    };
+    let min_p_contact = match &def.min_p_contact {
+        Some(value) if !(0.0..=1.0).contains(value.get_ref()) => {
+            problems
+                .push(here(value.span(), format!("min_p_contact must be between 0 and 1, not {}", value.get_ref())));
+            None
+        }
+        Some(value) if channel.is_some_and(|channel| channel != Channel::Robot) => {
+            problems
+                .push(here(value.span(), "min_p_contact is for robot rules (calls placed by learned timing)".into()));
+            None
+        }
+        Some(value) if timing != Timing::Learned => {
+            problems.push(here(value.span(), "min_p_contact needs timing = \"learned\"".into()));
+            None
+        }
+        value => value.as_ref().map(|value| *value.get_ref()),
+    };
+
     let min_gap_minutes = match &def.min_gap {
         None => 0,
         Some(gap) => match humantime::parse_duration(gap.get_ref()) {
@@ -414,6 +450,8 @@ fn compile_rule(
             windows,
             attempts_per_day: if is_human { 1 } else { attempts_per_day },
             min_gap_minutes,
+            timing,
+            min_p_contact,
             queue,
             calls_per_day: if is_human { calls_per_day } else { 1 },
             priority,

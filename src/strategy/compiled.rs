@@ -227,6 +227,10 @@ pub struct Treatment {
     pub attempts_per_day: u32,
     /// Minimum minutes between two attempts' earliest instants.
     pub min_gap_minutes: u32,
+    /// Where the attempts go inside the windows.
+    pub timing: Timing,
+    /// Hours whose estimated contact probability is below this get no attempt.
+    pub min_p_contact: Option<f64>,
     /// Human queue.
     pub queue: Option<Arc<str>>,
     /// Calls per day for a human task.
@@ -235,6 +239,17 @@ pub struct Treatment {
     pub priority: Priority,
     /// Robot to human escalation: after so many failed attempts, this queue.
     pub escalate: Option<(u32, Arc<str>)>,
+}
+
+/// Where a rule's attempts go inside its windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timing {
+    /// Evenly over the allowed time (`spread`, the default).
+    #[default]
+    Spread,
+    /// At the hours of highest sampled contact probability (`learned`): Thompson sampling from
+    /// the latest contact model; `spread` while no model exists.
+    Learned,
 }
 
 /// One compiled rule.

@@ -138,6 +138,17 @@ pub struct RuleDef {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub min_gap: Option<Spanned<String>>,
+    /// Where the day's attempts go inside the windows: `spread` (evenly, the default) or
+    /// `learned` (the hours of highest sampled contact probability under the latest model of
+    /// `arrears learn`; sms, email and robot rules).
+    #[serde(default)]
+    #[schemars(with = "Option<TimingDef>")]
+    pub timing: Option<Spanned<String>>,
+    /// The least estimated probability of a right-party contact an attempt's hour must have
+    /// (0 to 1): hours below it get no attempt. Needs a model; without one it has no effect.
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub min_p_contact: Option<Spanned<f64>>,
     /// Human work queue (human channel). Default "default".
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -154,6 +165,17 @@ pub struct RuleDef {
     #[serde(default)]
     #[schemars(with = "Option<EscalateDef>")]
     pub escalate: Option<Spanned<EscalateDef>>,
+}
+
+/// A rule's `timing`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum TimingDef {
+    /// Evenly over the windows.
+    Spread,
+    /// At the hours of highest sampled contact probability.
+    Learned,
 }
 
 /// One arm of an experiment.

@@ -8,7 +8,7 @@ mod file;
 mod templates;
 
 pub use compiled::{
-    Conditions, Experiment, Facts, Priority, Range, Rule, Stage, Strategy, StrategySet, Treatment, UNKNOWN,
+    Conditions, Experiment, Facts, Priority, Range, Rule, Stage, Strategy, StrategySet, Timing, Treatment, UNKNOWN,
 };
 pub use file::StrategyFile;
 pub use templates::{
