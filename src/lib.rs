@@ -20,5 +20,6 @@ pub mod policy;
 pub mod report;
 pub mod scheduler;
 pub mod serve;
+pub mod sim;
 pub mod store;
 pub mod strategy;
