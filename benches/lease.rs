@@ -284,6 +284,7 @@ fn tasks(range: std::ops::Range<usize>, queue: &str, now: DateTime<Utc>) -> Vec<
             not_before: at(8),
             not_after: at(21),
             priority: priority as f64,
+            p_contact: None,
         })
         .collect()
 }

@@ -164,6 +164,7 @@ async fn the_scheduler_keeps_releasing_and_reaping_while_its_plan_job_runs() {
             not_before: opens.with_timezone(&zone).fixed_offset(),
             not_after: (occurrence + Duration::hours(8)).with_timezone(&zone).fixed_offset(),
             priority: 1.0,
+            p_contact: None,
         };
         arrears::store::raw_insert_tasks(
             &db.db,

@@ -30,6 +30,7 @@ fn human_task(account: &str, now: DateTime<Utc>, queue: &str) -> Task {
         not_before: now.with_timezone(&zone).fixed_offset(),
         not_after: (now + Duration::hours(4)).with_timezone(&zone).fixed_offset(),
         priority: 1.0,
+        p_contact: None,
     }
 }
 

@@ -87,6 +87,7 @@ fn task(account_id: &str, local_date: NaiveDate, attempt: u32, stage: &str) -> T
         not_before: opens + Duration::hours(i64::from(attempt) * 2),
         not_after: opens + Duration::hours(11),
         priority: 0.5,
+        p_contact: None,
     }
 }
 

@@ -198,7 +198,7 @@ mod tests {
                 let date: NaiveDate = day.parse().unwrap();
                 for _ in 0..40 {
                     let start = rng.random_range(8 * 60..20 * 60) as u16;
-                    let end = rng.random_range(start + 30..=21 * 60) as u16;
+                    let end: u16 = rng.random_range(start + 30..=21 * 60);
                     let mut windows = vec![TimeWindow { start, end }];
                     if rng.random_bool(0.5) && end + 60 < 21 * 60 {
                         windows.push(TimeWindow { start: end + 60, end: 21 * 60 });

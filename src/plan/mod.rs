@@ -38,6 +38,9 @@ pub enum Decision {
 /// Attempt windows shared by accounts with the same zones, day, rule and number of attempts.
 type SlotsKey = ([Option<Tz>; 3], NaiveDate, usize, usize, u32);
 
+/// A stage's segments of the contact model by product.
+type ProductSegments = Vec<(Box<str>, SegmentRef)>;
+
 /// The allowed intervals of a rule for the same zones and day.
 type IntervalsKey = ([Option<Tz>; 3], NaiveDate, usize, usize);
 
@@ -52,7 +55,7 @@ pub struct Planner<'a> {
     /// The contact model learned timing samples from (`None`: every rule spreads).
     model: Option<&'a ContactModel>,
     /// Segments of the model by (strategy, stage, channel), then product.
-    segments: FxHashMap<(usize, usize, Channel), Vec<(Box<str>, SegmentRef)>>,
+    segments: FxHashMap<(usize, usize, Channel), ProductSegments>,
     /// The learned placements of the account being decided (reused).
     placed: Vec<Placed>,
     /// The one UTC offset of a zone over a local day (its UTC bounds), or `None` when the offset
@@ -253,8 +256,7 @@ impl<'a> Planner<'a> {
             (treatment.attempts_per_day.min(room.calls), 1)
         };
 
-        let no_window = |planner: &Self| {
-            let _ = planner;
+        let no_window = || {
             if borrower.timezones.len() > 1 {
                 format!(
                     "no time left on {local_date} inside rule `{}`'s windows in every zone of the borrower",
@@ -285,7 +287,7 @@ impl<'a> Planner<'a> {
                 Placement::Placed => {}
                 Placement::NoTime => {
                     self.placed = placed;
-                    return skip(account, Some(stage), Reason::NoWindow, no_window(self));
+                    return skip(account, Some(stage), Reason::NoWindow, no_window());
                 }
                 Placement::BelowThreshold => {
                     self.placed = placed;
@@ -305,7 +307,7 @@ impl<'a> Planner<'a> {
         } else {
             let slots = self.slots_for(borrower, local_date, strategy_index, rule_index, rule, count);
             if slots.is_empty() {
-                return skip(account, Some(stage), Reason::NoWindow, no_window(self));
+                return skip(account, Some(stage), Reason::NoWindow, no_window());
             }
             Some(slots)
         };
