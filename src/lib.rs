@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod learn;
 pub mod metrics;
 pub mod ops;
 pub mod plan;
