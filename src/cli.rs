@@ -59,6 +59,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
     },
+    /// Fit the probability of a right-party contact (segment, local hour, borrower) and store it.
+    Learn {
+        /// Learn as of this instant (RFC 3339) instead of now: the window ends here.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// How many days of attempts before --as-of to learn from.
+        #[arg(long, default_value_t = ops::learn::DEFAULT_LOOKBACK_DAYS)]
+        lookback_days: u32,
+    },
     /// Why is this account (not) contacted today: stage, rules tried, caps, the decision, its tasks.
     Explain {
         /// The account id.
@@ -250,6 +259,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan { dry_run, as_of, format } => {
             let now = as_of.map(|at| at.to_utc()).unwrap_or_else(chrono::Utc::now);
             ops::plan_command(&settings, now, dry_run, format, &mut out).await?;
+        }
+        Command::Learn { as_of, lookback_days } => {
+            let now = as_of.map(|at| at.to_utc()).unwrap_or_else(chrono::Utc::now);
+            ops::learn::learn_command(&settings, now, lookback_days, &mut out).await?;
         }
         Command::Explain { account_id, as_of, json } => {
             let now = as_of.map(|at| at.to_utc()).unwrap_or_else(chrono::Utc::now);

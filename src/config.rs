@@ -63,6 +63,9 @@ pub struct Schedule {
     /// When open promises are checked (kept or broken).
     #[serde(default = "Schedule::default_promises")]
     pub promises: String,
+    /// When the contact model is learned again (`arrears learn`, 90 days back).
+    #[serde(default = "Schedule::default_learn")]
+    pub learn: String,
 }
 
 impl Schedule {
@@ -75,11 +78,19 @@ impl Schedule {
     fn default_promises() -> String {
         "0 */5 * * * *".into()
     }
+    fn default_learn() -> String {
+        "0 0 2 * * *".into()
+    }
 }
 
 impl Default for Schedule {
     fn default() -> Self {
-        Schedule { plan: Self::default_plan(), reap: Self::default_reap(), promises: Self::default_promises() }
+        Schedule {
+            plan: Self::default_plan(),
+            reap: Self::default_reap(),
+            promises: Self::default_promises(),
+            learn: Self::default_learn(),
+        }
     }
 }
 

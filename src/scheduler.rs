@@ -10,6 +10,10 @@
 //!   instance continues the run on its next tick.
 //! - **reap** (expired leases back to their queues) and **promises** (kept or broken): on every
 //!   occurrence of their expressions, on every instance (both are idempotent).
+//! - **learn**: on each occurrence of `[schedule] learn` after the first step (not at start-up),
+//!   the instance that takes the `learner` lock (held for an hour, not given back, so the other
+//!   instances skip that occurrence) fits and stores a new contact model over the last
+//!   [`crate::ops::learn::DEFAULT_LOOKBACK_DAYS`] days, inside the step.
 //! - **release**: every step, when configured with [`Scheduler::with_release`]: tasks whose window
 //!   opened are checked again and sent to the outbox (robot, SMS, e-mail) or made leasable
 //!   (human); tasks whose window closed expire.
@@ -60,7 +64,12 @@ pub struct Schedules {
     pub reap: cron::Schedule,
     /// The promise watcher.
     pub promises: cron::Schedule,
+    /// The nightly training of the contact model.
+    pub learn: cron::Schedule,
 }
+
+/// The lock the learn job takes.
+pub const LEARNER_LOCK: &str = "learner";
 
 fn parse_cron(key: &str, expression: &str) -> Result<cron::Schedule, String> {
     cron::Schedule::from_str(expression)
@@ -79,7 +88,8 @@ impl Schedules {
         let plan = parse_cron("schedule.plan", &config.schedule.plan)?;
         let reap = parse_cron("schedule.reap", &config.schedule.reap)?;
         let promises = parse_cron("schedule.promises", &config.schedule.promises)?;
-        Ok(Schedules { zone, plan, reap, promises })
+        let learn = parse_cron("schedule.learn", &config.schedule.learn)?;
+        Ok(Schedules { zone, plan, reap, promises, learn })
     }
 
     /// The latest occurrence of the plan schedule at or before `now`.
@@ -111,6 +121,8 @@ pub struct StepReport {
     pub leases_reaped: u64,
     /// Promises resolved.
     pub promises: PromiseReport,
+    /// The version of the contact model this step learned.
+    pub learned: Option<i64>,
     /// Tasks released, expired or held back.
     pub released: ReleaseReport,
     /// Webhooks tried.
@@ -259,6 +271,12 @@ impl Scheduler {
         }
         if due(&self.schedules.promises) {
             report.promises = work::evaluate_promises(&self.db, now, crate::plan::PROMISE_GRACE_DAYS as u32).await?;
+        }
+        if previous.is_some_and(|after| occurs(&self.schedules.learn, zone, after, now))
+            && store::try_lock(&self.db, LEARNER_LOCK, &self.holder, now, now + Duration::hours(1)).await?
+        {
+            let lookback = crate::ops::learn::DEFAULT_LOOKBACK_DAYS;
+            report.learned = Some(crate::ops::learn::learn(&self.db, now, lookback).await?.version);
         }
         if let Some(release) = &self.release {
             let strategies = (self.strategies)();

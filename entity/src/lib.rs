@@ -9,6 +9,7 @@ pub mod api_tokens;
 pub mod attempts;
 pub mod audit_log;
 pub mod borrowers;
+pub mod contact_models;
 pub mod contact_points;
 pub mod deliveries;
 pub mod payments;

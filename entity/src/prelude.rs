@@ -5,6 +5,7 @@ pub use super::api_tokens::Entity as ApiTokens;
 pub use super::attempts::Entity as Attempts;
 pub use super::audit_log::Entity as AuditLog;
 pub use super::borrowers::Entity as Borrowers;
+pub use super::contact_models::Entity as ContactModels;
 pub use super::contact_points::Entity as ContactPoints;
 pub use super::deliveries::Entity as Deliveries;
 pub use super::payments::Entity as Payments;

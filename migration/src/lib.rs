@@ -11,6 +11,7 @@ mod m20261122_000003_leases;
 mod m20261122_000004_endpoints;
 mod m20261122_000005_release;
 mod m20261126_000006_gate;
+mod m20261201_000007_models;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_endpoints::Migration),
             Box::new(m20261122_000005_release::Migration),
             Box::new(m20261126_000006_gate::Migration),
+            Box::new(m20261201_000007_models::Migration),
         ]
     }
 }

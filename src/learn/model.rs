@@ -1,63 +1,249 @@
-//! Placeholder model.
+//! The fitted contact model: Beta posteriors of a right-party contact per channel, segment
+//! (stage, channel, product), local weekday and hour, and a rate factor per borrower. Pure
+//! lookups for the planner's hot path (no allocation in [`ContactModel::posterior`]); it never
+//! fits (see `fit.rs`) and never reads the store.
 
 use crate::domain::Channel;
-use chrono::{DateTime, Datelike, Utc, Weekday};
-use rustc_hash::FxHashMap;
+use chrono::{DateTime, Utc, Weekday};
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
 
-/// A Beta posterior.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Weekday × hour slots of a week.
+pub(crate) const SLOTS: usize = 7 * 24;
+
+/// The smallest and largest mean a posterior is given (keeps both parameters positive).
+pub(crate) const MEAN_FLOOR: f64 = 1e-4;
+
+/// The slot of a local weekday and hour (hours above 23 read as 23).
+pub(crate) fn slot(weekday: Weekday, hour: u32) -> usize {
+    weekday.num_days_from_monday() as usize * 24 + hour.min(23) as usize
+}
+
+/// Keeps a probability inside `[MEAN_FLOOR, 1 - MEAN_FLOOR]`.
+pub(crate) fn clamp_mean(mean: f64) -> f64 {
+    if mean.is_finite() { mean.clamp(MEAN_FLOOR, 1.0 - MEAN_FLOOR) } else { 0.5 }
+}
+
+/// A Beta distribution over a probability.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Beta {
-    /// Successes plus prior.
+    /// Pseudo-count of successes (right-party contacts).
     pub alpha: f64,
-    /// Failures plus prior.
+    /// Pseudo-count of failures.
     pub beta: f64,
 }
 
 impl Beta {
-    /// The mean.
-    pub fn mean(&self) -> f64 {
-        self.alpha / (self.alpha + self.beta)
+    /// The uniform distribution: nothing known.
+    pub const UNIFORM: Beta = Beta { alpha: 1.0, beta: 1.0 };
+
+    /// The Beta with this mean (clamped inside (0, 1)) and concentration `alpha + beta`.
+    pub fn with_mean(mean: f64, concentration: f64) -> Beta {
+        let mean = clamp_mean(mean);
+        let concentration = if concentration.is_finite() && concentration > 0.0 { concentration } else { 2.0 };
+        Beta { alpha: mean * concentration, beta: (1.0 - mean) * concentration }
     }
 
-    /// One draw.
+    /// The mean, `alpha / (alpha + beta)`.
+    pub fn mean(&self) -> f64 {
+        let total = self.alpha + self.beta;
+        if total > 0.0 { self.alpha / total } else { 0.5 }
+    }
+
+    /// `alpha + beta`: how many observations the distribution is worth.
+    pub fn concentration(&self) -> f64 {
+        self.alpha + self.beta
+    }
+
+    /// One Thompson draw (the mean when the parameters are not a valid Beta).
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f64 {
-        use rand_distr::Distribution;
-        rand_distr::Beta::new(self.alpha, self.beta).map_or(self.mean(), |beta| beta.sample(rng))
+        use rand_distr::Distribution as _;
+        match rand_distr::Beta::new(self.alpha, self.beta) {
+            Ok(distribution) => distribution.sample(rng),
+            Err(_) => self.mean(),
+        }
+    }
+
+    /// The same concentration with the mean multiplied by `factor`.
+    fn scaled(self, factor: f64) -> Beta {
+        Beta::with_mean(self.mean() * factor, self.concentration())
     }
 }
 
-/// A resolved segment.
+/// A resolved segment: cheap to copy; the planner resolves it once per (stage, channel,
+/// product) and caches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SegmentRef(Option<u32>);
+pub struct SegmentRef {
+    channel: Channel,
+    /// Index into the model's segments; `None`: not seen, the channel's global curve only.
+    index: Option<u32>,
+}
 
-/// The model.
-#[derive(Debug, Clone, Default)]
+impl SegmentRef {
+    /// Whether the model saw attempts in this segment.
+    pub fn is_known(&self) -> bool {
+        self.index.is_some()
+    }
+}
+
+/// The global curve of one channel, pooled over every segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ChannelCurve {
+    /// Attempts behind it.
+    pub(crate) attempts: u64,
+    /// The channel's overall rate.
+    pub(crate) overall: Beta,
+    /// By local hour (24).
+    pub(crate) hours: Vec<Beta>,
+    /// By local weekday × hour ([`SLOTS`], Monday 00:00 first).
+    pub(crate) cells: Vec<Beta>,
+    /// The prior strength a segment's level gets around this curve (empirical Bayes): the
+    /// concentration an unseen segment's posterior is given.
+    pub(crate) segment_strength: f64,
+}
+
+/// One segment's fitted curves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Segment {
+    pub(crate) stage: String,
+    pub(crate) channel: Channel,
+    pub(crate) product: String,
+    pub(crate) attempts: u64,
+    pub(crate) contacts: u64,
+    pub(crate) overall: Beta,
+    /// Attempts by local hour (24).
+    pub(crate) hour_attempts: Vec<u64>,
+    /// By local hour (24).
+    pub(crate) hours: Vec<Beta>,
+    /// By local weekday × hour ([`SLOTS`]).
+    pub(crate) cells: Vec<Beta>,
+}
+
+/// The fitted model of P(right-party contact | attempt). Stored as JSON by `store::models`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactModel {
-    /// Version.
+    /// The stored version (the row id of `contact_models`); 0 until stored.
     pub version: i64,
-    /// From.
+    /// Attempts at or after this instant were learned from.
     pub trained_from: DateTime<Utc>,
-    /// To.
+    /// Attempts before this instant were learned from.
     pub trained_to: DateTime<Utc>,
-    pub(crate) segments: FxHashMap<(String, Channel, String), u32>,
-    pub(crate) cells: Vec<[(u32, u32); 168]>,
+    pub(crate) attempts: u64,
+    /// One per channel, in [`Channel::ALL`] order.
+    pub(crate) channels: Vec<ChannelCurve>,
+    pub(crate) segments: Vec<Segment>,
+    /// stage → product → segment index per channel ([`Channel::ALL`] order).
+    pub(crate) index: HashMap<String, HashMap<String, [Option<u32>; 4]>>,
+    /// The multiplicative rate factor of each borrower seen.
+    pub(crate) borrowers: HashMap<String, f64>,
+}
+
+/// A channel's position in [`Channel::ALL`].
+pub(crate) fn channel_index(channel: Channel) -> usize {
+    Channel::ALL.iter().position(|each| *each == channel).unwrap_or(0)
+}
+
+/// One local hour of a segment, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HourRate {
+    /// Local hour, 0..24.
+    pub hour: u32,
+    /// Posterior mean rate of the hour (all weekdays).
+    pub rate: f64,
+    /// Attempts behind it.
+    pub attempts: u64,
+}
+
+/// What was learned about one segment, for reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentSummary {
+    /// Stage.
+    pub stage: String,
+    /// Channel.
+    pub channel: Channel,
+    /// Product.
+    pub product: String,
+    /// Attempts learned from.
+    pub attempts: u64,
+    /// Right-party contacts among them.
+    pub contacts: u64,
+    /// Posterior mean of the segment's overall rate.
+    pub rate: f64,
+    /// The hours with attempts, best rate first.
+    pub hours: Vec<HourRate>,
 }
 
 impl ContactModel {
-    /// Resolves a segment.
+    /// Resolves a segment (allocation-free; cache the result).
     pub fn segment(&self, stage: &str, channel: Channel, product: &str) -> SegmentRef {
-        SegmentRef(self.segments.get(&(stage.to_string(), channel, product.to_string())).copied())
+        let index = self
+            .index
+            .get(stage)
+            .and_then(|products| products.get(product))
+            .and_then(|channels| channels[channel_index(channel)]);
+        SegmentRef { channel, index }
     }
 
-    /// The posterior.
-    pub fn posterior(&self, segment: SegmentRef, _borrower_id: &str, weekday: Weekday, hour: u32) -> Beta {
-        let Some(index) = segment.0 else { return Beta { alpha: 1.0, beta: 1.0 } };
-        let (n, c) = self.cells[index as usize][weekday.num_days_from_monday() as usize * 24 + hour as usize];
-        Beta { alpha: f64::from(c) + 1.0, beta: f64::from(n - c) + 1.0 }
+    /// Posterior of a right-party contact for an attempt to `borrower_id` in `segment` at local
+    /// `weekday`/`hour` (0..24; above 23 reads as 23): the segment's cell (an unseen segment:
+    /// the channel's global cell, as concentrated as the spread between segments allows), its
+    /// mean multiplied by the borrower's rate factor when the borrower was seen. Allocation-free.
+    pub fn posterior(&self, segment: SegmentRef, borrower_id: &str, weekday: Weekday, hour: u32) -> Beta {
+        let slot = slot(weekday, hour);
+        let known = segment
+            .index
+            .and_then(|index| self.segments.get(index as usize))
+            .and_then(|segment| segment.cells.get(slot))
+            .copied();
+        let base = known.unwrap_or_else(|| match self.channels.get(channel_index(segment.channel)) {
+            Some(curve) => match curve.cells.get(slot) {
+                Some(cell) => Beta::with_mean(cell.mean(), cell.concentration().min(curve.segment_strength)),
+                None => Beta::UNIFORM,
+            },
+            None => Beta::UNIFORM,
+        });
+        match self.borrowers.get(borrower_id) {
+            Some(&factor) => base.scaled(factor),
+            None => base,
+        }
     }
-}
 
-#[allow(dead_code)]
-fn _unused(at: DateTime<Utc>) -> Weekday {
-    at.weekday()
+    /// The borrower's multiplicative rate factor (1 when not seen).
+    pub fn borrower_factor(&self, borrower_id: &str) -> f64 {
+        self.borrowers.get(borrower_id).copied().unwrap_or(1.0)
+    }
+
+    /// Attempts the model was learned from.
+    pub fn attempts(&self) -> u64 {
+        self.attempts
+    }
+
+    /// What was learned per segment, in stage, channel, product order.
+    pub fn summaries(&self) -> Vec<SegmentSummary> {
+        let mut summaries: Vec<SegmentSummary> = self
+            .segments
+            .iter()
+            .map(|segment| {
+                let mut hours: Vec<HourRate> = (0..24u32)
+                    .filter_map(|hour| {
+                        let attempts = segment.hour_attempts.get(hour as usize).copied().unwrap_or(0);
+                        let rate = segment.hours.get(hour as usize)?.mean();
+                        (attempts > 0).then_some(HourRate { hour, rate, attempts })
+                    })
+                    .collect();
+                hours.sort_by(|a, b| b.rate.total_cmp(&a.rate).then(a.hour.cmp(&b.hour)));
+                SegmentSummary {
+                    stage: segment.stage.clone(),
+                    channel: segment.channel,
+                    product: segment.product.clone(),
+                    attempts: segment.attempts,
+                    contacts: segment.contacts,
+                    rate: segment.overall.mean(),
+                    hours,
+                }
+            })
+            .collect();
+        summaries.sort_by(|a, b| (&a.stage, a.channel, &a.product).cmp(&(&b.stage, b.channel, &b.product)));
+        summaries
+    }
 }

@@ -3,6 +3,7 @@
 //! own files. They read the clock only through their `now` argument (or `serve`'s `Clock`).
 
 pub mod ingest;
+pub mod learn;
 pub mod release;
 pub mod report;
 pub mod serve;

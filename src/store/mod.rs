@@ -13,6 +13,7 @@ mod history;
 mod ingest;
 mod leases;
 mod locks;
+mod models;
 mod outcomes;
 mod plans;
 mod release;
@@ -39,6 +40,7 @@ pub use ingest::{
 };
 pub use leases::{has_lease_candidate, lock_task, task_by_id};
 pub use locks::{plan_finished_since, try_lock, unlock};
+pub use models::{FACT_PAGE_ROWS, load_latest_model, read_attempt_facts, save_model};
 
 pub use outcomes::{
     AccountFlags, OpenPromise, ReportedAttempt, TaskAttempt, account_flags, add_account_flag, attempt_at,
