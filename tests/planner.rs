@@ -542,7 +542,7 @@ fn cn_plans_up_to_the_unanswered_cap_and_explain_names_the_cap_that_cut_the_coun
     let got = tasks(decide(&set, &History::default(), &account("2026-11-01"), &one_phone, now));
     assert_eq!(got.len(), 6);
     let explanation =
-        arrears::plan::explain(&account("2026-11-01"), Some(&one_phone), &History::default(), &set, utc(now));
+        arrears::plan::explain(&account("2026-11-01"), Some(&one_phone), &History::default(), &set, None, utc(now));
     assert_eq!(explanation.decision.limited_by.as_deref(), Some("cap:unanswered_per_number: 6 left"));
     // With a second phone, the rule's own 8 decide, and no cap is named.
     let mut both = borrower(&[chrono_tz::Asia::Shanghai]);
@@ -550,7 +550,8 @@ fn cn_plans_up_to_the_unanswered_cap_and_explain_names_the_cap_that_cut_the_coun
     second.address = "+15550000002".into();
     both.contact_points.push(second);
     assert_eq!(tasks(decide(&set, &History::default(), &account("2026-11-01"), &both, now)).len(), 8);
-    let explanation = arrears::plan::explain(&account("2026-11-01"), Some(&both), &History::default(), &set, utc(now));
+    let explanation =
+        arrears::plan::explain(&account("2026-11-01"), Some(&both), &History::default(), &set, None, utc(now));
     assert_eq!(explanation.decision.limited_by, None);
 }
 

@@ -47,7 +47,8 @@ pub async fn explain_account(
         Some((today - Duration::days(1))..=(today + Duration::days(1))),
     )
     .await?;
-    let explanation = explain(account, borrower, &history, strategies, now);
+    let model = store::load_latest_model(db).await?;
+    let explanation = explain(account, borrower, &history, strategies, model.as_ref(), now);
     let tasks = tasks::Entity::find()
         .filter(tasks::Column::AccountId.eq(account_id))
         .order_by_desc(tasks::Column::LocalDate)
@@ -155,12 +156,15 @@ pub fn write_explanation(report: &AccountExplanation, out: &mut impl Write) -> a
             for task in &e.decision.tasks {
                 writeln!(
                     out,
-                    "  #{} {} {} → {} {}",
+                    "  #{} {} {} → {} {}{}",
                     task.attempt,
                     task.channel,
                     task.not_before.format("%H:%M"),
                     task.not_after.format("%H:%M %:z"),
-                    task.queue.as_deref().or(task.template.as_deref()).unwrap_or("")
+                    task.queue.as_deref().or(task.template.as_deref()).unwrap_or(""),
+                    task.p_contact
+                        .map(|p| format!(" (learned hour: estimated contact {:.0} %)", p * 100.0))
+                        .unwrap_or_default()
                 )?;
             }
         }

@@ -257,6 +257,8 @@ where
     )
     .await?;
     tracing::info!(elapsed = ?clock.elapsed(), "history loaded");
+    // The latest contact model of `arrears learn`: rules with learned timing place by it.
+    let model = store::load_latest_model(db).await?;
     // A dry run decides every account as if its day were not planned yet, and marks the
     // accounts whose day is: a manager previews what a strategy edit does today.
     let planned_days = if options.dry_run { std::mem::take(&mut history.planned_days) } else { Default::default() };
@@ -277,7 +279,7 @@ where
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedPage>(PAGES_IN_FLIGHT);
     let start_after = resumed_after.clone().unwrap_or_default();
     let produce = async move {
-        let mut planner = Planner::new(&history, strategies, now);
+        let mut planner = Planner::new(&history, strategies, now).with_model(model.as_ref());
         let mut after = start_after;
         loop {
             let page = store::load_book_page(db, &after, page_accounts).await?;

@@ -117,15 +117,17 @@ impl From<Decision> for DecisionView {
     }
 }
 
-/// Explains the plan of one account at `now`, with `history` holding at least its borrower's.
+/// Explains the plan of one account at `now`, with `history` holding at least its borrower's,
+/// planned with `model` as a plan run would (learned timing).
 pub fn explain(
     account: &Account,
     borrower: Option<&Borrower>,
     history: &History,
     strategies: &StrategySet,
+    model: Option<&crate::learn::ContactModel>,
     now: DateTime<Utc>,
 ) -> Explanation {
-    let mut planner = Planner::new(history, strategies, now);
+    let mut planner = Planner::new(history, strategies, now).with_model(model);
     let mut decision: DecisionView = planner.decide(account, borrower).into();
     if let Some((cap, left)) = planner.last_limit() {
         decision.limited_by = Some(format!("{}: {left} left", crate::domain::Reason::Cap(cap)));
