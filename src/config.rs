@@ -129,6 +129,61 @@ pub struct Config {
     /// How many days after the attempt a reported promise may fall due at most (default 60).
     #[serde(default = "Config::default_promise_max_days")]
     pub promise_max_days: u32,
+    /// Human queues' capacity by queue name (`[queues.<name>]`); a queue not listed is not
+    /// limited.
+    #[serde(default)]
+    pub queues: BTreeMap<String, Queue>,
+}
+
+/// `[queues.<name>]`: who works a human queue and how fast.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Queue {
+    /// The zone the shifts are written in (default: the portfolio's `timezone`).
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Calls (talk and wrap-up) one agent completes in an hour.
+    pub calls_per_agent_hour: f64,
+    /// The shifts: `{ hours = "09:00-18:00", agents = 8 }`; overlapping shifts add up.
+    pub shifts: Vec<Shift>,
+}
+
+/// One shift of a queue.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Shift {
+    /// Local hours on the hour, `"09:00-18:00"` (may cross midnight).
+    pub hours: String,
+    /// Agents at work during them.
+    pub agents: u32,
+}
+
+impl Queue {
+    /// The capacity this table describes, or what is wrong with it (naming the field).
+    pub fn capacity(&self, default_zone: &str) -> Result<crate::domain::QueueCapacity, String> {
+        let zone = crate::domain::parse_timezone(self.zone.as_deref().unwrap_or(default_zone))
+            .map_err(|message| format!("zone: {message}"))?;
+        if !self.calls_per_agent_hour.is_finite() || self.calls_per_agent_hour <= 0.0 {
+            return Err(format!("calls_per_agent_hour: {} must be a positive number", self.calls_per_agent_hour));
+        }
+        let mut agents_by_hour = [0u32; 24];
+        for (index, shift) in self.shifts.iter().enumerate() {
+            let window: crate::policy::TimeWindow =
+                shift.hours.parse().map_err(|message| format!("shifts[{index}].hours: {message}"))?;
+            for (start, end) in window.pieces() {
+                if start % 60 != 0 || end % 60 != 0 {
+                    return Err(format!(
+                        "shifts[{index}].hours: `{}` must start and end on the hour (like \"09:00-18:00\")",
+                        shift.hours
+                    ));
+                }
+                for hour in start / 60..end / 60 {
+                    agents_by_hour[hour as usize] += shift.agents;
+                }
+            }
+        }
+        Ok(crate::domain::QueueCapacity { zone, calls_per_agent_hour: self.calls_per_agent_hour, agents_by_hour })
+    }
 }
 
 impl Config {
@@ -161,6 +216,16 @@ impl Config {
     }
     fn default_lender() -> String {
         "Example Finance".into()
+    }
+
+    /// Every `[queues.<name>]` as a capacity, or the first error naming its queue and field.
+    pub fn queue_capacities(&self) -> Result<BTreeMap<String, crate::domain::QueueCapacity>, String> {
+        self.queues
+            .iter()
+            .map(|(name, queue)| {
+                queue.capacity(&self.timezone).map(|capacity| (name.clone(), capacity)).map_err(|m| format!("queues.{name}.{m}"))
+            })
+            .collect()
     }
 
     /// The base URL diallers post attempts to: `public_url` without a trailing `/`, or
@@ -206,6 +271,7 @@ impl Config {
         crate::domain::parse_timezone(&config.timezone).map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
         crate::policy::Policy::builtin(&config.policy, &config.policies)
             .map_err(|error| anyhow::anyhow!("policy: {}", error.message))?;
+        config.queue_capacities().map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
         Ok(config)
     }
 }

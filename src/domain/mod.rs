@@ -2,6 +2,7 @@
 //! outcomes, each built with `parse()`. No I/O and no clock here.
 
 mod account;
+mod capacity;
 mod codes;
 pub mod effects;
 mod history;
@@ -9,6 +10,7 @@ pub mod promise;
 mod reason;
 
 pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
+pub use capacity::QueueCapacity;
 pub use codes::{Cap, Channel, DeliveryState, Flag, Flags, Outcome, ParseCodeError, TaskOrigin, TaskState};
 pub use history::{AttemptRecord, History, InFlight, Ledger, PromiseRecord};
 pub use reason::Reason;

@@ -89,7 +89,11 @@ pub fn load_strategies(settings: &Settings, dir: &Path) -> Result<StrategySet, S
         default_policy: &settings.config.policy,
         settings: &settings.config.policies,
     };
-    strategy::load_dir(dir, &options)
+    let mut set = strategy::load_dir(dir, &options)?;
+    set.capacities = settings.config.queue_capacities().map_err(|message| {
+        StrategyErrors(vec![strategy::StrategyError { file: "arrears.toml".into(), line: 1, column: 1, message }])
+    })?;
+    Ok(set)
 }
 
 /// `arrears strategy check`: prints every error, or a one-line summary per strategy. Returns

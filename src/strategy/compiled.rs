@@ -456,6 +456,9 @@ pub struct StrategySet {
     pub(crate) by_product: HashMap<String, usize>,
     pub(crate) catch_all: Option<usize>,
     pub(crate) symbols: Symbols,
+    /// Human queues' capacity by queue name (from `[queues.<name>]`); a queue not listed is not
+    /// limited.
+    pub capacities: std::collections::BTreeMap<String, crate::domain::QueueCapacity>,
 }
 
 impl StrategySet {
