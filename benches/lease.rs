@@ -291,7 +291,12 @@ fn tasks(range: std::ops::Range<usize>, queue: &str, now: DateTime<Utc>) -> Vec<
 
 fn strategies(templates: &Path) -> StrategySet {
     let settings = arrears::policy::PolicySettings::default();
-    let options = LoadOptions { templates_dir: templates, default_policy: "cn-gbt-45251", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: templates,
+        default_policy: "cn-gbt-45251",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     load_sources(&[SourceFile { name: "bench.toml".into(), text: STRATEGY.into() }], &options)
         .unwrap_or_else(|errors| panic!("bench strategy invalid:\n{errors}"))
 }

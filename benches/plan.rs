@@ -59,7 +59,12 @@ fn strategies() -> (StrategySet, tempfile::TempDir) {
         std::fs::write(templates.path().join(dir).join("t.hbs"), body).expect("template");
     }
     let settings = PolicySettings::default();
-    let options = LoadOptions { templates_dir: templates.path(), default_policy: "cn-gbt-45251", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: templates.path(),
+        default_policy: "cn-gbt-45251",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     let set = load_sources(&[SourceFile { name: "bench.toml".into(), text: strategy_text() }], &options)
         .unwrap_or_else(|errors| panic!("bench strategy invalid:\n{errors}"));
     (set, templates)

@@ -223,7 +223,10 @@ impl Config {
         self.queues
             .iter()
             .map(|(name, queue)| {
-                queue.capacity(&self.timezone).map(|capacity| (name.clone(), capacity)).map_err(|m| format!("queues.{name}.{m}"))
+                queue
+                    .capacity(&self.timezone)
+                    .map(|capacity| (name.clone(), capacity))
+                    .map_err(|m| format!("queues.{name}.{m}"))
             })
             .collect()
     }

@@ -42,7 +42,12 @@ fn strategies(dir: &Path) -> StrategySet {
     std::fs::write(dir.join("cash.toml"), STRATEGY).unwrap();
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
     let settings = PolicySettings::default();
-    let options = LoadOptions { templates_dir: &templates, default_policy: "cn-gbt-45251", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: &templates,
+        default_policy: "cn-gbt-45251",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     arrears::strategy::load_dir(dir, &options).unwrap_or_else(|errors| panic!("{errors}"))
 }
 

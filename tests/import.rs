@@ -523,6 +523,7 @@ async fn a_payment_in_full_from_csv_cancels_the_open_tasks() {
         templates_dir: &root.join("templates"),
         default_policy: "us-reg-f",
         settings: &settings,
+        capacities: &Default::default(),
     };
     let strategies = arrears::strategy::load_dir(&root.join("strategies"), &options).unwrap();
     for db in all_dbs().await {

@@ -104,7 +104,12 @@ fn setup() -> Setup {
     std::fs::create_dir_all(&strategies_dir).unwrap();
     std::fs::write(strategies_dir.join("test.toml"), STRATEGY).unwrap();
     let settings = PolicySettings::default();
-    let options = LoadOptions { templates_dir: &templates, default_policy: "us-reg-f", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: &templates,
+        default_policy: "us-reg-f",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     let strategies = arrears::strategy::load_dir(&strategies_dir, &options).unwrap_or_else(|errors| panic!("{errors}"));
     let templates = MessageTemplates::load(&templates, &strategies).unwrap();
     Setup { strategies, templates, _dir: dir }

@@ -22,8 +22,12 @@ fn root() -> &'static Path {
 
 fn load_strategies(dir: &Path) -> StrategySet {
     let settings = PolicySettings::default();
-    let options =
-        LoadOptions { templates_dir: &root().join("templates"), default_policy: "us-reg-f", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: &root().join("templates"),
+        default_policy: "us-reg-f",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     arrears::strategy::load_dir(dir, &options).unwrap_or_else(|errors| panic!("{errors}"))
 }
 

@@ -13,8 +13,12 @@ use std::path::Path;
 fn shipped_strategies() -> StrategySet {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let settings = PolicySettings::default();
-    let options =
-        LoadOptions { templates_dir: &root.join("templates"), default_policy: "us-reg-f", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: &root.join("templates"),
+        default_policy: "us-reg-f",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     arrears::strategy::load_dir(&root.join("strategies"), &options).unwrap_or_else(|errors| panic!("{errors}"))
 }
 

@@ -21,7 +21,12 @@ fn strategies(policy: &str, rules: &str) -> StrategySet {
         "name = \"test\"\npolicy = \"{policy}\"\n[stages]\npre = {{ dpd = [-5, -1] }}\nearly = {{ dpd = [1, 30] }}\nlate = {{ dpd = [31, 365] }}\n{rules}"
     );
     let settings = PolicySettings::default();
-    let options = LoadOptions { templates_dir: templates.path(), default_policy: policy, settings: &settings };
+    let options = LoadOptions {
+        templates_dir: templates.path(),
+        default_policy: policy,
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     load_sources(&[SourceFile { name: "test.toml".into(), text }], &options).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -691,7 +696,12 @@ fn timing_and_min_p_contact_are_checked_in_the_strategy_file() {
     let templates = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(templates.path().join("robot")).unwrap();
     std::fs::write(templates.path().join("robot/t.hbs"), "Hello").unwrap();
-    let options = LoadOptions { templates_dir: templates.path(), default_policy: "us-reg-f", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: templates.path(),
+        default_policy: "us-reg-f",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     let errors = |rule: &str| {
         let text = format!("name = \"t\"\n[stages]\nearly = {{ dpd = [1, 30] }}\n{rule}");
         match load_sources(&[SourceFile { name: "t.toml".into(), text }], &options) {

@@ -20,8 +20,12 @@ use std::sync::Arc;
 fn strategies() -> StrategySource {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let settings = PolicySettings::default();
-    let options =
-        LoadOptions { templates_dir: &root.join("templates"), default_policy: "us-reg-f", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: &root.join("templates"),
+        default_policy: "us-reg-f",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     let set = Arc::new(arrears::strategy::load_dir(&root.join("strategies"), &options).unwrap());
     Arc::new(move || Arc::clone(&set))
 }

@@ -35,7 +35,12 @@ fn write_templates(extra: &[(&str, &str)]) -> tempfile::TempDir {
 
 fn load(files: &[(&str, &str)], templates_dir: &Path) -> Result<StrategySet, StrategyErrors> {
     let settings = PolicySettings::default();
-    let options = LoadOptions { templates_dir, default_policy: "cn-gbt-45251", settings: &settings };
+    let options = LoadOptions {
+        templates_dir,
+        default_policy: "cn-gbt-45251",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     let sources: Vec<SourceFile> =
         files.iter().map(|(name, text)| SourceFile { name: name.to_string(), text: text.to_string() }).collect();
     load_sources(&sources, &options)
@@ -299,8 +304,12 @@ fn errors_display_as_file_line_col_lines() {
 fn shipped_strategies_and_templates_load_cleanly() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let settings = PolicySettings::default();
-    let options =
-        LoadOptions { templates_dir: &root.join("templates"), default_policy: "cn-gbt-45251", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: &root.join("templates"),
+        default_policy: "cn-gbt-45251",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     let set = match arrears::strategy::load_dir(&root.join("strategies"), &options) {
         Ok(set) => set,
         Err(errors) => panic!("the shipped strategies do not load:\n{errors}"),

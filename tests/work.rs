@@ -73,7 +73,12 @@ fn strategies() -> StrategySet {
     std::fs::create_dir_all(&strategies).unwrap();
     std::fs::write(strategies.join("test.toml"), STRATEGY).unwrap();
     let settings = PolicySettings::default();
-    let options = LoadOptions { templates_dir: &templates, default_policy: "us-reg-f", settings: &settings };
+    let options = LoadOptions {
+        templates_dir: &templates,
+        default_policy: "us-reg-f",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
     arrears::strategy::load_dir(&strategies, &options).unwrap_or_else(|errors| panic!("{errors}"))
 }
 

@@ -4,6 +4,46 @@
 
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Mutex, OnceLock};
+
+/// A human queue's name, interned so that a reason code can carry it and stay `Copy`. Each
+/// distinct name is stored once for the life of the process (queue names come from strategy
+/// files and configuration: a handful).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueName(&'static str);
+
+impl QueueName {
+    /// The interned name.
+    pub fn intern(name: &str) -> QueueName {
+        static NAMES: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
+        let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(known) = names.get(name) {
+            return QueueName(known);
+        }
+        let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        names.insert(leaked);
+        QueueName(leaked)
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Debug for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
 
 /// How much work a human queue can take.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +73,15 @@ impl QueueCapacity {
         total.floor() as u64
     }
 
+    /// Calls the queue completes from `now` to the end of its local day (the current hour
+    /// counts in full when it has not begun its last minute): what a plan run at `now` may give
+    /// it.
+    pub fn calls_left_today(&self, now: DateTime<Utc>) -> u64 {
+        let hour = now.with_timezone(&self.zone).hour();
+        let total: f64 = (hour..24).map(|hour| self.calls_in_hour(hour)).sum();
+        total.floor() as u64
+    }
+
     /// Agent hours in a day.
     pub fn agent_hours_per_day(&self) -> u32 {
         self.agents_by_hour.iter().sum()
@@ -56,5 +105,17 @@ mod tests {
         assert_eq!(capacity.agents_at(Utc.with_ymd_and_hms(2026, 12, 1, 2, 30, 0).unwrap()), 8);
         assert_eq!(capacity.agents_at(Utc.with_ymd_and_hms(2026, 12, 1, 12, 30, 0).unwrap()), 3);
         assert_eq!(capacity.agents_at(Utc.with_ymd_and_hms(2026, 12, 1, 14, 0, 0).unwrap()), 0);
+        // At 19:10 local only the hours 19 and 20 are left: 2 × 3 agents × 7.5 calls.
+        assert_eq!(capacity.calls_left_today(Utc.with_ymd_and_hms(2026, 12, 1, 11, 10, 0).unwrap()), 45);
+        assert_eq!(capacity.calls_left_today(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()), 607);
+    }
+
+    #[test]
+    fn a_queue_name_is_stored_once() {
+        let first = QueueName::intern("early");
+        let second = QueueName::intern(&String::from("early"));
+        assert_eq!(first, second);
+        assert!(std::ptr::eq(first.as_str(), second.as_str()));
+        assert_ne!(first, QueueName::intern("late"));
     }
 }

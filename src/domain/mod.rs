@@ -10,7 +10,7 @@ pub mod promise;
 mod reason;
 
 pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
-pub use capacity::QueueCapacity;
+pub use capacity::{QueueCapacity, QueueName};
 pub use codes::{Cap, Channel, DeliveryState, Flag, Flags, Outcome, ParseCodeError, TaskOrigin, TaskState};
 pub use history::{AttemptRecord, History, InFlight, Ledger, PromiseRecord};
 pub use reason::Reason;

@@ -2,7 +2,7 @@
 //! takes out at a hand-off, and of voided deliveries. One enum, one text per code
 //! (`flag:dispute`, `cap:rpc_per_day`, ...), parsed back by `FromStr`.
 
-use super::{Cap, Channel, Flag, ParseCodeError};
+use super::{Cap, Channel, Flag, ParseCodeError, QueueName};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -36,6 +36,9 @@ pub enum Reason {
     Cap(Cap),
     /// No time is left today inside the windows and contact hours in every zone.
     NoWindow,
+    /// The human queue's capacity for the day is given to accounts of higher value, and no
+    /// later rule matches (`capacity:<queue>`).
+    Capacity(QueueName),
     /// Every hour left inside the windows is estimated below the rule's `min_p_contact`.
     LowContactProbability,
     /// Now is outside the policy's contact hours in one of the borrower's zones.
@@ -83,6 +86,7 @@ impl Reason {
         all.extend(Flag::ALL.iter().map(|flag| Reason::Flag(*flag)));
         all.extend(Channel::ALL.iter().map(|channel| Reason::OptOut(*channel)));
         all.extend(Cap::ALL.iter().map(|cap| Reason::Cap(*cap)));
+        all.push(Reason::Capacity(QueueName::intern("<queue>")));
         all
     }
 
@@ -97,7 +101,7 @@ impl Reason {
     /// The code of a reason without a parameter; `None` for `flag:`, `opt_out:` and `cap:`.
     fn fixed_code(self) -> Option<&'static str> {
         Some(match self {
-            Reason::Flag(_) | Reason::OptOut(_) | Reason::Cap(_) => return None,
+            Reason::Flag(_) | Reason::OptOut(_) | Reason::Cap(_) | Reason::Capacity(_) => return None,
             Reason::NotDue => "not_due",
             Reason::NoStrategy => "no_strategy",
             Reason::NoStage => "no_stage",
@@ -125,6 +129,7 @@ impl Reason {
             Reason::Flag(flag) => code.strip_prefix("flag:") == Some(flag.code()),
             Reason::OptOut(channel) => code.strip_prefix("opt_out:") == Some(channel.code()),
             Reason::Cap(cap) => code.strip_prefix("cap:") == Some(cap.code()),
+            Reason::Capacity(queue) => code.strip_prefix("capacity:") == Some(queue.as_str()),
             other => other.fixed_code() == Some(code),
         }
     }
@@ -136,6 +141,7 @@ impl fmt::Display for Reason {
             Reason::Flag(flag) => write!(f, "flag:{flag}"),
             Reason::OptOut(channel) => write!(f, "opt_out:{channel}"),
             Reason::Cap(cap) => write!(f, "cap:{cap}"),
+            Reason::Capacity(queue) => write!(f, "capacity:{queue}"),
             other => f.write_str(other.fixed_code().unwrap_or_default()),
         }
     }
@@ -150,6 +156,7 @@ impl FromStr for Reason {
             Some(("flag", flag)) => flag.parse().ok().map(Reason::Flag),
             Some(("opt_out", channel)) => channel.parse().ok().map(Reason::OptOut),
             Some(("cap", cap)) => cap.parse().ok().map(Reason::Cap),
+            Some(("capacity", queue)) if !queue.is_empty() => Some(Reason::Capacity(QueueName::intern(queue))),
             _ => Reason::all().into_iter().find(|reason| reason.is_code(text)),
         };
         parsed.ok_or_else(|| ParseCodeError {
@@ -189,6 +196,7 @@ mod tests {
         }
         assert_eq!(Reason::Cap(Cap::RpcPerDay).to_string(), "cap:rpc_per_day");
         assert_eq!(Reason::Cooldown.to_string(), "cooldown:conversation");
+        assert_eq!("capacity:collections".parse::<Reason>(), Ok(Reason::Capacity(QueueName::intern("collections"))));
         assert!("flag:vip".parse::<Reason>().is_err());
     }
 }

@@ -84,16 +84,16 @@ pub async fn import(settings: &Settings, kind: ImportKind, file: &Path) -> anyho
 
 /// Loads the strategies of a directory with the configured policy defaults.
 pub fn load_strategies(settings: &Settings, dir: &Path) -> Result<StrategySet, StrategyErrors> {
+    let capacities = settings.config.queue_capacities().map_err(|message| {
+        StrategyErrors(vec![strategy::StrategyError { file: "arrears.toml".into(), line: 1, column: 1, message }])
+    })?;
     let options = LoadOptions {
+        capacities: &capacities,
         templates_dir: &settings.templates_dir,
         default_policy: &settings.config.policy,
         settings: &settings.config.policies,
     };
-    let mut set = strategy::load_dir(dir, &options)?;
-    set.capacities = settings.config.queue_capacities().map_err(|message| {
-        StrategyErrors(vec![strategy::StrategyError { file: "arrears.toml".into(), line: 1, column: 1, message }])
-    })?;
-    Ok(set)
+    strategy::load_dir(dir, &options)
 }
 
 /// `arrears strategy check`: prints every error, or a one-line summary per strategy. Returns

@@ -8,8 +8,9 @@
 //! resumable: committed first, moved forward with every page, finished with the last.
 
 use super::{Settings, connect, load_strategies};
-use crate::domain::{Channel, Reason};
-use crate::plan::{Plan, Planner, Task};
+use crate::domain::{Channel, QueueName, Reason};
+use crate::learn::ContactModel;
+use crate::plan::{Admission, Plan, Planner, QueueAdmission, Task, admit};
 use crate::store::{self, BookPage, NewPlanRun, StageChange};
 use crate::strategy::StrategySet;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -99,6 +100,9 @@ pub struct PlanOutcome {
     pub resumed_after: Option<String>,
     /// What was decided (by this invocation: a resumed run's earlier pages are not in it).
     pub totals: PlanTotals,
+    /// Per capacity-limited human queue: its room today, the accounts that asked for it and
+    /// those it took (the rest fell through to a later rule or skipped as `capacity:<queue>`).
+    pub queues: BTreeMap<String, QueueAdmission>,
 }
 
 /// How to plan.
@@ -262,6 +266,12 @@ where
     // A dry run decides every account as if its day were not planned yet, and marks the
     // accounts whose day is: a manager previews what a strategy edit does today.
     let planned_days = if options.dry_run { std::mem::take(&mut history.planned_days) } else { Default::default() };
+    let admission =
+        admission_for(db, &history, strategies, model.as_ref(), now, page_accounts, options.dry_run).await?;
+    let queues: BTreeMap<String, QueueAdmission> = admission
+        .as_ref()
+        .map(|admission| admission.queues.iter().map(|(queue, summary)| (queue.to_string(), *summary)).collect())
+        .unwrap_or_default();
     let run = NewPlanRun { as_of: now, started_at, strategies: strategies.versions(), ..NewPlanRun::default() };
     let mut writer = if options.dry_run {
         None
@@ -279,7 +289,8 @@ where
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedPage>(PAGES_IN_FLIGHT);
     let start_after = resumed_after.clone().unwrap_or_default();
     let produce = async move {
-        let mut planner = Planner::new(&history, strategies, now).with_model(model.as_ref());
+        let mut planner =
+            Planner::new(&history, strategies, now).with_model(model.as_ref()).with_admission(admission.as_ref());
         let mut after = start_after;
         loop {
             let page = store::load_book_page(db, &after, page_accounts).await?;
@@ -312,7 +323,63 @@ where
     let ((), totals) = tokio::try_join!(produce, consume)?;
     let run_id = writer.as_ref().map(store::PlanRunWriter::run_id);
     tracing::info!(?run_id, accounts = totals.accounts, tasks = totals.tasks, elapsed = ?clock.elapsed(), "planned");
-    Ok(PlanOutcome { run_id, resumed_after, totals })
+    Ok(PlanOutcome { run_id, resumed_after, totals, queues })
+}
+
+/// The first pass of a plan whose rules route work to capacity-limited human queues: decides
+/// the whole book as if no queue had a capacity, collecting the accounts each limited queue
+/// would get with their task's value, and admits the most valuable up to the queue's room —
+/// the calls its agents complete from now to the end of its local day, less the tasks its day
+/// already holds (a dry run decides as if nothing were saved, so it counts none). `None` when
+/// no rule routes to a limited queue.
+async fn admission_for(
+    db: &DatabaseConnection,
+    history: &crate::domain::History,
+    strategies: &StrategySet,
+    model: Option<&ContactModel>,
+    now: DateTime<Utc>,
+    page_accounts: u64,
+    dry_run: bool,
+) -> anyhow::Result<Option<Admission>> {
+    let mut planner = Planner::new(history, strategies, now).with_model(model).collecting();
+    if !planner.needs_admission() {
+        return Ok(None);
+    }
+    let clock = std::time::Instant::now();
+    let mut after = String::new();
+    let mut scratch = Vec::new();
+    loop {
+        let page = store::load_book_page(db, &after, page_accounts).await?;
+        for account in &page.portfolio.accounts {
+            scratch.clear();
+            // Skips are of no interest here: only who would go to a limited queue.
+            let _ = planner.decide_into(account, page.portfolio.borrowers.get(&account.borrower_id), &mut scratch);
+        }
+        match page.next {
+            Some(key) => after = key,
+            None => break,
+        }
+    }
+    let mut room = BTreeMap::new();
+    for (name, capacity) in &strategies.capacities {
+        let mut left = capacity.calls_left_today(now);
+        if !dry_run {
+            left = left.saturating_sub(store::queue_day_tasks(db, name, local_day(now, capacity.zone)).await?);
+        }
+        room.insert(QueueName::intern(name), left);
+    }
+    let admission = admit(planner.take_candidates(), &room);
+    for (queue, summary) in &admission.queues {
+        tracing::info!(
+            %queue,
+            room = summary.room,
+            candidates = summary.candidates,
+            admitted = summary.admitted,
+            elapsed = ?clock.elapsed(),
+            "queue capacity"
+        );
+    }
+    Ok(Some(admission))
 }
 
 /// Saves a planned page part by part; the book's last part finishes the run. Accounts another
@@ -498,14 +565,72 @@ pub async fn plan_command(
         .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
     let options = PlanOptions { zone, ..PlanOptions::new(dry_run) };
     let db = connect(settings).await?;
+    // A saving plan holds the planner lock `serve`'s scheduler takes, so it never continues a
+    // run a live instance is still writing (that run is unfinished only because it runs).
+    let lock = if dry_run { None } else { Some(PlannerLock::take(&db).await?) };
+    let result = plan_and_write(&db, &strategies, now, &options, format, out).await;
+    if let Some(lock) = lock {
+        lock.release(&db).await;
+    }
+    result
+}
+
+/// The planner lock held by `arrears plan` while it saves, renewed every minute.
+struct PlannerLock {
+    holder: String,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl PlannerLock {
+    async fn take(db: &DatabaseConnection) -> anyhow::Result<PlannerLock> {
+        use crate::scheduler::{PLANNER_LOCK, PLANNER_LOCK_TTL};
+        let holder = format!("arrears plan (pid {})", std::process::id());
+        let now = Utc::now();
+        if !store::try_lock(db, PLANNER_LOCK, &holder, now, now + PLANNER_LOCK_TTL).await? {
+            anyhow::bail!(
+                "another instance is planning now (it holds the `{PLANNER_LOCK}` lock): nothing was planned; \
+                 run `arrears plan` again once its run has finished, or `arrears plan --dry-run` meanwhile"
+            );
+        }
+        let (db, renewing) = (db.clone(), holder.clone());
+        let renew = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = Utc::now();
+                if let Err(error) = store::try_lock(&db, PLANNER_LOCK, &renewing, now, now + PLANNER_LOCK_TTL).await {
+                    tracing::warn!(%error, "cannot renew the planner lock");
+                }
+            }
+        });
+        Ok(PlannerLock { holder, renew })
+    }
+
+    async fn release(self, db: &DatabaseConnection) {
+        self.renew.abort();
+        if let Err(error) = store::unlock(db, crate::scheduler::PLANNER_LOCK, &self.holder, Utc::now()).await {
+            tracing::warn!(%error, "cannot give the planner lock up; it expires by itself");
+        }
+    }
+}
+
+async fn plan_and_write(
+    db: &DatabaseConnection,
+    strategies: &StrategySet,
+    now: DateTime<Utc>,
+    options: &PlanOptions,
+    format: super::PlanFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     match format {
         super::PlanFormat::Jsonl => {
             let mut out = std::io::BufWriter::new(out);
-            plan_pages_with(&db, &strategies, now, &options, |page| write_page_jsonl(page, &mut out)).await?;
+            plan_pages_with(db, strategies, now, options, |page| write_page_jsonl(page, &mut out)).await?;
             out.flush()?;
         }
         super::PlanFormat::Text => {
-            let outcome = plan_pages_with(&db, &strategies, now, &options, |_| Ok(())).await?;
+            let outcome = plan_pages_with(db, strategies, now, options, |_| Ok(())).await?;
             write_summary(&outcome, now, out)?;
         }
     }
@@ -638,6 +763,16 @@ pub fn write_summary(outcome: &PlanOutcome, now: DateTime<Utc>, out: &mut impl W
     writeln!(out, "{:<14} {:<8} {:<14} {:>9} {:>9}", "stage", "channel", "queue", "accounts", "tasks")?;
     for ((stage, channel, queue), group) in &totals.groups {
         writeln!(out, "{stage:<14} {:<8} {queue:<14} {:>9} {:>9}", channel.to_string(), group.accounts, group.tasks)?;
+    }
+    if !outcome.queues.is_empty() {
+        writeln!(out, "\n{:<14} {:>9} {:>9} {:>9}  the rest", "queue", "room", "asked", "taken")?;
+        for (queue, summary) in &outcome.queues {
+            writeln!(
+                out,
+                "{queue:<14} {:>9} {:>9} {:>9}  fell through to a later rule or skipped as capacity:{queue}",
+                summary.room, summary.candidates, summary.admitted
+            )?;
+        }
     }
     writeln!(out, "\n{:<32} {:>9}", "skip reason", "accounts")?;
     for (reason, count) in &totals.skip_counts {

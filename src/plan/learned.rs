@@ -69,6 +69,19 @@ fn cells(intervals: &[Interval], zone: Tz, mut each: impl FnMut(Interval, chrono
     }
 }
 
+/// The time-weighted mean of the model's estimates over `intervals` (the chance of reaching
+/// the borrower at a moment drawn evenly from them); `None` when they are empty.
+pub fn window_mean(intervals: &[Interval], estimates: &Estimates<'_>) -> Option<f64> {
+    let (mut weighted, mut seconds) = (0.0, 0.0);
+    cells(intervals, estimates.zone, |slot, weekday, hour| {
+        let length = (slot.end - slot.start).num_seconds() as f64;
+        let mean = estimates.model.posterior(estimates.segment, estimates.borrower_id, weekday, hour).mean();
+        weighted += mean * length;
+        seconds += length;
+    });
+    (seconds > 0.0).then(|| weighted / seconds)
+}
+
 /// Places up to `count` attempts over `intervals` (sorted, disjoint), appending them to `out`
 /// in time order. Each candidate hour's contact probability is drawn once from its posterior;
 /// the hours are taken best draw first, skipping any that would start within `min_gap` of one

@@ -2,20 +2,22 @@
 //! tasks with their windows, or one skip with a stable reason code. Pure: no I/O, no clock; every
 //! input is a parameter and every reason comes back as data.
 
+mod capacity;
 mod explain;
 mod learned;
 mod spread;
 mod types;
 
+pub use capacity::{Admission, Candidate, QueueAdmission, admit};
 pub use explain::{ArmTrace, DecisionView, Explanation, FactsView, RuleTrace, explain};
-pub use learned::{Estimates, Placed, Placement, place};
+pub use learned::{Estimates, Placed, Placement, place, window_mean};
 pub use spread::spread;
 pub use types::{Plan, Skip, Task};
 
-use crate::domain::{Account, Borrower, Cap, Channel, Flag, History, Portfolio, Reason};
+use crate::domain::{Account, Borrower, Cap, Channel, Flag, History, Portfolio, QueueName, Reason};
 use crate::learn::{ContactModel, SegmentRef};
 use crate::policy::{Interval, allowed_intervals, count_calls, gate};
-use crate::strategy::{Facts, Rule, Strategy, StrategySet, Timing};
+use crate::strategy::{Facts, Priority, Rule, Strategy, StrategySet, Timing};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Offset, Utc};
 use chrono_tz::Tz;
 use rand::SeedableRng;
@@ -62,6 +64,12 @@ pub struct Planner<'a> {
     /// changes that day.
     day_offsets: FxHashMap<(Tz, NaiveDate), Option<DayOffset>>,
     last_limit: Option<(Cap, u32)>,
+    /// Per strategy and rule: the capacity-limited queue a human rule routes to.
+    limited: Vec<Vec<Option<QueueName>>>,
+    /// Which accounts the limited queues take (`None`: every queue takes every account).
+    admission: Option<&'a Admission>,
+    /// When collecting: the accounts that would go to a limited queue, with their value.
+    candidates: Option<Vec<Candidate>>,
 }
 
 /// Plans every account of the portfolio for its local day containing `now`.
@@ -117,7 +125,50 @@ impl<'a> Planner<'a> {
             placed: Vec::new(),
             day_offsets: FxHashMap::default(),
             last_limit: None,
+            limited: strategies
+                .strategies
+                .iter()
+                .map(|strategy| {
+                    strategy
+                        .rules
+                        .iter()
+                        .map(|rule| match (&rule.treatment.queue, rule.treatment.channel) {
+                            (Some(queue), Channel::Human) if strategies.capacities.contains_key(&**queue) => {
+                                Some(QueueName::intern(queue))
+                            }
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .collect(),
+            admission: None,
+            candidates: None,
         }
+    }
+
+    /// Whether any rule routes to a human queue with a capacity: a plan then needs a first
+    /// pass ([`Planner::collecting`]) to choose which accounts those queues take.
+    pub fn needs_admission(&self) -> bool {
+        self.limited.iter().flatten().any(Option::is_some)
+    }
+
+    /// The planner in its first pass: it decides as if no queue had a capacity and collects,
+    /// for [`admit`], each account it gives to a limited queue ([`Planner::take_candidates`]).
+    pub fn collecting(mut self) -> Planner<'a> {
+        self.candidates = Some(Vec::new());
+        self
+    }
+
+    /// The candidates collected so far (emptied).
+    pub fn take_candidates(&mut self) -> Vec<Candidate> {
+        self.candidates.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The planner with the admission of the limited queues: an account a queue does not take
+    /// falls through to the stage's next matching rule, or skips as `capacity:<queue>`.
+    pub fn with_admission(mut self, admission: Option<&'a Admission>) -> Planner<'a> {
+        self.admission = admission;
+        self
     }
 
     /// The planner with a contact model: rules with `timing = "learned"` place their attempts
@@ -215,13 +266,35 @@ impl<'a> Planner<'a> {
             .map(|at| (local_date - at.with_timezone(&zone).date_naive()).num_days().max(0) as u32);
         self.strategies.fill_facts(account, dpd, counters.account_attempts_7d, days_since_rpc, &mut self.facts);
         let arm = strategy.arm_of(stage_index, &account.id);
-        let Some((rule_index, rule)) = strategy.first_match(stage_index, arm, &self.facts) else {
-            return skip(
-                account,
-                Some(stage),
-                Reason::NoRule,
-                format!("no rule of strategy `{}` matches in stage {stage}", strategy.name),
-            );
+        let mut from = 0;
+        let mut turned_away: Option<QueueName> = None;
+        let (rule_index, rule) = loop {
+            let Some((rule_index, rule)) = strategy.first_match_from(stage_index, arm, &self.facts, from) else {
+                if let Some(queue) = turned_away {
+                    return skip(
+                        account,
+                        Some(stage),
+                        Reason::Capacity(queue),
+                        format!(
+                            "queue `{queue}` is at today's capacity with accounts of higher value, and no later rule of stage {stage} matches"
+                        ),
+                    );
+                }
+                return skip(
+                    account,
+                    Some(stage),
+                    Reason::NoRule,
+                    format!("no rule of strategy `{}` matches in stage {stage}", strategy.name),
+                );
+            };
+            if let (Some(queue), Some(admission)) = (self.limited[strategy_index][rule_index], self.admission)
+                && !admission.admits(queue, &account.id)
+            {
+                turned_away.get_or_insert(queue);
+                from = rule_index + 1;
+                continue;
+            }
+            break (rule_index, rule);
         };
         let treatment = &rule.treatment;
         let channel = treatment.channel;
@@ -312,7 +385,32 @@ impl<'a> Planner<'a> {
             Some(slots)
         };
         let arm_name = arm.map(|(experiment, arm)| strategy.experiments[experiment].arms[arm].0.clone());
-        let priority = treatment.priority.value(&self.facts);
+        let mut priority = treatment.priority.value(&self.facts);
+        // Expected value: the balance times the estimated chance of reaching the borrower in
+        // the task's window (one window for a human task; the placed hours' own estimates for
+        // a learned call rule).
+        let mut window_p = None;
+        if treatment.priority == Priority::ExpectedValue
+            && let (Some(model), Some(slots)) = (self.model, slots.as_ref())
+        {
+            let estimates = Estimates {
+                model,
+                segment: self.segment_of(model, strategy_index, stage_index, channel, &account.product),
+                borrower_id: &borrower.id,
+                zone,
+                min_p_contact: None,
+            };
+            window_p = window_mean(slots, &estimates);
+        }
+        let p_for_value = window_p.or_else(|| placed.iter().map(|placed| placed.p_contact).reduce(f64::max));
+        if treatment.priority == Priority::ExpectedValue
+            && let Some(p) = p_for_value
+        {
+            priority *= p;
+        }
+        if let (Some(candidates), Some(queue)) = (self.candidates.as_mut(), self.limited[strategy_index][rule_index]) {
+            candidates.push(Candidate { queue, value: priority, account_id: account.id.clone() });
+        }
         let day_offset = self.day_offset(zone, local_date);
         let ids: (Arc<str>, Arc<str>) = (account.id.as_str().into(), account.borrower_id.as_str().into());
         let shape =
@@ -320,7 +418,7 @@ impl<'a> Planner<'a> {
         match slots {
             Some(slots) => {
                 for (index, slot) in slots.iter().enumerate() {
-                    tasks.push(shape.task(arm_name.clone(), index, *slot, None));
+                    tasks.push(shape.task(arm_name.clone(), index, *slot, window_p));
                 }
             }
             None => {

@@ -856,3 +856,19 @@ async fn apply_stage_changes(
     .await?;
     Ok(())
 }
+
+/// Tasks of `queue` whose window opens within `day` (any state, any origin: planned work,
+/// escalations and callbacks all take agents' time): what the queue's day already holds.
+pub async fn queue_day_tasks(
+    db: &impl ConnectionTrait,
+    queue: &str,
+    day: std::ops::Range<DateTime<Utc>>,
+) -> Result<u64, StoreError> {
+    use sea_orm::PaginatorTrait;
+    Ok(tasks::Entity::find()
+        .filter(tasks::Column::Queue.eq(queue))
+        .filter(tasks::Column::NotBefore.gte(day.start))
+        .filter(tasks::Column::NotBefore.lt(day.end))
+        .count(db)
+        .await?)
+}

@@ -22,6 +22,7 @@ pub(crate) struct Context<'a> {
     pub default_policy: &'a str,
     pub templates: &'a mut TemplateChecker,
     pub symbols: &'a mut Symbols,
+    pub capacities: &'a std::collections::BTreeMap<String, crate::domain::QueueCapacity>,
 }
 
 /// Compiles one parsed file.
@@ -74,7 +75,7 @@ pub(crate) fn compile(
         compile_experiments(&experiments, &stage_index, &rule_names, &mut compiled_rules, &mut problems);
 
     if problems.is_empty() {
-        check_reachable(&rules, &compiled_rules, &stages, &mut problems);
+        check_reachable(&rules, &compiled_rules, &stages, context.capacities, &mut problems);
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -112,10 +113,23 @@ pub(crate) fn compile(
 /// A rule below a rule without conditions that covers all its stages (and applies to the same
 /// accounts: not reserved for another experiment arm) can never match: the first match decides.
 /// Called when every rule compiled, so `defs` and `rules` line up.
-fn check_reachable(defs: &[Spanned<RuleDef>], rules: &[Rule], stages: &[Stage], problems: &mut Problems) {
+/// A human rule routing to a queue with a capacity hides nothing: what the queue cannot take
+/// falls through.
+fn check_reachable(
+    defs: &[Spanned<RuleDef>],
+    rules: &[Rule],
+    stages: &[Stage],
+    capacities: &std::collections::BTreeMap<String, crate::domain::QueueCapacity>,
+    problems: &mut Problems,
+) {
+    let limited = |rule: &Rule| {
+        rule.treatment.channel == crate::domain::Channel::Human
+            && rule.treatment.queue.as_deref().is_some_and(|queue| capacities.contains_key(queue))
+    };
     for (later, rule) in rules.iter().enumerate() {
         let shadow = rules[..later].iter().enumerate().find(|(earlier, above)| {
             defs[*earlier].get_ref().when.as_ref().is_none_or(|when| when.get_ref().is_empty())
+                && !limited(above)
                 && (above.reserved_for.is_none() || above.reserved_for == rule.reserved_for)
                 && (above.stage_mask == 0 || (rule.stage_mask != 0 && rule.stage_mask & !above.stage_mask == 0))
         });
@@ -398,12 +412,15 @@ fn compile_rule(
                 "balance" => Priority::Balance,
                 "amount_due" => Priority::AmountDue,
                 "dpd" => Priority::Dpd,
+                "expected_value" => Priority::ExpectedValue,
                 other => match other.strip_prefix("score.") {
                     Some(model) if !model.is_empty() => Priority::Score(context.symbols.model(model)),
                     _ => {
                         problems.push(here(
                             priority.span(),
-                            format!("priority `{other}` is not balance, amount_due, dpd, score.<model> or a number"),
+                            format!(
+                                "priority `{other}` is not balance, amount_due, dpd, expected_value, score.<model> or a number"
+                            ),
                         ));
                         Priority::Constant(0.0)
                     }

@@ -195,6 +195,9 @@ pub enum Priority {
     Dpd,
     /// A model score (interned), 0 when missing.
     Score(u32),
+    /// The balance times the contact model's estimated probability of a right-party contact
+    /// inside the task's window (the planner multiplies; without a model it is the balance).
+    ExpectedValue,
 }
 
 impl Priority {
@@ -203,7 +206,7 @@ impl Priority {
         use rust_decimal::prelude::ToPrimitive;
         match self {
             Priority::Constant(value) => value,
-            Priority::Balance => facts.balance.to_f64().unwrap_or(0.0),
+            Priority::Balance | Priority::ExpectedValue => facts.balance.to_f64().unwrap_or(0.0),
             Priority::AmountDue => facts.amount_due.to_f64().unwrap_or(0.0),
             Priority::Dpd => f64::from(facts.dpd),
             Priority::Score(model) => {
@@ -409,9 +412,23 @@ impl Strategy {
     /// passed over without being evaluated (they could not match), through the stage's tag
     /// index; the answer is the same.
     pub fn first_match(&self, stage: usize, arm: Option<(usize, usize)>, facts: &Facts) -> Option<(usize, &Rule)> {
+        self.first_match_from(stage, arm, facts, 0)
+    }
+
+    /// The first matching rule whose index is `from` or more: the rule an account falls
+    /// through to when an earlier match cannot take it (a human queue at capacity).
+    pub fn first_match_from(
+        &self,
+        stage: usize,
+        arm: Option<(usize, usize)>,
+        facts: &Facts,
+        from: usize,
+    ) -> Option<(usize, &Rule)> {
         let stage_rules = &self.rules_by_stage[stage];
         let Some(index) = self.tag_index.get(stage) else {
-            return self.candidate_rules(stage, arm).find(|(_, rule)| rule.conditions.first_failure(facts).is_none());
+            return self
+                .candidate_rules(stage, arm)
+                .find(|(rule_index, rule)| *rule_index >= from && rule.conditions.first_failure(facts).is_none());
         };
         let mut masks: [&[u64]; INDEXED_TAGS] = [&[]; INDEXED_TAGS];
         let mut tagged = 0;
@@ -423,7 +440,9 @@ impl Strategy {
                 if let Some(mask) = index.by_tag.get(&tag) {
                     if tagged == INDEXED_TAGS {
                         let mut all = self.candidate_rules(stage, arm);
-                        return all.find(|(_, rule)| rule.conditions.first_failure(facts).is_none());
+                        return all.find(|(rule_index, rule)| {
+                            *rule_index >= from && rule.conditions.first_failure(facts).is_none()
+                        });
                     }
                     masks[tagged] = mask;
                     tagged += 1;
@@ -437,7 +456,8 @@ impl Strategy {
                 bits &= bits - 1;
                 let rule_index = stage_rules[position];
                 let rule = &self.rules[rule_index];
-                if (rule.reserved_for.is_none() || rule.reserved_for == arm)
+                if rule_index >= from
+                    && (rule.reserved_for.is_none() || rule.reserved_for == arm)
                     && rule.conditions.first_failure(facts).is_none()
                 {
                     return Some((rule_index, rule));

@@ -74,6 +74,10 @@ pub struct LoadOptions<'a> {
     pub default_policy: &'a str,
     /// Profile settings from configuration.
     pub settings: &'a PolicySettings,
+    /// Human queues' capacity (`[queues.<name>]`): the set carries it to the planner, and a
+    /// catch-all human rule of a queue with a capacity does not hide the rules below it (they
+    /// take what the queue cannot).
+    pub capacities: &'a std::collections::BTreeMap<String, crate::domain::QueueCapacity>,
 }
 
 /// One strategy file's text, with its name for messages.
@@ -328,7 +332,7 @@ pub fn load_dir(dir: &Path, options: &LoadOptions<'_>) -> Result<StrategySet, St
 
 /// Loads and checks strategy sources; all errors of all files come back at once.
 pub fn load_sources(sources: &[SourceFile], options: &LoadOptions<'_>) -> Result<StrategySet, StrategyErrors> {
-    let mut set = StrategySet::default();
+    let mut set = StrategySet { capacities: options.capacities.clone(), ..StrategySet::default() };
     let mut errors = Vec::new();
     let mut templates = TemplateChecker::new(options.templates_dir);
     let mut names: HashMap<String, String> = HashMap::new();
@@ -353,6 +357,7 @@ pub fn load_sources(sources: &[SourceFile], options: &LoadOptions<'_>) -> Result
             default_policy: options.default_policy,
             templates: &mut templates,
             symbols: &mut set.symbols,
+            capacities: options.capacities,
         };
         let strategy =
             match compile::compile(&source.name, hash, source.text.clone(), file, rules, experiments, &mut context) {

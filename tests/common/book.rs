@@ -41,7 +41,12 @@ impl Fixture {
         let text = format!("name = \"test\"\npolicy = \"{policy}\"\n[stages]\nlate = {{ dpd = [1, 365] }}\n{rules}");
         std::fs::write(strategies_dir.join("test.toml"), text).unwrap();
         let settings = PolicySettings::default();
-        let options = LoadOptions { templates_dir: &templates, default_policy: policy, settings: &settings };
+        let options = LoadOptions {
+            templates_dir: &templates,
+            default_policy: policy,
+            settings: &settings,
+            capacities: &Default::default(),
+        };
         let strategies =
             arrears::strategy::load_dir(&strategies_dir, &options).unwrap_or_else(|errors| panic!("{errors}"));
         let templates = MessageTemplates::load(&templates, &strategies).unwrap();
