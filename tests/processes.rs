@@ -163,3 +163,50 @@ async fn two_serve_instances_on_one_postgresql_database_plan_once() {
     assert!(per_minute.values().all(|count| *count == 1), "two instances planned the same occurrence: {per_minute:?}");
     assert!(store::count_tasks(&db.db).await.unwrap() > 0, "the plan was saved");
 }
+
+/// `arrears plan` started while another instance plans (it holds the planner lock, and its run
+/// is unfinished only because it is still writing) refuses with a clear message instead of
+/// continuing that run beside it; once the lock is free it plans.
+#[tokio::test]
+async fn arrears_plan_does_not_continue_a_run_another_instance_is_writing() {
+    for test_db in common::all_dbs().await {
+        let now = Utc::now();
+        assert!(
+            store::try_lock(
+                &test_db.db,
+                arrears::scheduler::PLANNER_LOCK,
+                "serve on another host",
+                now,
+                now + Duration::minutes(5)
+            )
+            .await
+            .unwrap()
+        );
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let plan = || {
+            Command::new(env!("CARGO_BIN_EXE_arrears"))
+                .arg("--database-url")
+                .arg(&test_db.url)
+                .arg("--strategies")
+                .arg(root.join("strategies"))
+                .arg("--templates")
+                .arg(root.join("templates"))
+                .arg("plan")
+                .env("ARREARS_LOG", "error")
+                .output()
+                .expect("cannot run arrears plan")
+        };
+        let refused = plan();
+        assert!(!refused.status.success(), "{}", test_db.backend);
+        let message = String::from_utf8_lossy(&refused.stderr);
+        assert!(message.contains("another instance is planning now"), "{}: {message}", test_db.backend);
+        assert_eq!(PlanRuns::find().count(&test_db.db).await.unwrap(), 0, "{}: nothing planned", test_db.backend);
+
+        store::unlock(&test_db.db, arrears::scheduler::PLANNER_LOCK, "serve on another host", Utc::now())
+            .await
+            .unwrap();
+        let planned = plan();
+        assert!(planned.status.success(), "{}: {}", test_db.backend, String::from_utf8_lossy(&planned.stderr));
+        assert_eq!(PlanRuns::find().count(&test_db.db).await.unwrap(), 1, "{}", test_db.backend);
+    }
+}
