@@ -188,4 +188,22 @@ timing = "learned"
     let best = hours.values().filter(|hours| hours.as_slice() == [11, 19]).count();
     // Thompson sampling explores a little: nearly every account, not necessarily all.
     assert!(best >= 36, "{best} of 40 accounts got 11:00 and 19:00: {hours:?}");
+
+    // `explain` shows the account's learned curve and why each hour was (not) taken.
+    let (account, _) = hours.iter().find(|(_, hours)| hours.as_slice() == [11, 19]).unwrap();
+    let explained = arrears(&["explain", account, "--as-of", "2026-11-22T00:00:00Z"]);
+    assert!(explained.contains("learned contact curve today"), "{explained}");
+    let line = |hour: &str| explained.lines().find(|line| line.trim_start().starts_with(hour)).unwrap_or_default();
+    assert!(line("19:00").contains("● chosen") && line("11:00").contains("● chosen"), "{explained}");
+    assert!(line("15:00").contains("drawn lower") || line("15:00").contains("min_gap"), "{explained}");
+    let json: serde_json::Value =
+        serde_json::from_str(&arrears(&["explain", account, "--as-of", "2026-11-22T00:00:00Z", "--json"])).unwrap();
+    let chosen: Vec<u64> = json["explanation"]["hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|hour| hour["fate"] == "chosen")
+        .map(|hour| hour["local_hour"].as_u64().unwrap())
+        .collect();
+    assert_eq!(chosen, [11, 19]);
 }

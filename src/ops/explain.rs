@@ -169,6 +169,20 @@ pub fn write_explanation(report: &AccountExplanation, out: &mut impl Write) -> a
             }
         }
     }
+    if !e.hours.is_empty() {
+        writeln!(out, "learned contact curve today (estimate of a right-party contact; ● chosen):")?;
+        for hour in &e.hours {
+            let bar = "█".repeat((hour.estimate * 40.0).round() as usize);
+            let why = match hour.fate {
+                crate::plan::HourFate::Chosen => "● chosen".to_string(),
+                crate::plan::HourFate::BelowMinPContact => "below min_p_contact".to_string(),
+                crate::plan::HourFate::WithinMinGap => "within min_gap of a chosen hour".to_string(),
+                crate::plan::HourFate::DrawnLower => "drawn lower than the chosen hours".to_string(),
+            };
+            let draw = hour.draw.map(|draw| format!(", draw {:.0} %", draw * 100.0)).unwrap_or_default();
+            writeln!(out, "  {:02}:00 {:>3.0} % {bar:<40} {why}{draw}", hour.local_hour, hour.estimate * 100.0)?;
+        }
+    }
     if !report.tasks.is_empty() {
         writeln!(out, "stored tasks:")?;
         for task in &report.tasks {

@@ -3,7 +3,7 @@
 //! decision. Pure, like `plan()`: the decision comes from the same [`Planner`], never from a
 //! second copy of its logic.
 
-use super::{Decision, Planner, Skip, Task};
+use super::{Decision, HourTrace, Planner, Skip, Task};
 use crate::domain::{Account, Borrower, History, Money};
 use crate::policy::{Policy, count_calls};
 use crate::strategy::{Facts, StrategySet};
@@ -37,6 +37,9 @@ pub struct Explanation {
     pub rules: Vec<RuleTrace>,
     /// The decision: tasks, or a skip with its reason code.
     pub decision: DecisionView,
+    /// With `timing = "learned"` and a model: every hour the rule could use today, with the
+    /// model's estimate, the draw and why it was or was not taken.
+    pub hours: Vec<HourTrace>,
 }
 
 /// An experiment assignment.
@@ -127,8 +130,9 @@ pub fn explain(
     model: Option<&crate::learn::ContactModel>,
     now: DateTime<Utc>,
 ) -> Explanation {
-    let mut planner = Planner::new(history, strategies, now).with_model(model);
+    let mut planner = Planner::new(history, strategies, now).with_model(model).tracing_hours();
     let mut decision: DecisionView = planner.decide(account, borrower).into();
+    let hours = planner.hour_trace().to_vec();
     if let Some((cap, left)) = planner.last_limit() {
         decision.limited_by = Some(format!("{}: {left} left", crate::domain::Reason::Cap(cap)));
     }
@@ -145,6 +149,7 @@ pub fn explain(
         facts: None,
         rules: Vec::new(),
         decision,
+        hours,
     };
     let Some(borrower) = borrower else {
         return explanation;

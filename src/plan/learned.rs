@@ -82,6 +82,35 @@ pub fn window_mean(intervals: &[Interval], estimates: &Estimates<'_>) -> Option<
     (seconds > 0.0).then(|| weighted / seconds)
 }
 
+/// Why an hour was or was not taken (for `explain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HourFate {
+    /// An attempt was placed there.
+    Chosen,
+    /// Its estimate is below the rule's `min_p_contact`.
+    BelowMinPContact,
+    /// It starts within `min_gap` of an hour drawn higher.
+    WithinMinGap,
+    /// The attempts were all placed at hours drawn higher.
+    DrawnLower,
+}
+
+/// One candidate hour of a learned placement, as `explain` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct HourTrace {
+    /// The hour's window (one local hour, or what the intervals leave of it).
+    pub slot: Interval,
+    /// The local hour (borrower's first zone).
+    pub local_hour: u32,
+    /// The posterior mean of a right-party contact.
+    pub estimate: f64,
+    /// The Thompson draw (none below `min_p_contact`: not drawn).
+    pub draw: Option<f64>,
+    /// What became of it.
+    pub fate: HourFate,
+}
+
 /// Places up to `count` attempts over `intervals` (sorted, disjoint), appending them to `out`
 /// in time order. Each candidate hour's contact probability is drawn once from its posterior;
 /// the hours are taken best draw first, skipping any that would start within `min_gap` of one
@@ -94,6 +123,19 @@ pub fn place<R: Rng + ?Sized>(
     rng: &mut R,
     out: &mut Vec<Placed>,
 ) -> Placement {
+    place_traced(intervals, count, min_gap, estimates, rng, out, None)
+}
+
+/// [`place`], also saying in `trace` (when given) what became of every hour, in time order.
+pub fn place_traced<R: Rng + ?Sized>(
+    intervals: &[Interval],
+    count: u32,
+    min_gap: Duration,
+    estimates: &Estimates<'_>,
+    rng: &mut R,
+    out: &mut Vec<Placed>,
+    mut trace: Option<&mut Vec<HourTrace>>,
+) -> Placement {
     let mut candidates: Vec<Cell> = Vec::with_capacity(16);
     let mut any = false;
     cells(intervals, estimates.zone, |slot, weekday, hour| {
@@ -101,6 +143,15 @@ pub fn place<R: Rng + ?Sized>(
         let posterior = estimates.model.posterior(estimates.segment, estimates.borrower_id, weekday, hour);
         let mean = posterior.mean();
         if estimates.min_p_contact.is_some_and(|least| mean < least) {
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(HourTrace {
+                    slot,
+                    local_hour: hour,
+                    estimate: mean,
+                    draw: None,
+                    fate: HourFate::BelowMinPContact,
+                });
+            }
             return;
         }
         candidates.push(Cell { slot, mean, draw: posterior.sample(rng) });
@@ -114,22 +165,33 @@ pub fn place<R: Rng + ?Sized>(
     candidates.sort_by(|a, b| b.draw.total_cmp(&a.draw).then(a.slot.start.cmp(&b.slot.start)));
     let first = out.len();
     for cell in candidates {
-        if out.len() - first == count as usize {
-            break;
-        }
-        let clear = out[first..].iter().all(|placed| {
-            let apart = if placed.slot.start > cell.slot.start {
-                placed.slot.start - cell.slot.start
+        let fate = if out.len() - first == count as usize {
+            HourFate::DrawnLower
+        } else {
+            let clear = out[first..].iter().all(|placed| {
+                let apart = if placed.slot.start > cell.slot.start {
+                    placed.slot.start - cell.slot.start
+                } else {
+                    cell.slot.start - placed.slot.start
+                };
+                apart >= min_gap
+            });
+            if clear {
+                out.push(Placed { slot: cell.slot, p_contact: cell.mean });
+                HourFate::Chosen
             } else {
-                cell.slot.start - placed.slot.start
-            };
-            apart >= min_gap
-        });
-        if clear {
-            out.push(Placed { slot: cell.slot, p_contact: cell.mean });
+                HourFate::WithinMinGap
+            }
+        };
+        if let Some(trace) = trace.as_deref_mut() {
+            let local_hour = cell.slot.start.with_timezone(&estimates.zone).hour();
+            trace.push(HourTrace { slot: cell.slot, local_hour, estimate: cell.mean, draw: Some(cell.draw), fate });
         }
     }
     out[first..].sort_by_key(|placed| placed.slot.start);
+    if let Some(trace) = trace {
+        trace.sort_by_key(|hour| hour.slot.start);
+    }
     Placement::Placed
 }
 

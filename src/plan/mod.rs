@@ -10,7 +10,7 @@ mod types;
 
 pub use capacity::{Admission, Candidate, QueueAdmission, admit};
 pub use explain::{ArmTrace, DecisionView, Explanation, FactsView, RuleTrace, explain};
-pub use learned::{Estimates, Placed, Placement, place, window_mean};
+pub use learned::{Estimates, HourFate, HourTrace, Placed, Placement, place, place_traced, window_mean};
 pub use spread::spread;
 pub use types::{Plan, Skip, Task};
 
@@ -70,6 +70,8 @@ pub struct Planner<'a> {
     admission: Option<&'a Admission>,
     /// When collecting: the accounts that would go to a limited queue, with their value.
     candidates: Option<Vec<Candidate>>,
+    /// When tracing (`explain`): what became of each hour of the last learned placement.
+    hour_trace: Option<Vec<HourTrace>>,
 }
 
 /// Plans every account of the portfolio for its local day containing `now`.
@@ -143,7 +145,21 @@ impl<'a> Planner<'a> {
                 .collect(),
             admission: None,
             candidates: None,
+            hour_trace: None,
         }
+    }
+
+    /// The planner recording, for each decision, what became of every hour a learned rule
+    /// considered ([`Planner::hour_trace`]): `explain` shows it.
+    pub fn tracing_hours(mut self) -> Planner<'a> {
+        self.hour_trace = Some(Vec::new());
+        self
+    }
+
+    /// The hours of the last decision's learned placement, in time order (empty when the rule
+    /// spreads, or without [`Planner::tracing_hours`]).
+    pub fn hour_trace(&self) -> &[HourTrace] {
+        self.hour_trace.as_deref().unwrap_or_default()
     }
 
     /// Whether any rule routes to a human queue with a capacity: a plan then needs a first
@@ -210,6 +226,9 @@ impl<'a> Planner<'a> {
         tasks: &mut Vec<Task>,
     ) -> Result<(), Skip> {
         self.last_limit = None;
+        if let Some(trace) = self.hour_trace.as_mut() {
+            trace.clear();
+        }
         let Some(borrower) = borrower else {
             return skip(
                 account,
@@ -356,7 +375,8 @@ impl<'a> Planner<'a> {
             };
             let mut rng = SmallRng::seed_from_u64(draw_seed(&account.id, local_date, rule_index));
             let min_gap = Duration::minutes(i64::from(treatment.min_gap_minutes));
-            match place(&intervals, count, min_gap, &estimates, &mut rng, &mut placed) {
+            match place_traced(&intervals, count, min_gap, &estimates, &mut rng, &mut placed, self.hour_trace.as_mut())
+            {
                 Placement::Placed => {}
                 Placement::NoTime => {
                     self.placed = placed;

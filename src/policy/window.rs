@@ -109,7 +109,7 @@ impl serde::Serialize for TimeWindow {
 }
 
 /// A half-open span of instants `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Interval {
     /// First instant inside.
     pub start: DateTime<Utc>,
