@@ -7,13 +7,18 @@
 mod common;
 
 use arrears::config::Config;
+use arrears::domain::QueueCapacity;
 use arrears::policy::PolicySettings;
-use arrears::strategy::{LoadOptions, SourceFile, StrategySet, load_sources};
+use arrears::strategy::{LoadOptions, SourceFile, StrategyErrors, StrategySet, load_sources};
 use common::book::{Fixture, at, import_accounts, row};
 use entity::tasks;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use std::collections::BTreeMap;
 
-const HUMAN_THEN_ROBOT: &str = r#"
+/// One human rule taking every account of the stage, to the `collections` queue.
+macro_rules! agents_rule {
+    () => {
+        r#"
 [[rule]]
 name = "agents"
 stage = "late"
@@ -21,7 +26,16 @@ channel = "human"
 queue = "collections"
 priority = "balance"
 windows = ["09:00-18:00"]
+"#
+    };
+}
 
+const HUMAN_ONLY: &str = agents_rule!();
+
+/// The human rule, then a robot rule for whoever the agents cannot take.
+const HUMAN_THEN_ROBOT: &str = concat!(
+    agents_rule!(),
+    r#"
 [[rule]]
 name = "robot"
 stage = "late"
@@ -29,17 +43,8 @@ channel = "robot"
 template = "robot/t"
 attempts_per_day = 1
 windows = ["09:00-18:00"]
-"#;
-
-const HUMAN_ONLY: &str = r#"
-[[rule]]
-name = "agents"
-stage = "late"
-channel = "human"
-queue = "collections"
-priority = "balance"
-windows = ["09:00-18:00"]
-"#;
+"#
+);
 
 /// Two agents from 09:00 to 11:00 New York time, 2.5 calls an hour each: 10 calls a day.
 const QUEUE: &str = r#"
@@ -49,23 +54,23 @@ calls_per_agent_hour = 2.5
 shifts = [{ hours = "09:00-11:00", agents = 2 }]
 "#;
 
-/// The strategy of `rules` (through the common fixture's files) loaded with [`QUEUE`]'s capacity.
-fn with_capacity(rules: &str) -> StrategySet {
-    let config: Config = toml::from_str(QUEUE).unwrap();
-    let capacities = config.queue_capacities().unwrap();
+/// The strategy of `rules` loaded with `capacities`.
+fn load(rules: &str, capacities: &BTreeMap<String, QueueCapacity>) -> Result<StrategySet, StrategyErrors> {
     let dir = tempfile::tempdir().unwrap();
     let templates = dir.path().join("templates");
     std::fs::create_dir_all(templates.join("robot")).unwrap();
     std::fs::write(templates.join("robot/t.hbs"), "Robot {{account.id}}").unwrap();
     let text = format!("name = \"test\"\npolicy = \"us-reg-f\"\n[stages]\nlate = {{ dpd = [1, 365] }}\n{rules}");
     let settings = PolicySettings::default();
-    let options = LoadOptions {
-        templates_dir: &templates,
-        default_policy: "us-reg-f",
-        settings: &settings,
-        capacities: &capacities,
-    };
-    load_sources(&[SourceFile { name: "test.toml".into(), text }], &options).unwrap_or_else(|errors| panic!("{errors}"))
+    let options =
+        LoadOptions { templates_dir: &templates, default_policy: "us-reg-f", settings: &settings, capacities };
+    load_sources(&[SourceFile { name: "test.toml".into(), text }], &options)
+}
+
+/// The strategy of `rules` loaded with [`QUEUE`]'s capacity.
+fn with_capacity(rules: &str) -> StrategySet {
+    let config: Config = toml::from_str(QUEUE).unwrap();
+    load(rules, &config.queue_capacities().unwrap()).unwrap_or_else(|errors| panic!("{errors}"))
 }
 
 /// 25 accounts with amounts due 100, 200, … 2,500 (balance ten times that).
@@ -147,20 +152,7 @@ async fn without_a_later_rule_the_rest_skip_as_capacity_and_late_in_the_day_the_
 
 #[test]
 fn without_a_capacity_a_rule_below_a_catch_all_human_rule_can_never_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let templates = dir.path().join("templates");
-    std::fs::create_dir_all(templates.join("robot")).unwrap();
-    std::fs::write(templates.join("robot/t.hbs"), "Robot").unwrap();
-    let text =
-        format!("name = \"test\"\npolicy = \"us-reg-f\"\n[stages]\nlate = {{ dpd = [1, 365] }}\n{HUMAN_THEN_ROBOT}");
-    let settings = PolicySettings::default();
-    let options = LoadOptions {
-        templates_dir: &templates,
-        default_policy: "us-reg-f",
-        settings: &settings,
-        capacities: &Default::default(),
-    };
-    let errors = load_sources(&[SourceFile { name: "test.toml".into(), text }], &options).unwrap_err();
+    let errors = load(HUMAN_THEN_ROBOT, &BTreeMap::new()).unwrap_err();
     assert!(errors.to_string().contains("rule `robot` can never match"), "{errors}");
 }
 

@@ -114,20 +114,8 @@ pub struct HourTrace {
 /// Places up to `count` attempts over `intervals` (sorted, disjoint), appending them to `out`
 /// in time order. Each candidate hour's contact probability is drawn once from its posterior;
 /// the hours are taken best draw first, skipping any that would start within `min_gap` of one
-/// already taken.
+/// already taken. `trace` (when given) receives what became of every hour, in time order.
 pub fn place<R: Rng + ?Sized>(
-    intervals: &[Interval],
-    count: u32,
-    min_gap: Duration,
-    estimates: &Estimates<'_>,
-    rng: &mut R,
-    out: &mut Vec<Placed>,
-) -> Placement {
-    place_traced(intervals, count, min_gap, estimates, rng, out, None)
-}
-
-/// [`place`], also saying in `trace` (when given) what became of every hour, in time order.
-pub fn place_traced<R: Rng + ?Sized>(
     intervals: &[Interval],
     count: u32,
     min_gap: Duration,
@@ -285,7 +273,7 @@ mod tests {
                     let estimates =
                         Estimates { model: &model, segment, borrower_id: "B1", zone: zones[0], min_p_contact: None };
                     let mut placed = Vec::new();
-                    let found = place(&intervals, count, min_gap, &estimates, &mut rng, &mut placed);
+                    let found = place(&intervals, count, min_gap, &estimates, &mut rng, &mut placed, None);
                     assert_eq!(found == Placement::NoTime, intervals.is_empty());
                     assert!(placed.len() <= count as usize);
                     for attempt in &placed {
@@ -327,7 +315,10 @@ mod tests {
             min_p_contact: None,
         };
         let mut placed = Vec::new();
-        assert_eq!(place(&intervals, 3, Duration::hours(1), &estimates, &mut rng, &mut placed), Placement::Placed);
+        assert_eq!(
+            place(&intervals, 3, Duration::hours(1), &estimates, &mut rng, &mut placed, None),
+            Placement::Placed
+        );
         let hours: Vec<u32> = placed.iter().map(|p| p.slot.start.with_timezone(&zone).hour()).collect();
         assert_eq!(hours, vec![18, 19, 20]);
         assert!(placed.iter().all(|p| p.p_contact > 0.4), "{placed:?}");
@@ -335,7 +326,7 @@ mod tests {
         // Six attempts asked, but only the evening hours reach 10 %.
         estimates.min_p_contact = Some(0.1);
         placed.clear();
-        assert_eq!(place(&intervals, 6, Duration::zero(), &estimates, &mut rng, &mut placed), Placement::Placed);
+        assert_eq!(place(&intervals, 6, Duration::zero(), &estimates, &mut rng, &mut placed, None), Placement::Placed);
         assert_eq!(placed.len(), 3);
 
         // A morning-only window: nothing reaches it.
@@ -346,7 +337,10 @@ mod tests {
             "2026-06-10T00:00:00Z".parse().unwrap(),
         );
         placed.clear();
-        assert_eq!(place(&morning, 2, Duration::zero(), &estimates, &mut rng, &mut placed), Placement::BelowThreshold);
+        assert_eq!(
+            place(&morning, 2, Duration::zero(), &estimates, &mut rng, &mut placed, None),
+            Placement::BelowThreshold
+        );
         assert!(placed.is_empty());
     }
 }

@@ -10,7 +10,7 @@ mod types;
 
 pub use capacity::{Admission, Candidate, QueueAdmission, admit};
 pub use explain::{ArmTrace, DecisionView, Explanation, FactsView, RuleTrace, explain};
-pub use learned::{Estimates, HourFate, HourTrace, Placed, Placement, place, place_traced, window_mean};
+pub use learned::{Estimates, HourFate, HourTrace, Placed, Placement, place, window_mean};
 pub use spread::spread;
 pub use types::{Plan, Skip, Task};
 
@@ -375,8 +375,7 @@ impl<'a> Planner<'a> {
             };
             let mut rng = SmallRng::seed_from_u64(draw_seed(&account.id, local_date, rule_index));
             let min_gap = Duration::minutes(i64::from(treatment.min_gap_minutes));
-            match place_traced(&intervals, count, min_gap, &estimates, &mut rng, &mut placed, self.hour_trace.as_mut())
-            {
+            match place(&intervals, count, min_gap, &estimates, &mut rng, &mut placed, self.hour_trace.as_mut()) {
                 Placement::Placed => {}
                 Placement::NoTime => {
                     self.placed = placed;
