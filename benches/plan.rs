@@ -22,7 +22,7 @@ const RULES: usize = 600;
 const STAGES: [(&str, i32, i32); 6] =
     [("pre", -5, -1), ("m1a", 1, 7), ("m1", 8, 30), ("m2", 31, 60), ("m3", 61, 90), ("m4", 91, 720)];
 
-fn strategy_text() -> String {
+fn strategy_text(timing: &str) -> String {
     let mut text = String::from("name = \"bench\"\npolicy = \"cn-gbt-45251\"\n[stages]\n");
     for (name, first, last) in STAGES {
         writeln!(text, "{name} = {{ dpd = [{first}, {last}] }}").unwrap();
@@ -33,7 +33,12 @@ fn strategy_text() -> String {
         let last_of_stage = index % per_stage == per_stage - 1;
         let (channel, extra) = match index % 3 {
             0 => ("sms", "template = \"sms/t\"\n".to_string()),
-            1 => ("robot", "template = \"robot/t\"\nattempts_per_day = 3\nmin_gap = \"2h\"\nwindows = [\"09:00-12:00\", \"14:00-20:00\"]\n".to_string()),
+            1 => (
+                "robot",
+                format!(
+                    "template = \"robot/t\"\nattempts_per_day = 3\nmin_gap = \"2h\"\nwindows = [\"09:00-12:00\", \"14:00-20:00\"]\ntiming = \"{timing}\"\n"
+                ),
+            ),
             _ => ("human", format!("queue = \"q{}\"\npriority = \"balance\"\n", index % 7)),
         };
         writeln!(text, "\n[[rule]]\nname = \"r{index}\"\nstage = \"{stage}\"\nchannel = \"{channel}\"\n{extra}")
@@ -52,7 +57,7 @@ fn strategy_text() -> String {
     text
 }
 
-fn strategies() -> (StrategySet, tempfile::TempDir) {
+fn strategies(timing: &str) -> (StrategySet, tempfile::TempDir) {
     let templates = tempfile::tempdir().expect("tempdir");
     for (dir, body) in [("sms", "Hi {{borrower.name}}"), ("robot", "Hello {{borrower.name}}")] {
         std::fs::create_dir_all(templates.path().join(dir)).expect("template dir");
@@ -65,7 +70,7 @@ fn strategies() -> (StrategySet, tempfile::TempDir) {
         settings: &settings,
         capacities: &Default::default(),
     };
-    let set = load_sources(&[SourceFile { name: "bench.toml".into(), text: strategy_text() }], &options)
+    let set = load_sources(&[SourceFile { name: "bench.toml".into(), text: strategy_text(timing) }], &options)
         .unwrap_or_else(|errors| panic!("bench strategy invalid:\n{errors}"));
     (set, templates)
 }
@@ -162,6 +167,30 @@ fn evaluate_rules(book: &Portfolio, set: &StrategySet, now: DateTime<Utc>) -> us
     matched
 }
 
+/// A contact model fitted from 3,000,000 synthetic robot attempts of a third of the book's
+/// borrowers, in every stage, answered more in the evening.
+fn synthetic_model(book: &Portfolio, now: DateTime<Utc>) -> arrears::learn::ContactModel {
+    use chrono::Weekday;
+    let mut rng = SmallRng::seed_from_u64(9);
+    let mut fitter = arrears::learn::Fitter::new();
+    let weekdays = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+    let borrowers: Vec<&str> = book.accounts.iter().step_by(3).map(|account| account.borrower_id.as_str()).collect();
+    for index in 0..3_000_000usize {
+        let hour = rng.random_range(9..20u32);
+        let rate = if hour >= 18 { 0.45 } else { 0.15 };
+        fitter.add(arrears::learn::AttemptFact {
+            borrower_id: borrowers[index % borrowers.len()],
+            stage: STAGES[index % STAGES.len()].0,
+            channel: arrears::domain::Channel::Robot,
+            product: "cash",
+            weekday: weekdays[index % 7],
+            hour,
+            contact: rng.random_bool(rate),
+        });
+    }
+    fitter.finish(now - Duration::days(90), now)
+}
+
 /// Resets the kernel's peak-RSS mark (Linux `clear_refs` 5), so the next reading covers one phase.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -185,7 +214,7 @@ fn main() {
     let accounts: usize =
         std::env::var("ARREARS_BENCH_ACCOUNTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let now: DateTime<Utc> = "2026-11-22T01:00:00Z".parse().expect("instant");
-    let (set, _templates) = strategies();
+    let (set, _templates) = strategies("spread");
     let rules: usize = set.strategies.iter().map(|s| s.rules.len()).sum();
     println!("# arrears planning benchmark: {accounts} accounts, {rules} rules, {TAGS} tags");
 
@@ -231,6 +260,24 @@ fn main() {
         pure_accounts as f64 / elapsed,
         pure_accounts as f64 / elapsed / 1_000_000.0
     );
+    // The same book with every robot rule on `timing = "learned"`, and a model fitted from
+    // 3,000,000 synthetic attempts (every stage's robot segment, a third of the borrowers).
+    let (learned_set, _learned_templates) = strategies("learned");
+    let model = synthetic_model(&book, now);
+    let mut planner = arrears::plan::Planner::new(&history, &learned_set, now).with_model(Some(&model));
+    drop(planner.plan(&book));
+    let mut planner = arrears::plan::Planner::new(&history, &learned_set, now).with_model(Some(&model));
+    let started = Instant::now();
+    let learned = planner.plan(&book);
+    let elapsed = started.elapsed().as_secs_f64();
+    let placed = learned.tasks.iter().filter(|task| task.p_contact.is_some()).count();
+    println!(
+        "pure plan() with learned timing: {pure_accounts} accounts in {elapsed:.3} s = {:.0} accounts/s on one core ({} tasks, {placed} placed by the model); target 500,000/s: {:.2}x",
+        pure_accounts as f64 / elapsed,
+        learned.tasks.len(),
+        pure_accounts as f64 / elapsed / 500_000.0
+    );
+    drop(learned);
     drop(book);
     drop(plan);
 

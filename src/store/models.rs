@@ -3,7 +3,8 @@
 //! as [`AttemptFact`]s. No fitting here (that is `crate::learn`), and no clock: `now` comes in.
 
 use super::StoreError;
-use super::sql::{Sql, get};
+use super::book::unpack;
+use super::sql::json_page;
 use crate::domain::{Borrower, Channel, Outcome, parse_timezone};
 use crate::learn::{AttemptFact, ContactModel};
 use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
@@ -11,6 +12,7 @@ use chrono_tz::Tz;
 use entity::contact_models;
 use rustc_hash::FxHashMap as HashMap;
 use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, EntityTrait, QueryOrder, QuerySelect};
+use std::borrow::Cow;
 
 /// Attempts read per page by [`read_attempt_facts`].
 pub const FACT_PAGE_ROWS: u64 = 50_000;
@@ -74,45 +76,47 @@ pub async fn read_attempt_facts(
     to: DateTime<Utc>,
     mut each: impl FnMut(AttemptFact<'_>),
 ) -> Result<u64, StoreError> {
-    let backend = db.get_database_backend();
     let mut zones: HashMap<String, Tz> = HashMap::default();
     let (mut after, mut read) = (0i64, 0u64);
+    let columns = format!(
+        "a.id AS attempt_id, a.borrower_id AS borrower_id, {STAGE} AS stage, a.channel AS channel, \
+         COALESCE(ac.product, 'unknown') AS product, a.at AS at, a.outcome AS outcome, \
+         COALESCE(b.timezones, '') AS timezones"
+    );
     loop {
-        let mut sql = Sql::new(backend);
-        sql.push(&format!(
-            "SELECT a.id, a.borrower_id, {STAGE}, a.channel, COALESCE(ac.product, 'unknown'), a.at, a.outcome, \
-             COALESCE(b.timezones, '') FROM attempts a \
-             LEFT JOIN tasks t ON t.id = a.task_id \
-             LEFT JOIN accounts ac ON ac.id = a.account_id \
-             LEFT JOIN borrowers b ON b.id = a.borrower_id \
-             WHERE a.id > "
-        ));
-        sql.bind(after);
-        sql.push(" AND a.at >= ");
-        sql.bind(from);
-        sql.push(" AND a.at < ");
-        sql.bind(to);
-        sql.push(&format!(" ORDER BY a.id LIMIT {FACT_PAGE_ROWS}"));
-        let rows = db.query_all_raw(sql.statement()).await?;
+        // One packed page per statement: the driver's per-row cost is most of a plain read.
+        let page = json_page(
+            db,
+            &columns,
+            "attempt_id, borrower_id, stage, channel, product, at, outcome, timezones",
+            "attempts a LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts ac ON ac.id = a.account_id \
+             LEFT JOIN borrowers b ON b.id = a.borrower_id",
+            |sql| {
+                sql.push("a.id > ");
+                sql.bind(after);
+                sql.push(" AND a.at >= ");
+                sql.bind(from);
+                sql.push(" AND a.at < ");
+                sql.bind(to);
+            },
+            "attempt_id",
+            FACT_PAGE_ROWS,
+        )
+        .await?;
+        let rows: Vec<FactRow<'_>> = unpack(&page, "attempts")?;
         let count = rows.len() as u64;
-        for row in rows {
-            let id: i64 = get(&row, 0, "attempts", "?")?;
-            let key = id.to_string();
-            let borrower_id: String = get(&row, 1, "attempts", &key)?;
-            let stage: String = get(&row, 2, "attempts", &key)?;
-            let channel: String = get(&row, 3, "attempts", &key)?;
-            let product: String = get(&row, 4, "attempts", &key)?;
-            let at: DateTime<Utc> = get(&row, 5, "attempts", &key)?;
-            let outcome: String = get(&row, 6, "attempts", &key)?;
-            let timezones: String = get(&row, 7, "borrowers", &borrower_id)?;
-            let corrupt = |message: String| StoreError::Corrupt { table: "attempts", id: key.clone(), message };
+        for (id, borrower_id, stage, channel, product, at, outcome, timezones) in rows {
+            let corrupt = |message: String| StoreError::Corrupt { table: "attempts", id: id.to_string(), message };
             let channel: Channel = channel.parse().map_err(|error| corrupt(format!("{error}")))?;
             let outcome: Outcome = outcome.parse().map_err(|error| corrupt(format!("{error}")))?;
-            let zone = match zones.get(timezones.as_str()) {
+            let at = DateTime::parse_from_rfc3339(&at)
+                .map_err(|error| corrupt(format!("at `{at}`: {error}")))?
+                .with_timezone(&Utc);
+            let zone = match zones.get(timezones.as_ref()) {
                 Some(zone) => *zone,
                 None => {
                     let zone = primary_zone(&timezones);
-                    zones.insert(timezones, zone);
+                    zones.insert(timezones.into_owned(), zone);
                     zone
                 }
             };
@@ -126,7 +130,7 @@ pub async fn read_attempt_facts(
                 hour: local.hour(),
                 contact: outcome.is_conversation(),
             });
-            after = id;
+            after = after.max(id);
         }
         read += count;
         if count < FACT_PAGE_ROWS {
@@ -134,6 +138,10 @@ pub async fn read_attempt_facts(
         }
     }
 }
+
+/// One attempt of a packed page: id, borrower, stage, channel, product, instant, outcome, zones.
+type FactRow<'a> =
+    (i64, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
 
 /// The primary zone of a stored `;`-joined zone list (UTC when it has none that parses).
 fn primary_zone(timezones: &str) -> Tz {
