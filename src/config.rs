@@ -278,3 +278,21 @@ impl Config {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    /// The example in docs/operations.md is a valid configuration, queues included.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../docs/operations.md");
+        let start = doc.find("```toml\nbind = ").expect("the example") + "```toml\n".len();
+        let text = &doc[start..start + doc[start..].find("```").expect("its end")];
+        let config: Config = toml::from_str(text).unwrap_or_else(|error| panic!("{error}"));
+        let queues = config.queue_capacities().unwrap();
+        assert_eq!(queues["m2"].calls_per_day(), (10 * 3 + 6 * 8) * 8);
+        assert_eq!(config.promise_max_days, 60);
+        assert_eq!(config.schedule.learn, "0 0 2 * * *");
+    }
+}
