@@ -110,6 +110,15 @@ async fn a_full_queue_takes_the_highest_balances_and_the_rest_fall_through_to_th
         // 08:00 in New York: the whole day's capacity (10 calls) is ahead.
         let now = at("2026-12-01T13:00:00Z");
         import_accounts(db, &rows(), now).await;
+        // Before the plan, `explain` says the queue has a capacity and which priority the plan
+        // will rank: one account alone cannot say whether the queue takes it.
+        let explained = arrears::ops::explain_account(db, &strategies, "A01", now).await.unwrap().unwrap();
+        let note = explained.explanation.capacity.as_ref().expect("a capacity note");
+        assert_eq!((note.queue.as_str(), note.calls_per_day, note.priority), ("collections", 10, 1000.0));
+        let mut text = Vec::new();
+        arrears::ops::write_explanation(&explained, &mut text).unwrap();
+        assert!(String::from_utf8(text).unwrap().contains("queue collections has a capacity (10 calls a day)"));
+
         let outcome = arrears::ops::plan_and_persist(db, &strategies, now, false).await.unwrap();
         let human = tasks_by_rule(db, "agents").await;
         let expected: Vec<String> = (16..=25).map(|n| format!("A{n:02}")).collect();

@@ -169,6 +169,14 @@ pub fn write_explanation(report: &AccountExplanation, out: &mut impl Write) -> a
             }
         }
     }
+    if let Some(note) = &e.capacity {
+        writeln!(
+            out,
+            "queue {} has a capacity ({} calls a day): the plan run gives it the accounts of highest priority in the book \
+             (this one: {:.2}); one it does not take falls through to the next rule — the stored tasks show what it decided",
+            note.queue, note.calls_per_day, note.priority
+        )?;
+    }
     if !e.hours.is_empty() {
         writeln!(out, "learned contact curve today (estimate of a right-party contact; ● chosen):")?;
         for hour in &e.hours {

@@ -40,6 +40,21 @@ pub struct Explanation {
     /// With `timing = "learned"` and a model: every hour the rule could use today, with the
     /// model's estimate, the draw and why it was or was not taken.
     pub hours: Vec<HourTrace>,
+    /// When the decision gives the account to a human queue with a capacity: that queue, whose
+    /// day goes to the accounts of highest priority in the whole book (the plan run decides;
+    /// one account alone cannot).
+    pub capacity: Option<CapacityNote>,
+}
+
+/// A human queue with a capacity that the decision routes to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapacityNote {
+    /// The queue.
+    pub queue: String,
+    /// The calls its agents complete in a whole day.
+    pub calls_per_day: u64,
+    /// This account's priority, against which the plan ranks the book.
+    pub priority: f64,
 }
 
 /// An experiment assignment.
@@ -133,6 +148,15 @@ pub fn explain(
     let mut planner = Planner::new(history, strategies, now).with_model(model).tracing_hours();
     let mut decision: DecisionView = planner.decide(account, borrower).into();
     let hours = planner.hour_trace().to_vec();
+    let capacity = decision.tasks.iter().find_map(|task| {
+        let queue = task.queue.as_deref()?;
+        let capacity = strategies.capacities.get(queue)?;
+        Some(CapacityNote {
+            queue: queue.to_string(),
+            calls_per_day: capacity.calls_per_day(),
+            priority: task.priority,
+        })
+    });
     if let Some((cap, left)) = planner.last_limit() {
         decision.limited_by = Some(format!("{}: {left} left", crate::domain::Reason::Cap(cap)));
     }
@@ -150,6 +174,7 @@ pub fn explain(
         rules: Vec::new(),
         decision,
         hours,
+        capacity,
     };
     let Some(borrower) = borrower else {
         return explanation;

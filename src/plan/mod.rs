@@ -9,7 +9,7 @@ mod spread;
 mod types;
 
 pub use capacity::{Admission, Candidate, QueueAdmission, admit};
-pub use explain::{ArmTrace, DecisionView, Explanation, FactsView, RuleTrace, explain};
+pub use explain::{ArmTrace, CapacityNote, DecisionView, Explanation, FactsView, RuleTrace, explain};
 pub use learned::{Estimates, HourFate, HourTrace, Placed, Placement, place, window_mean};
 pub use spread::spread;
 pub use types::{Plan, Skip, Task};
