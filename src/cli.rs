@@ -113,6 +113,31 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Run the engine over simulated days ending now, on a throw-away store, against a simulated
+    /// call center; with --vs, two strategy sets side by side on the same book and draws.
+    Simulate {
+        /// Simulated days (they end now).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// A synthetic book of this many accounts (the demo's; default 10000).
+        #[arg(long, conflicts_with = "book")]
+        accounts: Option<usize>,
+        /// An accounts CSV to simulate instead of a synthetic book.
+        #[arg(long)]
+        book: Option<PathBuf>,
+        /// Seed of the simulated borrowers (and of a synthetic book).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Compare --strategies (A) with the strategies of this directory (B).
+        #[arg(long, value_name = "DIR2")]
+        vs: Option<PathBuf>,
+        /// Robot calls the simulated dialler places per hour.
+        #[arg(long, default_value_t = ops::simulate::DEFAULT_ROBOT_CALLS_PER_HOUR)]
+        robot_calls_per_hour: u32,
+        /// text (tables) or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ops::simulate::SimFormat,
+    },
     /// Build arrears.db with a synthetic portfolio and run the engine on it.
     Demo {
         /// Number of accounts.
@@ -312,6 +337,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token { command: TokenCommand::Create { role, agent, label } } => {
             let token = ops::tokens::create_command(&settings, role, agent.as_deref(), label.as_deref()).await?;
             writeln!(out, "{token}")?;
+        }
+        Command::Simulate { days, accounts, book, seed, vs, robot_calls_per_hour, format } => {
+            let book = match book {
+                Some(file) => ops::simulate::Book::File(file),
+                None => ops::simulate::Book::Generated(accounts.unwrap_or(10_000)),
+            };
+            let options = ops::simulate::SimOptions { days, book, seed, end: chrono::Utc::now(), robot_calls_per_hour };
+            let args = ops::simulate::SimulateArgs { options, vs, format };
+            ops::simulate::simulate_command(&settings, args, &mut out).await?;
         }
         Command::Demo { accounts, seed, days } => {
             crate::demo::run(&settings, accounts, seed, days, &mut out).await?;

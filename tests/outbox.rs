@@ -625,3 +625,78 @@ async fn a_human_task_leased_before_its_late_announcement_stays_with_its_agent_a
         assert_eq!(receiver.seen().len(), 1, "{b}");
     }
 }
+
+/// An in-process receiver: answers from a script (then 200), keeps what it got.
+struct InProcess {
+    verifier: standardwebhooks::Webhook,
+    script: Mutex<VecDeque<arrears::dispatch::SinkAnswer>>,
+    /// `(webhook-id, timestamp, the signature verified independently, body)`.
+    got: Mutex<Vec<(String, i64, bool, String)>>,
+}
+
+impl arrears::dispatch::Sink for InProcess {
+    fn receive(&self, message: &arrears::dispatch::SignedMessage<'_>) -> arrears::dispatch::SinkAnswer {
+        let expected = self.verifier.sign(message.webhook_id, message.timestamp, message.body.as_bytes()).unwrap();
+        let verified = message.signature.split(' ').any(|signature| signature == expected);
+        self.got.lock().unwrap().push((
+            message.webhook_id.to_string(),
+            message.timestamp,
+            verified,
+            message.body.to_string(),
+        ));
+        self.script.lock().unwrap().pop_front().unwrap_or(arrears::dispatch::SinkAnswer::Delivered)
+    }
+}
+
+#[tokio::test]
+async fn an_in_process_sink_gets_the_signed_task_ready_through_the_same_claim_check_and_retries() {
+    use arrears::dispatch::{SigningSecret, SinkAnswer};
+    for test_db in common::all_dbs().await {
+        let (db, b) = (&test_db.db, test_db.backend);
+        let setup = book(db, &[ny("S1", "sms"), ny("S2", "sms")]).await;
+        let secret = SigningSecret::generate();
+        let sink = Arc::new(InProcess {
+            verifier: standardwebhooks::Webhook::new(&secret).unwrap(),
+            script: Mutex::new(VecDeque::from([SinkAnswer::Failed { status: 503, retry_after: None }; 2])),
+            got: Mutex::default(),
+        });
+        // The HTTP endpoint points nowhere: the sink takes its place.
+        let config = config("http://127.0.0.1:9/unreachable");
+        let dispatcher = Dispatcher::from_config(&config).unwrap().with_sink(
+            "sms",
+            SigningSecret::parse(&secret).unwrap(),
+            sink.clone(),
+        );
+        assert!(dispatcher.batch >= arrears::dispatch::SINK_BATCH, "{b}");
+        release(db, &setup, &config, morning()).await;
+        let (s1, s2) = (only_task(db, "S1").await, only_task(db, "S2").await);
+        let report = deliver(db, &setup, &dispatcher, morning()).await;
+        assert_eq!((report.claimed, report.retrying), (2, 2), "{b}: the sink answered 503: {report:?}");
+        let failed = delivery(db, &ready_id(&s2)).await.unwrap();
+        assert_eq!((failed.state.as_str(), failed.tries), ("pending", 1), "{b}");
+
+        // Paid in full meanwhile: S1's message is voided before it reaches the sink again.
+        pay_in_full(db, "S1", morning() + Duration::minutes(1)).await;
+        let report = deliver(db, &setup, &dispatcher, morning() + Duration::minutes(2)).await;
+        assert_eq!((report.claimed, report.delivered), (1, 1), "{b}: {report:?}");
+        assert_eq!(delivery(db, &ready_id(&s1)).await.unwrap().state, "void", "{b}");
+        assert_eq!(delivery(db, &ready_id(&s2)).await.unwrap().state, "delivered", "{b}");
+
+        let got = sink.got.lock().unwrap().clone();
+        let ids: Vec<&str> = got.iter().map(|(id, ..)| id.as_str()).collect();
+        let mut first_two = ids[..2].to_vec();
+        first_two.sort();
+        let mut expected = vec![ready_id(&s1), ready_id(&s2)];
+        expected.sort();
+        assert_eq!(first_two, expected, "{b}");
+        assert_eq!(ids[2], ready_id(&s2), "{b}: only S2 again");
+        assert!(got.iter().all(|(_, _, verified, _)| *verified), "{b}: every signature verifies independently");
+        assert_eq!(got[2].1, (morning() + Duration::minutes(2)).timestamp(), "{b}: signed at the engine's now");
+        let body: serde_json::Value = serde_json::from_str(&got[2].3).unwrap();
+        assert_eq!(
+            (body["type"].as_str(), body["data"]["task_id"].as_str()),
+            (Some("task.ready"), Some(s2.id.to_string().as_str())),
+            "{b}"
+        );
+    }
+}

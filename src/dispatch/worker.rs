@@ -4,9 +4,11 @@
 //! records the result under the claim's token — delivered, retry later (schedule with jitter,
 //! `Retry-After`), dead letter, or `410 Gone` (the endpoint is disabled). Bodies are rendered
 //! before they are enqueued; redirects are never followed (a 3xx is a failed try), so a signed
-//! body with personal data only ever goes to the configured URL.
+//! body with personal data only ever goes to the configured URL. An endpoint may instead be an
+//! in-process receiver (`Dispatcher::with_sink`): only the transport differs.
 
 use super::outbox::screen_claimed;
+use super::sink::{Sink, SinkTarget, answered};
 use super::{EndpointError, SigningSecret, next_try, parse_retry_after, signature_header};
 use crate::config::Config;
 use crate::policy::Policy;
@@ -66,6 +68,9 @@ impl EndpointTarget {
     }
 }
 
+/// Deliveries a step claims at least once an in-process endpoint is set.
+pub const SINK_BATCH: u64 = 256;
+
 /// What one [`Dispatcher::deliver_due`] step did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
@@ -95,6 +100,9 @@ pub struct DeliveryReport {
 pub struct Dispatcher {
     client: reqwest::Client,
     endpoints: Arc<BTreeMap<String, Arc<EndpointTarget>>>,
+    /// In-process endpoints by name; one of them takes the place of an HTTP endpoint of the
+    /// same name.
+    sinks: Arc<BTreeMap<String, SinkTarget>>,
     /// Deliveries claimed per step.
     pub batch: u64,
     /// How long a claim holds a delivery (after which a dead worker's claim is due again).
@@ -122,12 +130,24 @@ impl Dispatcher {
         let longest = endpoints.values().map(|endpoint| endpoint.timeout).max().unwrap_or_default();
         let hold = Duration::from_std(longest * 2).unwrap_or(Duration::minutes(2)) + Duration::seconds(1);
         let batch = (concurrency as u64 * 2).clamp(1, 256);
-        Ok(Dispatcher { client, endpoints: Arc::new(endpoints), batch, hold })
+        Ok(Dispatcher { client, endpoints: Arc::new(endpoints), sinks: Arc::default(), batch, hold })
     }
 
-    /// Whether an endpoint of that name is configured.
+    /// Delivers the messages of endpoint `name` to `sink`, in this process, signed with
+    /// `secret` exactly as an HTTP receiver would get them (the timestamp is the engine's
+    /// `now`); the sink's answer is recorded as a response's would be. Everything else — the
+    /// claim, the claim-time check, voiding, retries, dead letters — is unchanged. Takes the
+    /// place of an HTTP endpoint of the same name. A step claims at least
+    /// [`SINK_BATCH`] messages once a sink is set (a sink answers at once).
+    pub fn with_sink(mut self, name: impl Into<String>, secret: SigningSecret, sink: Arc<dyn Sink>) -> Dispatcher {
+        Arc::make_mut(&mut self.sinks).insert(name.into(), SinkTarget { secrets: vec![secret], sink });
+        self.batch = self.batch.max(SINK_BATCH);
+        self
+    }
+
+    /// Whether an endpoint of that name is configured (over HTTP or in-process).
     pub fn has_endpoint(&self, name: &str) -> bool {
-        self.endpoints.contains_key(name)
+        self.endpoints.contains_key(name) || self.sinks.contains_key(name)
     }
 
     /// One step at `now`: claims due deliveries, checks those about tasks (a `task.ready` goes
@@ -150,7 +170,14 @@ impl Dispatcher {
         report.voided = screened.voided;
         report.waiting = screened.waiting;
         let mut sends = tokio::task::JoinSet::new();
+        let mut answered_in_process = Vec::new();
         for delivery in screened.send {
+            if let Some(sink) = self.sinks.get(&delivery.endpoint) {
+                let tries = u32::try_from(delivery.tries + 1).unwrap_or(u32::MAX);
+                let result = sink.send(&delivery.webhook_id, &delivery.body, tries, now, jitter());
+                answered_in_process.push((delivery, result));
+                continue;
+            }
             let endpoint = self.endpoints.get(&delivery.endpoint).cloned();
             let client = self.client.clone();
             sends.spawn(async move {
@@ -166,9 +193,15 @@ impl Dispatcher {
             });
         }
         let mut delivered: BTreeMap<(u16, String), Vec<i64>> = BTreeMap::new();
-        while let Some(joined) = sends.join_next().await {
-            let Ok((delivery, result)) = joined else {
-                continue; // A panicked send leaves its claim to expire: it is sent again.
+        let mut in_process = answered_in_process.into_iter();
+        loop {
+            let (delivery, result) = match in_process.next() {
+                Some(answered) => answered,
+                None => match sends.join_next().await {
+                    Some(Ok(sent)) => sent,
+                    Some(Err(_)) => continue, // A panicked send leaves its claim to expire: it is sent again.
+                    None => break,
+                },
             };
             match &result {
                 TryResult::Delivered { .. } => report.delivered += 1,
@@ -245,7 +278,6 @@ async fn send(
         .await;
     match response {
         Ok(response) if response.status().is_success() => TryResult::Delivered { status: response.status().as_u16() },
-        Ok(response) if response.status() == reqwest::StatusCode::GONE => TryResult::Gone,
         Ok(response) if response.status().is_redirection() => {
             let status = response.status().as_u16();
             let location = response.headers().get(reqwest::header::LOCATION).and_then(|value| value.to_str().ok());
@@ -265,11 +297,7 @@ async fn send(
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| parse_retry_after(value, now));
-            TryResult::Failed {
-                status: Some(status),
-                error: format!("HTTP {status}"),
-                retry_at: next_try(tries, now, retry_after, jitter()),
-            }
+            answered(status, retry_after, tries, now, jitter())
         }
         Err(error) => {
             let error = if error.is_timeout() {

@@ -7,6 +7,8 @@ pub mod learn;
 pub mod release;
 pub mod report;
 pub mod serve;
+pub mod simulate;
+pub mod synthetic;
 pub mod tokens;
 
 pub mod deliveries;

@@ -66,8 +66,9 @@ impl Context {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
     /// It may be handed off now, with this room, to these addresses (those with calls left,
-    /// in stored order; the first is where a message goes).
-    Pass { room: Room, addresses: Vec<String> },
+    /// in stored order; the first is where a message goes), each with the calls it has left
+    /// under the per-number cap (`u32::MAX` when none applies).
+    Pass { room: Room, addresses: Vec<String>, calls_left: Vec<u32> },
     /// Not now (outside the contact hours, before its window, within `min_gap`, or a cap
     /// reached only by calls still in flight); it stays as it is.
     Wait { reason: Reason, detail: String },
@@ -181,11 +182,11 @@ pub(crate) fn recheck(
     };
     match gate::check(&ask, ledger, now) {
         Ok(room) => {
-            let addresses = gate::addresses(&ask, ledger, now)
+            let (addresses, calls_left) = gate::addresses(&ask, ledger, now)
                 .filter(|(_, left)| *left > 0)
-                .map(|(address, _)| address.to_string())
-                .collect();
-            Verdict::Pass { room, addresses }
+                .map(|(address, left)| (address.to_string(), left))
+                .unzip();
+            Verdict::Pass { room, addresses, calls_left }
         }
         Err(refusal) => verdict_of(refusal),
     }

@@ -1,11 +1,14 @@
 //! KPIs from stored attempts, promises, payments, cures and stage history: the period a report
 //! covers ([`Period`]), the rows the store loads for it ([`KpiInput`]), their aggregation by
 //! stage, strategy, rule or experiment arm ([`aggregate`]) and the text table managers read
-//! ([`write_text`]).
+//! ([`write_text`]); and paired comparisons of two simulated runs with their confidence
+//! intervals ([`paired`]).
 //!
 //! Pure: no I/O, no clock. The rows come from `store::load_kpi_input`; `ops::report` ties the
 //! two together. Money is summed here with `rust_decimal`, never in SQL floats. The definitions
 //! of every KPI are in `docs/operations.md` ("Reports"); change them there too.
+
+pub mod paired;
 
 use crate::domain::{Money, Outcome};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};

@@ -1,6 +1,7 @@
-//! An independent count of compliance violations in the contacts a run actually made, written
-//! from DESIGN.md's "Compliance policies" table with the policy's numbers given as plain
-//! arguments. It must not call `crate::policy` (it is the check on the engine's one contact
+//! An independent count of compliance violations in the contacts a run actually made (contact
+//! hours, calls in 7 days, right-party calls per day, unanswered calls per number, the
+//! conversation cool-down, hard stops), written from DESIGN.md's "Compliance policies" table
+//! with the policy's numbers given as plain arguments. It must not call `crate::policy` (it is the check on the engine's one contact
 //! gate, so it must not share its code). Pure: no clock, no I/O, no database.
 
 use crate::domain::{Channel, Outcome};
@@ -25,6 +26,9 @@ pub struct ContactMade {
     pub at: DateTime<Utc>,
     /// What happened.
     pub outcome: Outcome,
+    /// A call the borrower asked for within the past seven days (a callback): Regulation F
+    /// (§1006.14(b)(3)) leaves it out of the 7-in-7 count and the conversation cool-down.
+    pub exempt: bool,
 }
 
 /// A policy's limits as plain numbers. `None` is no cap.
@@ -39,6 +43,9 @@ pub struct Limits {
     pub rpc_per_day: Option<u32>,
     /// Unanswered calls per phone number per local day.
     pub unanswered_per_number_per_day: Option<u32>,
+    /// Local days without calls to an account after a conversation on a call about it, the
+    /// conversation's day counting as day 1.
+    pub cooldown_days: Option<u32>,
 }
 
 /// Violations counted, by rule: each offending contact counts once per rule it breaks.
@@ -54,12 +61,19 @@ pub struct Violations {
     pub unanswered_per_number: u32,
     /// Calls to an account after its `do_not_call`, or any contact after its `dispute`.
     pub after_hard_stop: u32,
+    /// Calls to an account within the cool-down after a conversation about it.
+    pub cooldown: u32,
 }
 
 impl Violations {
     /// All violations.
     pub fn total(&self) -> u32 {
-        self.outside_hours + self.calls_7d + self.rpc_per_day + self.unanswered_per_number + self.after_hard_stop
+        self.outside_hours
+            + self.calls_7d
+            + self.rpc_per_day
+            + self.unanswered_per_number
+            + self.after_hard_stop
+            + self.cooldown
     }
 }
 
@@ -87,6 +101,7 @@ pub fn violations(contacts: &[ContactMade], limits: &Limits) -> Violations {
     let mut unanswered_by_number_day: BTreeMap<(&str, NaiveDate), u32> = BTreeMap::new();
     let mut do_not_call: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
     let mut disputed: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    let mut conversed: BTreeMap<&str, NaiveDate> = BTreeMap::new();
     for contact in order {
         let account = contact.account_id.as_str();
         let day = local_day(contact);
@@ -99,7 +114,13 @@ pub fn violations(contacts: &[ContactMade], limits: &Limits) -> Violations {
         if stopped_by_dispute || stopped_by_opt_out {
             found.after_hard_stop += 1;
         }
-        if is_call {
+        if is_call && !contact.exempt {
+            let cooling = conversed.get(account).is_some_and(|since| {
+                limits.cooldown_days.is_some_and(|days| (day - *since).num_days() < i64::from(days))
+            });
+            if cooling {
+                found.cooldown += 1;
+            }
             let days = calls_by_account.entry(account).or_default();
             days.push(day);
             if let Some(cap) = limits.calls_per_7_days {
@@ -108,6 +129,11 @@ pub fn violations(contacts: &[ContactMade], limits: &Limits) -> Violations {
                 if in_window > cap as usize {
                     found.calls_7d += 1;
                 }
+            }
+        }
+        if is_call {
+            if contact.outcome.is_conversation() {
+                conversed.insert(account, day);
             }
             if contact.outcome.is_right_party() {
                 let count = rpc_by_borrower_day.entry((contact.borrower_id.as_str(), day)).or_insert(0);

@@ -292,6 +292,7 @@ fn made(
         phone: Some(format!("+1212555{}", &borrower[1..])),
         at,
         outcome,
+        exempt: false,
     }
 }
 
@@ -304,6 +305,7 @@ fn violations_are_counted_from_the_policy_table() {
         calls_per_7_days: Some(7),
         rpc_per_day: Some(3),
         unanswered_per_number_per_day: Some(6),
+        cooldown_days: None,
     };
     let day = as_of();
     let call = |hour, minute, outcome| made("A1", "B1", &[NY], Channel::Robot, ny(day, hour, minute), outcome);
@@ -381,10 +383,72 @@ fn violations_are_counted_from_the_policy_table() {
         reversed.reverse();
         assert_eq!(violations(&reversed, &limits), expected, "{name}, in another order");
     }
-    let none = Limits { calls_per_7_days: None, rpc_per_day: None, unanswered_per_number_per_day: None, ..limits };
+    let none = Limits {
+        calls_per_7_days: None,
+        rpc_per_day: None,
+        unanswered_per_number_per_day: None,
+        cooldown_days: None,
+        ..limits
+    };
     assert_eq!(violations(&daily(8, Outcome::Rpc)[..1], &none).total(), 0);
     let mut many = daily(8, Outcome::NoAnswer)[..7].to_vec();
     many.extend([call(13, 0, Outcome::NoAnswer), call(21, 30, Outcome::NoAnswer)]);
     assert_eq!(violations(&many, &limits), Violations { calls_7d: 2, outside_hours: 1, ..Default::default() });
     assert_eq!(violations(&many, &limits).total(), 3);
+}
+
+#[test]
+fn a_conversation_starts_the_cool_down_and_a_call_the_borrower_asked_for_is_exempt() {
+    const NY: Tz = Tz::America__New_York;
+    let limits = Limits {
+        hours: (8 * 60, 21 * 60),
+        calls_per_7_days: Some(7),
+        rpc_per_day: None,
+        unanswered_per_number_per_day: None,
+        cooldown_days: Some(7),
+    };
+    let day = as_of();
+    let on = |days: i64, hour, outcome| {
+        made("A1", "B1", &[NY], Channel::Human, ny(day + Duration::days(days), hour, 0), outcome)
+    };
+    let exempt = |mut contact: ContactMade| {
+        contact.exempt = true;
+        contact
+    };
+    let cases: Vec<(&str, Vec<ContactMade>, Violations)> = vec![
+        ("a call on day 8 is fine", vec![on(0, 10, Outcome::Rpc), on(7, 10, Outcome::NoAnswer)], Violations::default()),
+        (
+            "a call on day 7 is not",
+            vec![on(0, 10, Outcome::Rpc), on(6, 10, Outcome::NoAnswer)],
+            Violations { cooldown: 1, ..Default::default() },
+        ),
+        (
+            "nor later the same day",
+            vec![on(0, 10, Outcome::Callback), on(0, 11, Outcome::NoAnswer)],
+            Violations { cooldown: 1, ..Default::default() },
+        ),
+        (
+            "a message is no call",
+            vec![on(0, 10, Outcome::Rpc), made("A1", "B1", &[NY], Channel::Sms, ny(day, 11, 0), Outcome::Delivered)],
+            Violations::default(),
+        ),
+        (
+            "the callback asked for",
+            vec![on(0, 10, Outcome::Callback), exempt(on(0, 14, Outcome::NoAnswer))],
+            Violations::default(),
+        ),
+        (
+            "an exempt call is left out of 7 in 7",
+            (0..7).map(|d| on(d, 12, Outcome::NoAnswer)).chain([exempt(on(6, 15, Outcome::NoAnswer))]).collect(),
+            Violations::default(),
+        ),
+        (
+            "a conversation on it still starts the cool-down",
+            vec![exempt(on(0, 14, Outcome::Rpc)), on(2, 10, Outcome::NoAnswer)],
+            Violations { cooldown: 1, ..Default::default() },
+        ),
+    ];
+    for (name, contacts, expected) in cases {
+        assert_eq!(violations(&contacts, &limits), expected, "{name}");
+    }
 }

@@ -26,7 +26,7 @@ fn check_ttl(ttl: Duration) -> Result<(), WorkError> {
     Ok(())
 }
 
-fn account_view(account: &Account, borrower: &Borrower, phones: &[String]) -> AccountView {
+fn account_view(account: &Account, borrower: &Borrower, phones: &[String], calls_left: &[u32]) -> AccountView {
     AccountView {
         id: account.id.clone(),
         borrower_id: account.borrower_id.clone(),
@@ -41,6 +41,12 @@ fn account_view(account: &Account, borrower: &Borrower, phones: &[String]) -> Ac
         broken_promises: account.broken_promises,
         timezones: borrower.timezones.iter().map(|zone| zone.name().to_string()).collect(),
         phones: phones.to_vec(),
+        phone_calls_left: phones
+            .iter()
+            .zip(calls_left)
+            .filter(|(_, left)| **left != u32::MAX)
+            .map(|(phone, left)| (phone.clone(), *left))
+            .collect(),
     }
 }
 
@@ -134,7 +140,7 @@ pub async fn lease_next(
             Context { book: std::mem::take(&mut claimed.book), history: std::mem::take(&mut claimed.history) };
         let task = &claimed.task;
         let verdict = recheck(task, &context, rules.strategies, rules.fallback, now);
-        let Verdict::Pass { room, addresses } = &verdict else {
+        let Verdict::Pass { room, addresses, calls_left } = &verdict else {
             if matches!(verdict, Verdict::Wait { .. }) {
                 passed_over.push(task.id);
                 store::tasks::unclaim(db, &claimed, now).await?;
@@ -162,7 +168,7 @@ pub async fn lease_next(
         };
         return Ok(Some(Lease {
             task: leased_task(task, borrower.primary_timezone(), room),
-            account: account_view(account, borrower, addresses),
+            account: account_view(account, borrower, addresses, calls_left),
             lease_expires_at: expires_at,
         }));
     }

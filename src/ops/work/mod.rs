@@ -157,6 +157,11 @@ pub struct AccountView {
     /// Phones the agent may call now: the borrower's own, current, not opted out of human
     /// calls, with calls left today under the policy's per-number cap.
     pub phones: Vec<String>,
+    /// Under a per-number cap (`cn-gbt-45251`): the calls each phone of `phones` has left today
+    /// (unanswered calls count against it; other calls in flight to it are counted as used).
+    /// Place no more than that on a phone; `calls_allowed` is the total. Empty without such a
+    /// cap.
+    pub phone_calls_left: std::collections::BTreeMap<String, u32>,
 }
 
 /// A lease handed out by [`lease_next`].
