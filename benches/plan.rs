@@ -335,7 +335,7 @@ mod persist {
             db.execute_unprepared(statement).await.expect("reset the plan");
         }
         let strategies = tempfile::tempdir().expect("tempdir");
-        std::fs::write(strategies.path().join("bench.toml"), strategy_text()).expect("strategy file");
+        std::fs::write(strategies.path().join("bench.toml"), strategy_text("spread")).expect("strategy file");
         let started = Instant::now();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_arrears"))
             .arg("--database-url")
