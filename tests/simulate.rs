@@ -126,7 +126,10 @@ async fn agents_never_work_more_than_their_shifts_and_unworked_tasks_expire() {
     let early = report.queues.iter().find(|queue| queue.queue == "early").unwrap();
     assert_eq!((early.capacity_from.as_str(), early.agent_hours_available), ("arrears.toml", 2.0), "{early:?}");
     assert!(early.agent_hours_used > 0.0 && early.agent_hours_used <= early.agent_hours_available, "{early:?}");
-    assert!(early.leases > 0 && early.leases <= 2 * 10, "the plan gives the queue at most its 10 calls a day: {early:?}");
+    assert!(
+        early.leases > 0 && early.leases <= 2 * 10,
+        "the plan gives the queue at most its 10 calls a day: {early:?}"
+    );
     for queue in &report.queues {
         assert!(queue.agent_hours_used <= queue.agent_hours_available + 1e-9, "{queue:?}");
     }

@@ -68,6 +68,26 @@ pub async fn run(
     let now = Utc::now().trunc_subsecs(0);
     let strategies = ops::load_strategies(settings, &settings.strategies_dir)
         .map_err(|errors| anyhow::anyhow!("the strategies are invalid:\n{errors}"))?;
+    // The simulated agents' capacity, as `[queues.<name>]` would declare it, unless the
+    // configuration declares queues itself: the plan then gives each queue what they can work.
+    let mut settings = settings.clone();
+    let strategies = if settings.config.queues.is_empty() {
+        settings.config.queues = demo_queues(&strategies);
+        ops::load_strategies(&settings, &settings.strategies_dir)
+            .map_err(|errors| anyhow::anyhow!("the strategies are invalid:\n{errors}"))?
+    } else {
+        strategies
+    };
+    let settings = &settings;
+    for (name, queue) in &settings.config.queues {
+        writeln!(
+            out,
+            "queue {name}: {} calls an hour over {} ({})",
+            queue.calls_per_agent_hour,
+            queue.shifts.iter().map(|shift| shift.hours.as_str()).collect::<Vec<_>>().join(", "),
+            queue.zone.as_deref().unwrap_or(&settings.config.timezone)
+        )?;
+    }
     let rebuilt = reset_sqlite(&settings.database_url)?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let started = Instant::now();
@@ -100,6 +120,45 @@ pub async fn run(
          shows each decision; edit strategies/*.toml, `arrears strategy check`, and plan again."
     )?;
     Ok(())
+}
+
+/// The demo agents' capacity per human queue: [`AGENTS`] agents taking
+/// [`TASKS_PER_AGENT_PER_STEP`] tasks an hour between them, shared by the queues whose
+/// borrowers are awake at the same time (the strategies under a Chinese profile serve the
+/// Shanghai book, the others the American one), 09:00–21:00 in that zone.
+fn demo_queues(strategies: &StrategySet) -> BTreeMap<String, crate::config::Queue> {
+    let mut regions: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for strategy in &strategies.strategies {
+        let zone = if strategy.policy.name.starts_with("cn-") { "Asia/Shanghai" } else { "America/New_York" };
+        for rule in &strategy.rules {
+            if rule.treatment.channel == crate::domain::Channel::Human
+                && let Some(queue) = rule.treatment.queue.as_deref()
+            {
+                regions.entry(zone).or_default().push(queue.to_string());
+            }
+        }
+        for escalate in strategy.rules.iter().filter_map(|rule| rule.treatment.escalate.as_ref()) {
+            regions.entry(zone).or_default().push(escalate.1.to_string());
+        }
+    }
+    let per_hour = (AGENTS * TASKS_PER_AGENT_PER_STEP) as f64;
+    let mut queues = BTreeMap::new();
+    for (zone, mut names) in regions {
+        names.sort();
+        names.dedup();
+        let share = per_hour / names.len() as f64;
+        for name in names {
+            queues.insert(
+                name,
+                crate::config::Queue {
+                    zone: Some(zone.to_string()),
+                    calls_per_agent_hour: (share * 10.0).floor() / 10.0,
+                    shifts: vec![crate::config::Shift { hours: "09:00-21:00".into(), agents: 1 }],
+                },
+            );
+        }
+    }
+    queues
 }
 
 /// The human queues the strategies route work to.
