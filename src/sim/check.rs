@@ -49,7 +49,7 @@ pub struct Limits {
 }
 
 /// Violations counted, by rule: each offending contact counts once per rule it breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Violations {
     /// Contacts outside the contact hours in at least one of the borrower's zones.
     pub outside_hours: u32,
@@ -66,6 +66,16 @@ pub struct Violations {
 }
 
 impl Violations {
+    /// Adds another count to this one.
+    pub fn add(&mut self, other: &Violations) {
+        self.outside_hours += other.outside_hours;
+        self.calls_7d += other.calls_7d;
+        self.rpc_per_day += other.rpc_per_day;
+        self.unanswered_per_number += other.unanswered_per_number;
+        self.after_hard_stop += other.after_hard_stop;
+        self.cooldown += other.cooldown;
+    }
+
     /// All violations.
     pub fn total(&self) -> u32 {
         self.outside_hours

@@ -151,7 +151,7 @@ pub struct SimReport {
     /// Human tasks the engine made (planned, escalated, callbacks).
     pub human_tasks: u64,
     /// The independent check's violations, by rule.
-    pub violations: ViolationCounts,
+    pub violations: Violations,
     /// The queues and their use.
     pub queues: Vec<QueueUse>,
     /// Robot tasks the dialler could not reach before their window closed.
@@ -160,44 +160,6 @@ pub struct SimReport {
     pub refused: BTreeMap<String, u64>,
     /// Webhooks the in-process receivers refused (bad signature or body; expected 0).
     pub webhooks_rejected: u64,
-}
-
-/// [`Violations`] by rule, serialisable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ViolationCounts {
-    /// Outside the contact hours in a zone of the borrower.
-    pub outside_hours: u32,
-    /// Over the calls-per-7-days cap.
-    pub calls_7d: u32,
-    /// Over the right-party calls per day cap.
-    pub rpc_per_day: u32,
-    /// Over the unanswered calls per number per day cap.
-    pub unanswered_per_number: u32,
-    /// After `do_not_call` or `dispute`.
-    pub after_hard_stop: u32,
-    /// Within the cool-down after a conversation.
-    pub cooldown: u32,
-}
-
-impl ViolationCounts {
-    fn add(&mut self, found: &Violations) {
-        self.outside_hours += found.outside_hours;
-        self.calls_7d += found.calls_7d;
-        self.rpc_per_day += found.rpc_per_day;
-        self.unanswered_per_number += found.unanswered_per_number;
-        self.after_hard_stop += found.after_hard_stop;
-        self.cooldown += found.cooldown;
-    }
-
-    /// All of them.
-    pub fn total(&self) -> u32 {
-        self.outside_hours
-            + self.calls_7d
-            + self.rpc_per_day
-            + self.unanswered_per_number
-            + self.after_hard_stop
-            + self.cooldown
-    }
 }
 
 /// One run: its report and its per-account counts (for a paired comparison).
@@ -607,13 +569,13 @@ fn count_violations(
     fallback: &Policy,
     index: &AccountIndex,
     tally: &mut Tally,
-) -> ViolationCounts {
+) -> Violations {
     let mut groups: BTreeMap<(&str, Option<usize>), Vec<ContactMade>> = BTreeMap::new();
     for (contact, strategy) in contacts {
         groups.entry((contact.borrower_id.as_str(), *strategy)).or_default().push(contact.clone());
     }
     let first: HashMap<&str, usize> = index.first_account_of();
-    let mut total = ViolationCounts::default();
+    let mut total = Violations::default();
     for ((borrower, strategy), made) in &groups {
         let policy = strategy.and_then(|i| strategies.strategies.get(i)).map_or(fallback, |s| &s.policy);
         let found = sim::violations(made, &limits_of(policy));
