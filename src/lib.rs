@@ -2,7 +2,8 @@
 //!
 //! The pure core (`domain`, `strategy`, `policy`, `plan`) never reads the clock or does I/O; the
 //! shell (`store`, `import`, `ops`, `http`, `scheduler`, `serve`, `cli`, `demo`) does, and calls
-//! the core. `serve` wires `http` and `scheduler` together; `ops` knows neither.
+//! the core. `serve` wires `http` and `scheduler` together; `ops` never uses `http`, and only
+//! `ops::simulate` drives the `scheduler` (as the demo does).
 
 pub mod cli;
 pub mod clock;

@@ -116,20 +116,21 @@ async fn an_arm_without_robot_rules_places_no_robot_call_and_the_interval_says_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_never_work_more_than_their_shifts_and_unworked_tasks_expire() {
-    // One agent an hour a day for the early queue (10 calls): the planner gives it at most 10
-    // tasks a day, the agent works within that hour, and the rest falls through.
+    // One agent two hours a day for the early queue (10:00-12:00 in Shanghai, 02:00-04:00 UTC):
+    // the planner gives it at most its 20 calls a day and the rest falls through. The run (2026-02-28 03:00 to 2026-03-02 03:00 UTC) starts
+    // and ends inside a shift: four shift hours, and the agent's last call runs past the end of
+    // the simulated period, where that part belongs to no simulated hour.
     let settings = settings(
-        "timezone = \"Asia/Shanghai\"\n[queues.early]\ncalls_per_agent_hour = 10\nshifts = [{ hours = \"10:00-11:00\", agents = 1 }]\n",
+        "timezone = \"Asia/Shanghai\"\n[queues.early]\ncalls_per_agent_hour = 10\nshifts = [{ hours = \"10:00-12:00\", agents = 1 }]\n",
     );
-    let run = simulate(&settings, &settings.strategies_dir, &options(300, 2), &hidden()).await.unwrap();
+    let ending_in_the_shift = SimOptions { end: "2026-03-02T03:00:00Z".parse().unwrap(), ..options(1000, 2) };
+    let run = simulate(&settings, &settings.strategies_dir, &ending_in_the_shift, &hidden()).await.unwrap();
     let report = &run.report;
     let early = report.queues.iter().find(|queue| queue.queue == "early").unwrap();
-    assert_eq!((early.capacity_from.as_str(), early.agent_hours_available), ("arrears.toml", 2.0), "{early:?}");
+    assert_eq!((early.capacity_from.as_str(), early.agent_hours_available), ("arrears.toml", 4.0), "{early:?}");
     assert!(early.agent_hours_used > 0.0 && early.agent_hours_used <= early.agent_hours_available, "{early:?}");
-    assert!(
-        early.leases > 0 && early.leases <= 2 * 10,
-        "the plan gives the queue at most its 10 calls a day: {early:?}"
-    );
+    // The run touches three local days of the queue: at most 20 planned calls each.
+    assert!(early.leases > 0 && early.leases <= 3 * 20, "the plan gives the queue at most its calls: {early:?}");
     for queue in &report.queues {
         assert!(queue.agent_hours_used <= queue.agent_hours_available + 1e-9, "{queue:?}");
     }

@@ -211,6 +211,8 @@ pub(super) struct Center {
     agents: Vec<Agent>,
     events: BinaryHeap<Event>,
     seq: u64,
+    /// The end of the simulated period: agent time after it belongs to no simulated hour.
+    end: DateTime<Utc>,
     cancelled: HashSet<String>,
     /// Every contact made, for the independent violation check, with its strategy's index.
     pub contacts: Vec<(ContactMade, Option<usize>)>,
@@ -249,6 +251,7 @@ impl Center {
         queues: Vec<QueueSim>,
         index: AccountIndex,
         start: DateTime<Utc>,
+        end: DateTime<Utc>,
     ) -> Center {
         let mut agents = Vec::new();
         for (queue, sim) in queues.iter().enumerate() {
@@ -281,6 +284,7 @@ impl Center {
             agents,
             events: BinaryHeap::new(),
             seq: 0,
+            end,
             cancelled: HashSet::new(),
             contacts: Vec::new(),
             refusals: Refusals::new(),
@@ -554,13 +558,15 @@ impl Center {
     }
 
     /// Books a call's minutes hour by hour: inside the agent's shift as work, after it as
-    /// overtime.
-    fn book(&mut self, agent: usize, start: DateTime<Utc>, minutes: f64) {
+    /// overtime; none after the end of the simulated period (whose hours are not counted as
+    /// available either).
+    fn book(&mut self, agent: usize, start: DateTime<Utc>, minutes: f64) -> f64 {
         let queue = self.agents[agent].queue;
         let name = self.queues[queue].name.clone();
         let mut at = start;
         let mut left = minutes;
-        while left > 0.0 {
+        let mut worked = 0.0;
+        while left > 0.0 && at < self.end {
             let next_hour = hour_start(at) + Duration::hours(1);
             let room = (next_hour - at).num_milliseconds() as f64 / 60_000.0;
             let piece = left.min(room);
@@ -572,12 +578,14 @@ impl Center {
                     *self.refusals.entry("simulator:queue_hour_overbooked".into()).or_default() += 1;
                 }
                 self.agent_minutes[queue] += piece;
+                worked += piece;
             } else {
                 self.overtime_minutes[queue] += piece;
             }
             left -= piece;
             at = next_hour;
         }
+        worked
     }
 
     async fn agent_call(&mut self, engine: &Engine<'_>, agent: usize, at: DateTime<Utc>) -> anyhow::Result<()> {
@@ -622,8 +630,8 @@ impl Center {
             Some((outcome, minutes, _)) => (*outcome, minutes.unwrap_or(1.0)),
             None => (Outcome::Failed, 1.0),
         };
-        self.book(agent, at, minutes);
-        self.tally.agent_minutes(account, minutes);
+        let worked = self.book(agent, at, minutes);
+        self.tally.agent_minutes(account, worked);
         let end = at + Duration::milliseconds((minutes * 60_000.0).round() as i64);
         self.agents[agent].free_at = end;
         held.calls_left = held.calls_left.saturating_sub(1);

@@ -9,7 +9,9 @@
 //! account by account (`compare`).
 //!
 //! Like the demo, this drives the scheduler; it reads no clock of its own (the end instant is an
-//! option) and prints nothing (`write_*` format what it returns).
+//! option) and prints nothing (`write_*` format what it returns) except what the debugging
+//! switches of `docs/simulate.md` ask for on stderr (`ARREARS_SIM_PROFILE`,
+//! `ARREARS_SIM_VIOLATIONS`; `ARREARS_SIM_DB` keeps the store).
 
 mod center;
 mod compare;
@@ -373,7 +375,7 @@ pub async fn simulate(
         dispatcher: &dispatcher,
         lease_ttl,
     };
-    let mut center = Center::new(world, inbox.clone(), options.robot_calls_per_hour, queues, index.clone(), start);
+    let mut center = Center::new(world, inbox.clone(), options.robot_calls_per_hour, queues, index.clone(), start, end);
 
     progress.set_length(u64::from(steps));
     for step in 0..steps {
@@ -579,7 +581,7 @@ fn count_violations(
     for ((borrower, strategy), made) in &groups {
         let policy = strategy.and_then(|i| strategies.strategies.get(i)).map_or(fallback, |s| &s.policy);
         let found = sim::violations(made, &limits_of(policy));
-        if found.total() > 0 && std::env::var_os("ARREARS_SIM_DEBUG").is_some() {
+        if found.total() > 0 && std::env::var_os("ARREARS_SIM_VIOLATIONS").is_some() {
             eprintln!("{borrower} under {}: {found:?}", policy.name);
             for contact in made {
                 eprintln!(
@@ -653,10 +655,13 @@ pub async fn simulate_command(settings: &Settings, args: SimulateArgs, out: &mut
         bar.set_message(label.to_string());
         bar
     };
-    if let Some(dir) = &args.vs
-        && !dir.is_dir()
-    {
-        return Err(invalid("--vs", format!("{} is not a directory", dir.display())));
+    if let Some(dir) = &args.vs {
+        if !dir.is_dir() {
+            return Err(invalid("--vs", format!("{} is not a directory", dir.display())));
+        }
+        if std::env::var_os("ARREARS_SIM_DB").is_some() {
+            return Err(invalid("--vs", "ARREARS_SIM_DB keeps the store of one run: unset it to compare two"));
+        }
     }
     match &args.vs {
         None => {
