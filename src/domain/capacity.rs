@@ -69,16 +69,19 @@ impl QueueCapacity {
 
     /// Calls the queue completes in a whole day: what the planner may give it at most.
     pub fn calls_per_day(&self) -> u64 {
-        let total: f64 = (0..24).map(|hour| self.calls_in_hour(hour)).sum();
-        total.floor() as u64
+        self.calls_from_hour(0)
     }
 
     /// Calls the queue completes from `now` to the end of its local day (the current hour
     /// counts in full when it has not begun its last minute): what a plan run at `now` may give
     /// it.
     pub fn calls_left_today(&self, now: DateTime<Utc>) -> u64 {
-        let hour = now.with_timezone(&self.zone).hour();
-        let total: f64 = (hour..24).map(|hour| self.calls_in_hour(hour)).sum();
+        self.calls_from_hour(now.with_timezone(&self.zone).hour())
+    }
+
+    /// Calls completed from the local hour `first` to the end of the day, rounded down.
+    fn calls_from_hour(&self, first: u32) -> u64 {
+        let total: f64 = (first..24).map(|hour| self.calls_in_hour(hour)).sum();
         total.floor() as u64
     }
 

@@ -47,11 +47,6 @@ impl Admission {
         }
         self.admitted.get(&queue).is_some_and(|accounts| accounts.contains(account_id))
     }
-
-    /// Whether the queue has a capacity.
-    pub fn limits(&self, queue: QueueName) -> bool {
-        self.queues.contains_key(&queue)
-    }
 }
 
 /// Admits, for each queue with room, the candidates of highest value up to its room (ties by
