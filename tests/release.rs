@@ -86,6 +86,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(&Default::default())
+}
+
+/// [`setup`] with queue capacities.
+fn setup_with(capacities: &std::collections::BTreeMap<String, arrears::domain::QueueCapacity>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let templates: PathBuf = dir.path().join("templates");
     for (name, text) in [
@@ -101,12 +106,8 @@ fn setup() -> Setup {
     std::fs::create_dir_all(&strategies_dir).unwrap();
     std::fs::write(strategies_dir.join("test.toml"), STRATEGY).unwrap();
     let settings = PolicySettings::default();
-    let options = LoadOptions {
-        templates_dir: &templates,
-        default_policy: "cn-gbt-45251",
-        settings: &settings,
-        capacities: &Default::default(),
-    };
+    let options =
+        LoadOptions { templates_dir: &templates, default_policy: "cn-gbt-45251", settings: &settings, capacities };
     let strategies = arrears::strategy::load_dir(&strategies_dir, &options).unwrap_or_else(|errors| panic!("{errors}"));
     let templates = MessageTemplates::load(&templates, &strategies).unwrap();
     Setup { strategies, templates, _dir: dir }
@@ -461,6 +462,72 @@ async fn failed_robot_attempts_escalate_to_a_human_queue_with_context() {
         assert_eq!(lease.task.id, human_id, "{b}");
         assert_eq!(lease.task.context.as_ref().map(|c| c["trigger"].clone()), Some("failed_attempts".into()));
         assert_eq!(actions(db, &human_id.to_string()).await, ["task.escalation_created", "task.leased"], "{b}");
+    }
+}
+
+#[tokio::test]
+async fn a_queue_at_capacity_takes_no_escalation_and_the_robot_keeps_calling_until_there_is_room() {
+    for test_db in common::all_dbs().await {
+        let (db, b) = (&test_db.db, test_db.backend);
+        let accounts: Vec<String> = (1..=4).map(|n| sh(&format!("R{n}"), "robot")).collect();
+        let setup = book(db, &accounts).await;
+        // The `early` queue: one agent from 09:00 to 10:00 in Shanghai, two calls an hour.
+        let mut agents_by_hour = [0; 24];
+        agents_by_hour[9] = 1;
+        let early = arrears::domain::QueueCapacity {
+            zone: "Asia/Shanghai".parse().unwrap(),
+            calls_per_agent_hour: 2.0,
+            agents_by_hour,
+        };
+        let limited = setup_with(&std::collections::BTreeMap::from([("early".to_string(), early)]));
+        let policy = fallback();
+        let rules = Rules::new(&limited.strategies, &policy);
+        let config = config("http://127.0.0.1:9/hooks");
+        let mut lines = vec!["account_id,channel,phone,at,outcome".to_string()];
+        for n in 1..=4 {
+            for day in ["2026-11-21", "2026-11-22"] {
+                lines.push(format!("R{n},robot,{},{day}T02:00:00Z,no_answer", phone_of(&format!("BR{n}"))));
+            }
+        }
+        import(db, ImportKind::Attempts, &lines, plan_at()).await;
+        assert_eq!(release(db, &setup, &config, morning()).await.dispatched, 4, "{b}");
+        let now = morning() + Duration::minutes(15);
+        let fail = |account: &'static str| {
+            let db = db.clone();
+            async move {
+                let robots = tasks_of(&db, account).await;
+                let mut busy = report("busy", now - Duration::minutes(1));
+                busy.phone = Some(phone_of(&format!("B{account}")));
+                let recorded = record_attempt(&db, &rules, robots[0].id, &Actor::Dialler, busy, now).await.unwrap();
+                (robots, recorded.escalation.expect("the third failure asks for a person"))
+            }
+        };
+        // Two calls are left today (09:15, the hour counts in full): two escalations fit.
+        for account in ["R1", "R2"] {
+            let (_, escalation) = fail(account).await;
+            assert!(escalation.human_task.is_some() && escalation.refused.is_none(), "{b} {account}: {escalation:?}");
+        }
+        // The third finds two open tasks for two calls: refused, and the robot keeps the account.
+        let (robots, escalation) = fail("R3").await;
+        assert_eq!((escalation.human_task, escalation.refused.as_deref()), (None, Some("capacity:early")), "{b}");
+        assert!(escalation.robot_tasks_escalated.is_empty(), "{b}");
+        assert_eq!(state_of(db, robots[1].id).await.0, "planned", "{b}: the robot's next call stays planned");
+        assert_eq!(actions(db, "R3").await, ["account.escalation_refused"], "{b}");
+        assert_eq!(
+            tasks_of(db, "R3")
+                .await
+                .iter()
+                .filter(|task| task.channel == "human" && task.queue.as_deref() == Some("early"))
+                .count(),
+            0,
+            "{b}"
+        );
+
+        // The agent works one: room again, and the next escalation is taken.
+        let lease = lease_next(db, &rules, "early", "ann", now, Duration::minutes(5)).await.unwrap().expect("work");
+        arrears::ops::work::complete(db, lease.task.id, "ann", now + Duration::minutes(3)).await.unwrap();
+        let (_, escalation) = fail("R4").await;
+        assert!(escalation.human_task.is_some(), "{b}: {escalation:?}");
     }
 }
 

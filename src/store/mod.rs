@@ -49,8 +49,8 @@ pub use outcomes::{
 };
 pub use plans::{
     NewPlanRun, PartSaved, PlanRunError, PlanRunWriter, RunCounts, RunPart, SQLITE_ACCOUNTS_PER_TRANSACTION,
-    StageChange, begin_plan_run, count_tasks, queue_day_tasks, raw_insert_tasks, save_plan, stage_history_of,
-    tasks_for_account,
+    StageChange, begin_plan_run, count_tasks, queue_backlog, queue_day_tasks, raw_insert_tasks, save_plan,
+    stage_history_of, tasks_for_account,
 };
 pub use release::{release_candidates, tasks_by_id};
 pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};

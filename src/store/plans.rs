@@ -513,6 +513,20 @@ pub async fn count_tasks(db: &impl ConnectionTrait) -> Result<u64, StoreError> {
     super::ingest::count_rows(db, "tasks").await
 }
 
+/// A queue's open work at `now`: its human tasks `planned`, `ready` or `leased` whose window
+/// has not closed. What the queue's agents still have to get through today.
+pub async fn queue_backlog(db: &impl ConnectionTrait, queue: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    use crate::domain::TaskState;
+    use sea_orm::PaginatorTrait;
+    Ok(tasks::Entity::find()
+        .filter(tasks::Column::Queue.eq(queue))
+        .filter(tasks::Column::Channel.eq(crate::domain::Channel::Human.code()))
+        .filter(tasks::Column::State.is_in([TaskState::Planned, TaskState::Ready, TaskState::Leased].map(|s| s.code())))
+        .filter(tasks::Column::NotAfter.gt(now))
+        .count(db)
+        .await?)
+}
+
 /// Every stored task of an account, by local date, attempt and id.
 pub async fn tasks_for_account(db: &impl ConnectionTrait, account_id: &str) -> Result<Vec<tasks::Model>, StoreError> {
     Ok(tasks::Entity::find()

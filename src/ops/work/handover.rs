@@ -2,7 +2,8 @@
 //! rule's unanswered calls, or when the borrower asks for a person) and the callback the
 //! borrower asked for at a time — a consent-based call under Reg F §1006.14(b)(3), exempt from
 //! the 7-in-7 count and the conversation cool-down but never from the contact hours. The new
-//! human task is asked through the one contact gate before it is created.
+//! human task is asked through the one contact gate before it is created; an escalation after
+//! unanswered calls also waits for room in a queue with a capacity (`[queues.<name>]`).
 
 use super::{ESCALATION_WINDOW_DAYS, Escalation, Rules, WorkError};
 use crate::domain::effects::{Handover, handover_due};
@@ -65,6 +66,27 @@ pub(super) async fn escalate_if_due(
     let Some(kind) = handover_due(trigger.outcome, failed, after) else {
         return Ok(None);
     };
+    if let (Handover::FailedAttempts, Some(capacity)) = (kind, rules.strategies.capacities.get(&*queue)) {
+        // A queue with a capacity takes an escalation after unanswered calls only while its
+        // agents can still get through their open work today; otherwise the robot keeps the
+        // account (its tasks stay open) and the next unanswered call asks again. A borrower who
+        // asks for a person always gets one.
+        let backlog = store::queue_backlog(txn, &queue, now).await?;
+        let left = capacity.calls_left_today(now);
+        if backlog >= left {
+            let mut escalation = Escalation {
+                trigger: kind.code().to_string(),
+                queue: queue.to_string(),
+                robot_tasks_escalated: Vec::new(),
+                human_task: None,
+                refused: None,
+            };
+            let detail = format!("queue {queue} has {backlog} open task(s) and {left} call(s) left today");
+            let reason = Reason::Capacity(crate::domain::QueueName::intern(&queue));
+            refuse(txn, task, &mut escalation, reason, detail, trigger, now).await?;
+            return Ok(Some(escalation));
+        }
+    }
     let mut escalation = close_robot_tasks(txn, task, &queue, kind, trigger, now).await?;
     let open = [TaskState::Planned, TaskState::Ready, TaskState::Leased];
     if let Some(existing) = store::tasks_for_account(txn, &account.id).await?.into_iter().find(|other| {
