@@ -138,7 +138,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: ops::simulate::SimFormat,
     },
-    /// Build arrears.db with a synthetic portfolio and run the engine on it.
+    /// Rebuild arrears.db: a synthetic portfolio and the simulated days that end now, run by the
+    /// real engine; then today's plan and the KPIs.
     Demo {
         /// Number of accounts.
         #[arg(long, default_value_t = 10_000)]
@@ -146,7 +147,7 @@ pub enum Command {
         /// Random seed (the same seed gives the same portfolio).
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Simulated days to run after the first plan (0: plan only).
+        /// Simulated days, ending now (at least 1).
         #[arg(long, default_value_t = 7)]
         days: u32,
     },
@@ -343,7 +344,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(file) => ops::simulate::Book::File(file),
                 None => ops::simulate::Book::Generated(accounts.unwrap_or(10_000)),
             };
-            let options = ops::simulate::SimOptions { days, book, seed, end: chrono::Utc::now(), robot_calls_per_hour };
+            let options = ops::simulate::SimOptions {
+                days,
+                book,
+                seed,
+                end: chrono::Utc::now(),
+                robot_calls_per_hour,
+                store: None,
+            };
             let args = ops::simulate::SimulateArgs { options, vs, format };
             ops::simulate::simulate_command(&settings, args, &mut out).await?;
         }

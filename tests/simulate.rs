@@ -30,7 +30,7 @@ fn end() -> DateTime<Utc> {
 }
 
 fn options(accounts: usize, days: u32) -> SimOptions {
-    SimOptions { days, book: Book::Generated(accounts), seed: 11, end: end(), robot_calls_per_hour: 2_000 }
+    SimOptions { days, book: Book::Generated(accounts), seed: 11, end: end(), robot_calls_per_hour: 2_000, store: None }
 }
 
 fn metric(report: &SimReport, name: &str) -> f64 {

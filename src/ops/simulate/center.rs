@@ -478,6 +478,7 @@ impl Center {
         match recorded {
             Ok(recorded) => {
                 self.tally.attempt(account, channel, contact.outcome);
+                self.tasks_closed(task_id, &recorded.tasks_cancelled);
                 if !recorded.tasks_cancelled.is_empty() || recorded.escalation.is_some() {
                     // The outbox worker sends the `task.cancelled` messages within seconds.
                     self.flush_outbox(engine, at).await?;
@@ -555,6 +556,26 @@ impl Center {
             }
         }
         Ok(())
+    }
+
+    /// Accounts the servicing system reported paid in full: the engine cancelled their tasks,
+    /// and an agent holding one sees it close on their screen and takes the next.
+    pub fn paid_in_full(&mut self, accounts: &[String]) {
+        for agent in &mut self.agents {
+            if agent.lease.as_ref().is_some_and(|held| accounts.contains(&held.account_id)) {
+                agent.lease = None;
+            }
+        }
+    }
+
+    /// Tasks an outcome on `reported` cancelled (the borrower's other tasks after a promise or
+    /// the day's last right-party call): an agent holding one sees it close and takes the next.
+    fn tasks_closed(&mut self, reported: i64, cancelled: &[i64]) {
+        for agent in &mut self.agents {
+            if agent.lease.as_ref().is_some_and(|held| held.task_id != reported && cancelled.contains(&held.task_id)) {
+                agent.lease = None;
+            }
+        }
     }
 
     /// Books a call's minutes hour by hour: inside the agent's shift as work, after it as

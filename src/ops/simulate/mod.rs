@@ -8,7 +8,8 @@
 //! (`sim::check`). `--vs` runs the same book twice with the same draws and compares them
 //! account by account (`compare`).
 //!
-//! Like the demo, this drives the scheduler; it reads no clock of its own (the end instant is an
+//! `arrears demo` is this loop on the user's database (`SimOptions::store`). It drives the
+//! scheduler; it reads no clock of its own (the end instant is an
 //! option) and prints nothing (`write_*` format what it returns) except what the debugging
 //! switches of `docs/simulate.md` ask for on stderr (`ARREARS_SIM_PROFILE`,
 //! `ARREARS_SIM_VIOLATIONS`; `ARREARS_SIM_DB` keeps the store).
@@ -80,6 +81,9 @@ pub struct SimOptions {
     pub end: DateTime<Utc>,
     /// Robot calls the simulated dialler places per hour.
     pub robot_calls_per_hour: u32,
+    /// The store to simulate into (a database URL; migrated first) instead of a throw-away
+    /// SQLite file: `arrears demo` keeps its run in the user's database.
+    pub store: Option<String>,
 }
 
 /// Why the simulation cannot start: a bad option, named by its flag.
@@ -306,10 +310,11 @@ pub async fn simulate(
     })?;
     let strategies = Arc::new(strategies);
     let dir = tempfile::tempdir().context("cannot create a temporary directory for the simulated store")?;
-    let db_path = std::env::var("ARREARS_SIM_DB").map(PathBuf::from).unwrap_or_else(|_| dir.path().join("simulate.db"));
-    let db = crate::store::connect(&format!("sqlite://{}?mode=rwc", db_path.display()))
-        .await
-        .context("cannot open the simulated store")?;
+    let url = match &options.store {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}?mode=rwc", dir.path().join("simulate.db").display()),
+    };
+    let db = crate::store::connect(&url).await.context("cannot open the simulated store")?;
     crate::store::migrate(&db).await.context("cannot migrate the simulated store")?;
     let (accounts_csv, book_name) = match &options.book {
         Book::Generated(accounts) => {
@@ -489,9 +494,10 @@ async fn post_payments(
             reference: format!("sim-{date}-{n}-{}", payment.account_id),
         })
         .collect();
-    crate::ops::ingest::ingest_payments(db, &items, now, "simulated servicing system")
+    let report = crate::ops::ingest::ingest_payments(db, &items, now, "simulated servicing system")
         .await
         .map_err(|error| anyhow::anyhow!("the simulated payments of {date} were refused: {error}"))?;
+    center.paid_in_full(&report.paid_in_full);
     for payment in payments {
         if let Some(account) = index.of(&payment.account_id) {
             center.tally.collected(account, payment.amount);
@@ -655,6 +661,10 @@ pub async fn simulate_command(settings: &Settings, args: SimulateArgs, out: &mut
         bar.set_message(label.to_string());
         bar
     };
+    let mut args = args;
+    if let Some(path) = std::env::var_os("ARREARS_SIM_DB") {
+        args.options.store = Some(format!("sqlite://{}?mode=rwc", Path::new(&path).display()));
+    }
     if let Some(dir) = &args.vs {
         if !dir.is_dir() {
             return Err(invalid("--vs", format!("{} is not a directory", dir.display())));
@@ -747,6 +757,7 @@ mod tests {
             seed: 1,
             end: at("2026-03-01T10:30:00Z"),
             robot_calls_per_hour: 10,
+            store: None,
         };
         assert_eq!(period(&options).unwrap_err().to_string(), "--days: must be at least 1");
         let (start, steps) = period(&SimOptions { days: 2, ..options }).unwrap();
