@@ -1,5 +1,5 @@
 //! An independent count of compliance violations in the contacts a run actually made (contact
-//! hours, calls in 7 days, right-party calls per day, unanswered calls per number, the
+//! hours, calls in 7 days, calls per day, right-party calls per day, unanswered calls per number, the
 //! conversation cool-down, hard stops), written from DESIGN.md's "Compliance policies" table
 //! with the policy's numbers given as plain arguments. It must not call `crate::policy` (it is the check on the engine's one contact
 //! gate, so it must not share its code). Pure: no clock, no I/O, no database.
@@ -39,6 +39,9 @@ pub struct Limits {
     pub hours: (u32, u32),
     /// Calls (robot and human) per account in any 7 consecutive local days.
     pub calls_per_7_days: Option<u32>,
+    /// Calls (robot and human) per account per local day, callbacks included (`uk-fca`'s
+    /// configured cap).
+    pub calls_per_day: Option<u32>,
     /// Right-party calls per borrower per local day, across accounts.
     pub rpc_per_day: Option<u32>,
     /// Unanswered calls per phone number per local day.
@@ -55,6 +58,8 @@ pub struct Violations {
     pub outside_hours: u32,
     /// Calls beyond the cap of calls per account in 7 consecutive days.
     pub calls_7d: u32,
+    /// Calls beyond the cap of calls per account per day.
+    pub calls_per_day: u32,
     /// Right-party calls beyond the per-borrower daily cap.
     pub rpc_per_day: u32,
     /// Unanswered calls beyond the per-number daily cap.
@@ -70,6 +75,7 @@ impl Violations {
     pub fn add(&mut self, other: &Violations) {
         self.outside_hours += other.outside_hours;
         self.calls_7d += other.calls_7d;
+        self.calls_per_day += other.calls_per_day;
         self.rpc_per_day += other.rpc_per_day;
         self.unanswered_per_number += other.unanswered_per_number;
         self.after_hard_stop += other.after_hard_stop;
@@ -80,6 +86,7 @@ impl Violations {
     pub fn total(&self) -> u32 {
         self.outside_hours
             + self.calls_7d
+            + self.calls_per_day
             + self.rpc_per_day
             + self.unanswered_per_number
             + self.after_hard_stop
@@ -107,6 +114,7 @@ pub fn violations(contacts: &[ContactMade], limits: &Limits) -> Violations {
     order.sort_by_key(|contact| contact.at);
     let mut found = Violations::default();
     let mut calls_by_account: BTreeMap<&str, Vec<NaiveDate>> = BTreeMap::new();
+    let mut calls_by_account_day: BTreeMap<(&str, NaiveDate), u32> = BTreeMap::new();
     let mut rpc_by_borrower_day: BTreeMap<(&str, NaiveDate), u32> = BTreeMap::new();
     let mut unanswered_by_number_day: BTreeMap<(&str, NaiveDate), u32> = BTreeMap::new();
     let mut do_not_call: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
@@ -142,6 +150,11 @@ pub fn violations(contacts: &[ContactMade], limits: &Limits) -> Violations {
             }
         }
         if is_call {
+            let count = calls_by_account_day.entry((account, day)).or_insert(0);
+            *count += 1;
+            if limits.calls_per_day.is_some_and(|cap| *count > cap) {
+                found.calls_per_day += 1;
+            }
             if contact.outcome.is_conversation() {
                 conversed.insert(account, day);
             }

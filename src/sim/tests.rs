@@ -303,6 +303,7 @@ fn violations_are_counted_from_the_policy_table() {
     let limits = Limits {
         hours: (8 * 60, 21 * 60),
         calls_per_7_days: Some(7),
+        calls_per_day: None,
         rpc_per_day: Some(3),
         unanswered_per_number_per_day: Some(6),
         cooldown_days: None,
@@ -385,6 +386,7 @@ fn violations_are_counted_from_the_policy_table() {
     }
     let none = Limits {
         calls_per_7_days: None,
+        calls_per_day: None,
         rpc_per_day: None,
         unanswered_per_number_per_day: None,
         cooldown_days: None,
@@ -395,6 +397,18 @@ fn violations_are_counted_from_the_policy_table() {
     many.extend([call(13, 0, Outcome::NoAnswer), call(21, 30, Outcome::NoAnswer)]);
     assert_eq!(violations(&many, &limits), Violations { calls_7d: 2, outside_hours: 1, ..Default::default() });
     assert_eq!(violations(&many, &limits).total(), 3);
+
+    // uk-fca's configured cap of calls per account per local day; callbacks count too.
+    let uk = Limits { calls_per_day: Some(2), ..none };
+    let mut callback = call(15, 0, Outcome::NoAnswer);
+    callback.exempt = true;
+    let three = vec![call(9, 0, Outcome::NoAnswer), call(11, 0, Outcome::Busy), callback];
+    assert_eq!(violations(&three[..2], &uk), Violations::default(), "two calls are within the cap");
+    assert_eq!(violations(&three, &uk), Violations { calls_per_day: 1, ..Default::default() }, "the third is not");
+    let text = made("A1", "B1", &[NY], Channel::Sms, ny(day, 16, 0), Outcome::Delivered);
+    let next_day = made("A1", "B1", &[NY], Channel::Robot, ny(day + Duration::days(1), 9, 0), Outcome::NoAnswer);
+    let spread: Vec<ContactMade> = three[..2].iter().cloned().chain([text, next_day]).collect();
+    assert_eq!(violations(&spread, &uk), Violations::default(), "a text is no call; a new day starts again");
 }
 
 #[test]
@@ -403,6 +417,7 @@ fn a_conversation_starts_the_cool_down_and_a_call_the_borrower_asked_for_is_exem
     let limits = Limits {
         hours: (8 * 60, 21 * 60),
         calls_per_7_days: Some(7),
+        calls_per_day: None,
         rpc_per_day: None,
         unanswered_per_number_per_day: None,
         cooldown_days: Some(7),

@@ -563,6 +563,7 @@ fn limits_of(policy: &Policy) -> sim::Limits {
     sim::Limits {
         hours: (u32::from(policy.hours.start), u32::from(policy.hours.end)),
         calls_per_7_days: policy.calls_per_7_days,
+        calls_per_day: policy.calls_per_day,
         rpc_per_day: policy.rpc_per_day,
         unanswered_per_number_per_day: policy.unanswered_per_number_per_day,
         cooldown_days: policy.cooldown_days,
