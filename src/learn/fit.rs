@@ -33,9 +33,7 @@
 //! never called in keep. So a borrower with a few attempts follows the segment's best hours and
 //! one with many gets their own. Only hours with attempts are stored (f32, 3 decimals).
 
-use super::model::{
-    Beta, BorrowerHours, ChannelCurve, ContactModel, SLOTS, Segment, channel_index, clamp_mean, slot,
-};
+use super::model::{Beta, BorrowerHours, ChannelCurve, ContactModel, SLOTS, Segment, channel_index, clamp_mean, slot};
 use crate::domain::Channel;
 use chrono::{DateTime, Utc, Weekday};
 use rustc_hash::FxHashMap as HashMap;
@@ -327,7 +325,11 @@ fn hour_factors(evidence: &[HourEvidence; 24], rate: f64) -> Vec<(u8, f32)> {
         .filter(|&hour| evidence[hour].attempts > 0)
         .map(|hour| {
             let (mut contacts, mut expected) = (0.0, 0.0);
-            for (other, weight) in [(hour.checked_sub(1), HOUR_NEIGHBOUR_WEIGHT), (Some(hour), 1.0), (Some(hour + 1), HOUR_NEIGHBOUR_WEIGHT)] {
+            for (other, weight) in [
+                (hour.checked_sub(1), HOUR_NEIGHBOUR_WEIGHT),
+                (Some(hour), 1.0),
+                (Some(hour + 1), HOUR_NEIGHBOUR_WEIGHT),
+            ] {
                 if let Some(each) = other.and_then(|other| evidence.get(other)) {
                     contacts += weight * each.contacts;
                     expected += weight * each.expected;

@@ -155,6 +155,10 @@ impl BorrowerHours {
     }
 }
 
+/// The concentration of [`ContactModel::exact`]'s posteriors: so large that a Thompson draw is
+/// the mean.
+pub const EXACT_CONCENTRATION: f64 = 1e9;
+
 /// The fitted model of P(right-party contact | attempt). Stored as JSON by `store::models`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactModel {
@@ -244,13 +248,53 @@ impl ContactModel {
             },
             None => Beta::UNIFORM,
         });
-        let hour_factor = self
-            .borrower_hours
-            .get(borrower_id)
-            .and_then(|hours| hours.factor(segment.channel, hour.min(23)));
+        let hour_factor =
+            self.borrower_hours.get(borrower_id).and_then(|hours| hours.factor(segment.channel, hour.min(23)));
         match hour_factor.or_else(|| self.borrowers.get(borrower_id).copied()) {
             Some(factor) => base.scaled(factor),
             None => base,
+        }
+    }
+
+    /// A model that knows the answer: for each borrower, call channel and local hour given, the
+    /// posterior has exactly that mean (clamped into (0, 1)) and [`EXACT_CONCENTRATION`], so a
+    /// Thompson draw is the mean, whatever the segment and weekday. Other channels, hours and
+    /// borrowers get 0.5. Built by the simulator's oracle (`sim::oracle`) from the world's
+    /// truth; never by the fit.
+    pub fn exact(
+        trained_from: DateTime<Utc>,
+        trained_to: DateTime<Utc>,
+        rates: impl IntoIterator<Item = (String, Channel, [f64; 24])>,
+    ) -> ContactModel {
+        const FLAT: f64 = 0.5;
+        let cell = Beta::with_mean(FLAT, EXACT_CONCENTRATION);
+        let channels = Channel::ALL
+            .iter()
+            .map(|_| ChannelCurve {
+                attempts: 0,
+                overall: cell,
+                hours: vec![cell; 24],
+                cells: vec![cell; SLOTS],
+                segment_strength: EXACT_CONCENTRATION,
+            })
+            .collect();
+        let mut borrower_hours: HashMap<String, BorrowerHours> = HashMap::default();
+        for (borrower_id, channel, by_hour) in rates {
+            let entry = borrower_hours.entry(borrower_id).or_default();
+            if let Some(hours) = entry.of_mut(channel) {
+                *hours = (0..24u8).map(|hour| (hour, (by_hour[usize::from(hour)] / FLAT) as f32)).collect();
+            }
+        }
+        ContactModel {
+            version: 0,
+            trained_from,
+            trained_to,
+            attempts: 0,
+            channels,
+            segments: Vec::new(),
+            index: HashMap::default(),
+            borrowers: HashMap::default(),
+            borrower_hours,
         }
     }
 

@@ -258,3 +258,22 @@ fn learn_reads_a_model_stored_before_borrower_hours_existed() {
     let borrower = old.posterior(segment, "M1-b3", Weekday::Fri, 19);
     assert!((borrower.mean() - (cell.mean() * old.borrower_factor("M1-b3")).min(1.0)).abs() < 1e-9, "the rate factor");
 }
+
+#[test]
+fn learn_exact_model_gives_the_rates_it_was_given() {
+    let (from, to) = window();
+    let mut rates = [0.01; 24];
+    rates[11] = 0.6;
+    rates[19] = 0.2;
+    let model = ContactModel::exact(from, to, [("b".to_string(), Channel::Robot, rates)]);
+    let segment = model.segment("M1", Channel::Robot, "cash");
+    let mut rng = SmallRng::seed_from_u64(1);
+    for (hour, rate) in [(11, 0.6), (19, 0.2), (3, 0.01)] {
+        let posterior = model.posterior(segment, "b", Weekday::Sun, hour);
+        assert!((posterior.mean() - rate).abs() < 1e-6, "{hour}: {posterior:?}");
+        assert!((posterior.sample(&mut rng) - rate).abs() < 1e-3, "a draw is the mean");
+    }
+    let json = serde_json::to_string(&model).unwrap();
+    let back: ContactModel = serde_json::from_str(&json).unwrap();
+    assert!((back.posterior(segment, "b", Weekday::Mon, 11).mean() - 0.6).abs() < 1e-6);
+}
