@@ -134,6 +134,12 @@ pub enum Command {
         /// Robot calls the simulated dialler places per hour.
         #[arg(long, default_value_t = ops::simulate::DEFAULT_ROBOT_CALLS_PER_HOUR)]
         robot_calls_per_hour: u32,
+        /// Arm B (the only arm without --vs) plans with the world's true contact curves instead
+        /// of the nightly learned model: the upper bound of learned timing. Only rules with
+        /// timing = "learned" read the model, so give that arm such strategies (e.g.
+        /// --vs strategies-timing/).
+        #[arg(long)]
+        oracle: bool,
         /// text (tables) or json.
         #[arg(long, value_enum, default_value = "text")]
         format: ops::simulate::SimFormat,
@@ -339,7 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let token = ops::tokens::create_command(&settings, role, agent.as_deref(), label.as_deref()).await?;
             writeln!(out, "{token}")?;
         }
-        Command::Simulate { days, accounts, book, seed, vs, robot_calls_per_hour, format } => {
+        Command::Simulate { days, accounts, book, seed, vs, robot_calls_per_hour, oracle, format } => {
             let book = match book {
                 Some(file) => ops::simulate::Book::File(file),
                 None => ops::simulate::Book::Generated(accounts.unwrap_or(10_000)),
@@ -352,7 +358,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 robot_calls_per_hour,
                 store: None,
             };
-            let args = ops::simulate::SimulateArgs { options, vs, format };
+            let args = ops::simulate::SimulateArgs { options, vs, oracle, format };
             ops::simulate::simulate_command(&settings, args, &mut out).await?;
         }
         Command::Demo { accounts, seed, days } => {

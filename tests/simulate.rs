@@ -7,7 +7,7 @@
 
 use arrears::config::Config;
 use arrears::ops::Settings;
-use arrears::ops::simulate::{Book, SimOptions, SimReport, compare, simulate};
+use arrears::ops::simulate::{ArmModel, Book, SimOptions, SimReport, compare, simulate, simulate_arm};
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 
@@ -115,6 +115,26 @@ async fn an_arm_without_robot_rules_places_no_robot_call_and_the_interval_says_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oracle_arm_plans_learned_rules_with_the_truth_and_says_so() {
+    let settings = settings("");
+    let timing = root().join("strategies-timing");
+    let spread = simulate(&settings, &settings.strategies_dir, &options(300, 3), &hidden()).await.unwrap();
+    let oracle = simulate_arm(&settings, &timing, &options(300, 3), ArmModel::Oracle, &hidden()).await.unwrap();
+    assert_eq!((spread.report.contact_model, oracle.report.contact_model), (ArmModel::Learned, ArmModel::Oracle));
+    assert_eq!(oracle.report.violations.total(), 0, "{:?}", oracle.report.violations);
+    let comparison = compare(&spread, &oracle, 0.95).unwrap();
+    let row = |name: &str| comparison.rows.iter().find(|row| row.metric == name).unwrap().clone();
+    let (robot, rpc) = (row("  robot attempts"), row("  RPC per robot attempt"));
+    assert!(robot.a > 100.0 && robot.b > 100.0, "{robot:?}");
+    assert!(rpc.difference > 0.0, "the true best hours reach more people per robot call: {rpc:?}");
+    assert!(row("RPC per call attempt").difference > 0.0);
+    let mut text = Vec::new();
+    arrears::ops::simulate::write_comparison(&comparison, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("with the oracle"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_never_work_more_than_their_shifts_and_unworked_tasks_expire() {
     // One agent two hours a day for the early queue (10:00-12:00 in Shanghai, 02:00-04:00 UTC):
     // the planner gives it at most its 20 calls a day and the rest falls through. The run (2026-02-28 03:00 to 2026-03-02 03:00 UTC) starts
@@ -194,6 +214,9 @@ fn the_command_line_prints_a_table_and_json_and_refuses_both_book_kinds() {
     let out = run(&["simulate", "--accounts", "30", "--book", "accounts.csv"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--book"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["simulate", "--days", "1", "--accounts", "30", "--strategies", "strategies-timing", "--oracle"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && text.contains("with the oracle"), "{text}");
     let out = run(&["simulate", "--days", "1", "--accounts", "30", "--vs", "no-such-dir"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--vs: no-such-dir is not a directory"));
 }

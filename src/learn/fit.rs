@@ -24,9 +24,16 @@
 //!
 //! Borrowers: a multiplicative rate factor pooled over all their attempts, Gamma–Poisson
 //! style: `r_b = (k_b + K) / (E_b + K)`, `E_b` the sum of the segment cell means at the slots of
-//! their attempts, `K = 3` expected contacts ([`BORROWER_PRIOR_CONTACTS`]).
+//! their attempts, `K = 3` expected contacts ([`BORROWER_PRIOR_CONTACTS`]). Then their own hour
+//! shape, per call channel `c` (robot, human) and local hour `h` they were called in on it:
+//! `r_{b,c,h} = (K_{b,c,h} + m · r_b) / (E_{b,c,h} + m)`, with `K` and `E` the contacts and the
+//! expected contacts (segment cell means) of their attempts on `c` at `h`, plus half
+//! ([`HOUR_NEIGHBOUR_WEIGHT`]) of those at `h − 1` and `h + 1`, and `m = 1` expected contact
+//! ([`BORROWER_HOUR_PRIOR_CONTACTS`]): shrunk toward `r_b`, the rate factor, which hours they were
+//! never called in keep. So a borrower with a few attempts follows the segment's best hours and
+//! one with many gets their own. Only hours with attempts are stored (f32, 3 decimals).
 
-use super::model::{Beta, ChannelCurve, ContactModel, SLOTS, Segment, channel_index, clamp_mean, slot};
+use super::model::{Beta, BorrowerHours, ChannelCurve, ContactModel, SLOTS, Segment, channel_index, clamp_mean, slot};
 use crate::domain::Channel;
 use chrono::{DateTime, Utc, Weekday};
 use rustc_hash::FxHashMap as HashMap;
@@ -36,6 +43,14 @@ pub const DEFAULT_STRENGTH: f64 = 20.0;
 
 /// The borrower factor's prior, in expected contacts (`K` above).
 pub const BORROWER_PRIOR_CONTACTS: f64 = 3.0;
+
+/// The prior of a borrower's hour factor, in expected contacts (`m` above): an hour's own
+/// evidence weighs as much as this many contacts the segment expected there before it moves
+/// the factor halfway from the borrower's rate factor.
+pub const BORROWER_HOUR_PRIOR_CONTACTS: f64 = 1.0;
+
+/// The weight of the evidence of the neighbouring hours (`h ± 1`) in a borrower's hour factor.
+pub const HOUR_NEIGHBOUR_WEIGHT: f64 = 0.5;
 
 /// One attempt as the fit needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -236,25 +251,94 @@ impl Fitter {
                 entry.1 += u64::from(row.contact);
             }
         }
-        let borrowers = self
-            .borrower_ids
-            .into_iter()
-            .zip(expected)
-            .map(|(id, (expected, contacts))| {
-                (id, (contacts as f64 + BORROWER_PRIOR_CONTACTS) / (expected + BORROWER_PRIOR_CONTACTS))
+        let rates: Vec<f64> = expected
+            .iter()
+            .map(|&(expected, contacts)| {
+                (contacts as f64 + BORROWER_PRIOR_CONTACTS) / (expected + BORROWER_PRIOR_CONTACTS)
             })
             .collect();
+        let attempts = self.rows.len() as u64;
+        let borrower_hours = borrower_hours(self.rows, &segments, &rates, &self.borrower_ids);
+        let borrowers = self.borrower_ids.into_iter().zip(rates).collect();
         ContactModel {
             version: 0,
             trained_from,
             trained_to,
-            attempts: self.rows.len() as u64,
+            attempts,
             channels,
             segments,
             index: self.segment_index,
             borrowers,
+            borrower_hours,
         }
     }
+}
+
+/// Contacts, expected contacts and attempts of one borrower at one local hour of one channel.
+#[derive(Debug, Clone, Copy, Default)]
+struct HourEvidence {
+    attempts: u32,
+    contacts: f64,
+    expected: f64,
+}
+
+/// The borrowers' hour factors (see the module doc) from the attempts `rows` (sorted here, in
+/// place: no copy), the fitted `segments` and the borrowers' rate factors `rates`.
+fn borrower_hours(
+    mut rows: Vec<Row>,
+    segments: &[Segment],
+    rates: &[f64],
+    ids: &[String],
+) -> HashMap<String, BorrowerHours> {
+    let channel_of = |row: &Row| segments.get(row.segment as usize).map(|segment| segment.channel);
+    rows.retain(|row| matches!(channel_of(row), Some(Channel::Robot | Channel::Human)));
+    rows.sort_unstable_by_key(|row| (row.borrower, channel_of(row).map(channel_index), row.slot % 24));
+    let mut out: HashMap<String, BorrowerHours> = HashMap::default();
+    for group in rows.chunk_by(|a, b| a.borrower == b.borrower && channel_of(a) == channel_of(b)) {
+        let (Some(first), Some(channel)) = (group.first(), group.first().and_then(channel_of)) else { continue };
+        let mut evidence = [HourEvidence::default(); 24];
+        for row in group {
+            let Some(cell) = segments.get(row.segment as usize).and_then(|s| s.cells.get(row.slot as usize)) else {
+                continue;
+            };
+            let hour = &mut evidence[usize::from(row.slot) % 24];
+            hour.attempts += 1;
+            hour.contacts += f64::from(u8::from(row.contact));
+            hour.expected += cell.mean();
+        }
+        let rate = rates.get(first.borrower as usize).copied().unwrap_or(1.0);
+        let factors = hour_factors(&evidence, rate);
+        if let (Some(id), false) = (ids.get(first.borrower as usize), factors.is_empty())
+            && let Some(hours) = out.entry(id.clone()).or_default().of_mut(channel)
+        {
+            *hours = factors;
+        }
+    }
+    out
+}
+
+/// The factor of each hour with attempts: its evidence and half its neighbours', shrunk toward
+/// `rate` by [`BORROWER_HOUR_PRIOR_CONTACTS`]; rounded to 3 decimals (the model is stored as
+/// JSON).
+fn hour_factors(evidence: &[HourEvidence; 24], rate: f64) -> Vec<(u8, f32)> {
+    (0..24usize)
+        .filter(|&hour| evidence[hour].attempts > 0)
+        .map(|hour| {
+            let (mut contacts, mut expected) = (0.0, 0.0);
+            for (other, weight) in [
+                (hour.checked_sub(1), HOUR_NEIGHBOUR_WEIGHT),
+                (Some(hour), 1.0),
+                (Some(hour + 1), HOUR_NEIGHBOUR_WEIGHT),
+            ] {
+                if let Some(each) = other.and_then(|other| evidence.get(other)) {
+                    contacts += weight * each.contacts;
+                    expected += weight * each.expected;
+                }
+            }
+            let factor = (contacts + BORROWER_HOUR_PRIOR_CONTACTS * rate) / (expected + BORROWER_HOUR_PRIOR_CONTACTS);
+            (hour as u8, ((factor * 1000.0).round() / 1000.0) as f32)
+        })
+        .collect()
 }
 
 /// Fits the model of `facts` (version 0: not stored yet).

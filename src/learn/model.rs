@@ -1,5 +1,6 @@
 //! The fitted contact model: Beta posteriors of a right-party contact per channel, segment
-//! (stage, channel, product), local weekday and hour, and a rate factor per borrower. Pure
+//! (stage, channel, product), local weekday and hour, a rate factor per borrower, and per
+//! borrower and call channel a factor for each local hour they were called in. Pure
 //! lookups for the planner's hot path (no allocation in [`ContactModel::posterior`]); it never
 //! fits (see `fit.rs`) and never reads the store.
 
@@ -65,7 +66,7 @@ impl Beta {
     }
 
     /// The same concentration with the mean multiplied by `factor`.
-    fn scaled(self, factor: f64) -> Beta {
+    pub(crate) fn scaled(self, factor: f64) -> Beta {
         Beta::with_mean(self.mean() * factor, self.concentration())
     }
 }
@@ -119,6 +120,45 @@ pub(crate) struct Segment {
     pub(crate) cells: Vec<Beta>,
 }
 
+/// One borrower's own hour shape: per call channel, the multiplicative factor of each local hour
+/// the borrower was called in (pooled with the neighbouring hours and shrunk toward the
+/// borrower's rate factor, see `fit.rs`), sorted by hour. An hour not listed takes the rate
+/// factor. Stored compactly: `(hour, factor)` pairs, f32.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct BorrowerHours {
+    /// Robot calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) robot: Vec<(u8, f32)>,
+    /// Agents' calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) human: Vec<(u8, f32)>,
+}
+
+impl BorrowerHours {
+    /// The hours of a call channel (`None` for messages).
+    pub(crate) fn of_mut(&mut self, channel: Channel) -> Option<&mut Vec<(u8, f32)>> {
+        match channel {
+            Channel::Robot => Some(&mut self.robot),
+            Channel::Human => Some(&mut self.human),
+            Channel::Sms | Channel::Email => None,
+        }
+    }
+
+    /// The factor of `hour` on `channel`, when the borrower has one there.
+    fn factor(&self, channel: Channel, hour: u32) -> Option<f64> {
+        let hours = match channel {
+            Channel::Robot => &self.robot,
+            Channel::Human => &self.human,
+            Channel::Sms | Channel::Email => return None,
+        };
+        hours.iter().find(|(h, _)| u32::from(*h) == hour).map(|(_, factor)| f64::from(*factor))
+    }
+}
+
+/// The concentration of [`ContactModel::exact`]'s posteriors: so large that a Thompson draw is
+/// the mean.
+pub const EXACT_CONCENTRATION: f64 = 1e9;
+
 /// The fitted model of P(right-party contact | attempt). Stored as JSON by `store::models`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactModel {
@@ -136,6 +176,10 @@ pub struct ContactModel {
     pub(crate) index: HashMap<String, HashMap<String, [Option<u32>; 4]>>,
     /// The multiplicative rate factor of each borrower seen.
     pub(crate) borrowers: HashMap<String, f64>,
+    /// The hour factors of each borrower called by robot or agent (absent from models stored
+    /// before they existed: those have the rate factor only).
+    #[serde(default)]
+    pub(crate) borrower_hours: HashMap<String, BorrowerHours>,
 }
 
 /// A channel's position in [`Channel::ALL`].
@@ -187,7 +231,9 @@ impl ContactModel {
     /// Posterior of a right-party contact for an attempt to `borrower_id` in `segment` at local
     /// `weekday`/`hour` (0..24; above 23 reads as 23): the segment's cell (an unseen segment:
     /// the channel's global cell, as concentrated as the spread between segments allows), its
-    /// mean multiplied by the borrower's rate factor when the borrower was seen. Allocation-free.
+    /// mean multiplied by the borrower's factor of that hour on the segment's channel when the
+    /// borrower was called then, else by the borrower's rate factor when the borrower was seen.
+    /// Allocation-free.
     pub fn posterior(&self, segment: SegmentRef, borrower_id: &str, weekday: Weekday, hour: u32) -> Beta {
         let slot = slot(weekday, hour);
         let known = segment
@@ -202,9 +248,53 @@ impl ContactModel {
             },
             None => Beta::UNIFORM,
         });
-        match self.borrowers.get(borrower_id) {
-            Some(&factor) => base.scaled(factor),
+        let hour_factor =
+            self.borrower_hours.get(borrower_id).and_then(|hours| hours.factor(segment.channel, hour.min(23)));
+        match hour_factor.or_else(|| self.borrowers.get(borrower_id).copied()) {
+            Some(factor) => base.scaled(factor),
             None => base,
+        }
+    }
+
+    /// A model that knows the answer: for each borrower, call channel and local hour given, the
+    /// posterior has exactly that mean (clamped into (0, 1)) and [`EXACT_CONCENTRATION`], so a
+    /// Thompson draw is the mean, whatever the segment and weekday. Other channels, hours and
+    /// borrowers get 0.5. Built by the simulator's oracle (`sim::oracle`) from the world's
+    /// truth; never by the fit.
+    pub fn exact(
+        trained_from: DateTime<Utc>,
+        trained_to: DateTime<Utc>,
+        rates: impl IntoIterator<Item = (String, Channel, [f64; 24])>,
+    ) -> ContactModel {
+        const FLAT: f64 = 0.5;
+        let cell = Beta::with_mean(FLAT, EXACT_CONCENTRATION);
+        let channels = Channel::ALL
+            .iter()
+            .map(|_| ChannelCurve {
+                attempts: 0,
+                overall: cell,
+                hours: vec![cell; 24],
+                cells: vec![cell; SLOTS],
+                segment_strength: EXACT_CONCENTRATION,
+            })
+            .collect();
+        let mut borrower_hours: HashMap<String, BorrowerHours> = HashMap::default();
+        for (borrower_id, channel, by_hour) in rates {
+            let entry = borrower_hours.entry(borrower_id).or_default();
+            if let Some(hours) = entry.of_mut(channel) {
+                *hours = (0..24u8).map(|hour| (hour, (by_hour[usize::from(hour)] / FLAT) as f32)).collect();
+            }
+        }
+        ContactModel {
+            version: 0,
+            trained_from,
+            trained_to,
+            attempts: 0,
+            channels,
+            segments: Vec::new(),
+            index: HashMap::default(),
+            borrowers: HashMap::default(),
+            borrower_hours,
         }
     }
 

@@ -195,3 +195,85 @@ fn learn_beta_means_samples_and_hour_clamping() {
     let segment = model.segment("M1", Channel::Robot, "cash");
     assert_eq!(model.posterior(segment, "x", Weekday::Mon, 23), model.posterior(segment, "x", Weekday::Mon, 99));
 }
+
+/// The local hour (8..=21) of the highest posterior mean for `borrower` on a Wednesday.
+fn best_hour(model: &ContactModel, stage: &str, borrower: &str) -> u32 {
+    let segment = model.segment(stage, Channel::Robot, "cash");
+    (8..=21u32)
+        .max_by(|a, b| {
+            let mean = |hour| model.posterior(segment, borrower, Weekday::Wed, hour).mean();
+            mean(*a).total_cmp(&mean(*b))
+        })
+        .unwrap()
+}
+
+#[test]
+fn learn_gives_a_borrower_with_enough_history_their_own_best_hour() {
+    let mut rng = SmallRng::seed_from_u64(13);
+    // The segment answers best at 19:00 (0.45), 5 % at 10:00–12:00.
+    let mut owned = generate(&mut rng, 40_000, 2_000, "M1", curve);
+    // Two borrowers who answer around 11:00 only (10:00–12:00), called at every hour 8..=21 in
+    // turn: one 3 times, one 60 times.
+    for (borrower, attempts) in [("three", 3usize), ("sixty", 60)] {
+        for i in 0..attempts {
+            let hour = 8 + (i % 14) as u32;
+            owned.push(Owned {
+                borrower: borrower.to_string(),
+                stage: "M1",
+                channel: Channel::Robot,
+                product: "cash",
+                weekday: WEEKDAYS[i % 7],
+                hour,
+                contact: hour.abs_diff(11) <= 1,
+            });
+        }
+    }
+    let model = model_of(&owned);
+    assert_eq!(best_hour(&model, "M1", "nobody"), 19, "the segment's best hour");
+    assert_eq!(best_hour(&model, "M1", "three"), 19, "3 attempts: the segment's best hour");
+    assert_eq!(best_hour(&model, "M1", "sixty"), 11, "60 attempts: their own");
+    let segment = model.segment("M1", Channel::Robot, "cash");
+    let sixty = |hour| model.posterior(segment, "sixty", Weekday::Wed, hour).mean();
+    assert!(sixty(11) > 2.0 * sixty(19), "11:00 {} vs 19:00 {}", sixty(11), sixty(19));
+    // An hour the borrower was never called in takes their rate factor; another channel's
+    // hours are not theirs.
+    let human = model.segment("M1", Channel::Human, "cash");
+    assert_eq!(
+        model.posterior(human, "sixty", Weekday::Wed, 11),
+        model.posterior(human, "nobody", Weekday::Wed, 11).scaled(model.borrower_factor("sixty"))
+    );
+}
+
+#[test]
+fn learn_reads_a_model_stored_before_borrower_hours_existed() {
+    let mut rng = SmallRng::seed_from_u64(17);
+    let model = model_of(&generate(&mut rng, 3_000, 20, "M1", curve));
+    assert!(!model.borrower_hours.is_empty());
+    let mut json: serde_json::Value = serde_json::to_value(&model).unwrap();
+    json.as_object_mut().unwrap().remove("borrower_hours");
+    let old: ContactModel = serde_json::from_value(json).unwrap();
+    assert!(old.borrower_hours.is_empty());
+    let segment = old.segment("M1", Channel::Robot, "cash");
+    let cell = old.posterior(segment, "nobody", Weekday::Fri, 19);
+    let borrower = old.posterior(segment, "M1-b3", Weekday::Fri, 19);
+    assert!((borrower.mean() - (cell.mean() * old.borrower_factor("M1-b3")).min(1.0)).abs() < 1e-9, "the rate factor");
+}
+
+#[test]
+fn learn_exact_model_gives_the_rates_it_was_given() {
+    let (from, to) = window();
+    let mut rates = [0.01; 24];
+    rates[11] = 0.6;
+    rates[19] = 0.2;
+    let model = ContactModel::exact(from, to, [("b".to_string(), Channel::Robot, rates)]);
+    let segment = model.segment("M1", Channel::Robot, "cash");
+    let mut rng = SmallRng::seed_from_u64(1);
+    for (hour, rate) in [(11, 0.6), (19, 0.2), (3, 0.01)] {
+        let posterior = model.posterior(segment, "b", Weekday::Sun, hour);
+        assert!((posterior.mean() - rate).abs() < 1e-6, "{hour}: {posterior:?}");
+        assert!((posterior.sample(&mut rng) - rate).abs() < 1e-3, "a draw is the mean");
+    }
+    let json = serde_json::to_string(&model).unwrap();
+    let back: ContactModel = serde_json::from_str(&json).unwrap();
+    assert!((back.posterior(segment, "b", Weekday::Mon, 11).mean() - 0.6).abs() < 1e-6);
+}

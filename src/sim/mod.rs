@@ -1,12 +1,13 @@
 //! A simulated call center's borrowers: a seeded ground truth of hidden traits the engine never
 //! reads, what each contact produces, the day's payments, the center's capacity and an
-//! independent violation check. A pure library: no clock, no I/O, no database — the simulator
+//! independent violation check, and the oracle contact model built from the truth. A pure library: no clock, no I/O, no database — the simulator
 //! that drives the real engine over simulated days lives elsewhere and calls this.
 
 mod capacity;
 mod check;
 mod contact;
 mod draw;
+mod oracle;
 mod world;
 
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod tests;
 pub use capacity::{Capacity, Load};
 pub use check::{ContactMade, Limits, Violations, violations};
 pub use contact::{Contact, PromiseTerms};
+pub use oracle::{OracleBorrower, oracle_model};
 pub use world::{
     AccountTraits, Archetype, BorrowerTraits, DpdBucket, FATIGUE_WINDOW_HOURS, Payment, PaymentCause, UnknownAccount,
     World,

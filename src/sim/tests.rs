@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::domain::{Account, Borrower, Channel, Flags, Money, Outcome, Portfolio};
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike as _, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 fn as_of() -> NaiveDate {
@@ -466,4 +466,39 @@ fn a_conversation_starts_the_cool_down_and_a_call_the_borrower_asked_for_is_exem
     for (name, contacts, expected) in cases {
         assert_eq!(violations(&contacts, &limits), expected, "{name}");
     }
+}
+
+#[test]
+fn the_oracle_model_reads_the_rested_truth_of_the_planned_day() {
+    let count = 50;
+    let mut world = world(23, count);
+    let date = as_of() + Duration::days(5); // a Saturday: weekend borrowers differ
+    // Calls tire the borrower; the oracle does not see fatigue.
+    for hour in [9, 10, 11] {
+        world.contact("A0", Channel::Robot, ny(date, hour, 0)).unwrap();
+    }
+    let borrowers: Vec<OracleBorrower> = (0..count)
+        .map(|i| OracleBorrower {
+            borrower_id: format!("B{i}"),
+            account_id: format!("A{i}"),
+            zone: Tz::America__New_York,
+        })
+        .collect();
+    let plan_at = ny(date, 3, 0);
+    let model = oracle_model(&world, &borrowers, plan_at);
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(3);
+    for i in 0..count {
+        for channel in [Channel::Robot, Channel::Human] {
+            let segment = model.segment("M1", channel, "cash");
+            for hour in [8, 11, 13, 19, 21] {
+                let at = ny(date, hour, 0);
+                let truth = world.truth_rested(&format!("A{i}"), channel, at).unwrap();
+                let posterior = model.posterior(segment, &format!("B{i}"), date.weekday(), hour);
+                assert!((posterior.mean() - truth.max(1e-4)).abs() < 1e-6, "B{i} {channel} {hour}: {truth}");
+                assert!((posterior.sample(&mut rng) - truth).abs() < 1e-3, "a draw is the truth");
+            }
+        }
+    }
+    let at = ny(date, 12, 0);
+    assert!(world.truth("A0", Channel::Robot, at).unwrap() < world.truth_rested("A0", Channel::Robot, at).unwrap());
 }

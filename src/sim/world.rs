@@ -351,8 +351,8 @@ impl World {
         self.borrowers[borrower].calls.iter().filter(|call| **call >= from && **call < at).count()
     }
 
-    /// P(answer) of a call at `at`, fatigue and channel included.
-    pub(super) fn p_answer(&self, account: usize, channel: Channel, at: DateTime<Utc>) -> f64 {
+    /// P(answer) of a call at `at`, channel included, fatigue included when `tired`.
+    fn p_answer_of(&self, account: usize, channel: Channel, at: DateTime<Utc>, tired: bool) -> f64 {
         let borrower = self.accounts[account].borrower;
         let traits = &self.borrowers[borrower].traits;
         let local = at.with_timezone(&traits.zone);
@@ -362,20 +362,42 @@ impl World {
             Channel::Robot => 0.85,
             Channel::Sms | Channel::Email => 0.0,
         };
-        let fatigue = traits.fatigue.powi(self.recent_calls(borrower, at) as i32);
+        let fatigue = if tired { traits.fatigue.powi(self.recent_calls(borrower, at) as i32) } else { 1.0 };
         base * channel_factor * fatigue
+    }
+
+    /// P(answer) of a call at `at`, fatigue and channel included.
+    pub(super) fn p_answer(&self, account: usize, channel: Channel, at: DateTime<Utc>) -> f64 {
+        self.p_answer_of(account, channel, at, true)
+    }
+
+    /// P(right-party contact), fatigue included when `tired`.
+    fn truth_of(
+        &self,
+        account_id: &str,
+        channel: Channel,
+        at: DateTime<Utc>,
+        tired: bool,
+    ) -> Result<f64, UnknownAccount> {
+        let index = self.index(account_id)?;
+        let traits = &self.borrowers[self.accounts[index].borrower].traits;
+        if traits.wrong_number {
+            return Ok(0.0);
+        }
+        Ok(self.p_answer_of(index, channel, at, tired) * traits.right_party)
     }
 
     /// The true P(right-party contact) of a call on `channel` at `at`, fatigue included: the
     /// oracle learned timing is measured against. Messages never reach the right party by
     /// voice: 0 for SMS and e-mail.
     pub fn truth(&self, account_id: &str, channel: Channel, at: DateTime<Utc>) -> Result<f64, UnknownAccount> {
-        let index = self.index(account_id)?;
-        let traits = &self.borrowers[self.accounts[index].borrower].traits;
-        if traits.wrong_number {
-            return Ok(0.0);
-        }
-        Ok(self.p_answer(index, channel, at) * traits.right_party)
+        self.truth_of(account_id, channel, at, true)
+    }
+
+    /// [`World::truth`] of a rested borrower: without the fatigue of the calls already made (what
+    /// the hour and the borrower give, the part a timing choice can use).
+    pub fn truth_rested(&self, account_id: &str, channel: Channel, at: DateTime<Utc>) -> Result<f64, UnknownAccount> {
+        self.truth_of(account_id, channel, at, false)
     }
 
     /// The borrower's local hours of `date` (in the zone they really live in), best first by

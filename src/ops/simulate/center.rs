@@ -296,6 +296,11 @@ impl Center {
         }
     }
 
+    /// The world, read-only (the oracle's model).
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
     /// The world, for the day's payments.
     pub fn world_mut(&mut self) -> &mut World {
         &mut self.world

@@ -2,8 +2,9 @@
 //! metric's totals, B − A, its confidence interval from the per-account paired differences
 //! (`report::paired`), and B/A; and the text tables. No I/O beyond the writer it is given.
 
-use super::tally::{AccountCounts, CHANNELS, Tally};
+use super::tally::{AccountCounts, CHANNELS, Tally, channel_slot};
 use super::{SimReport, SimRun};
+use crate::domain::Channel;
 use crate::report::paired::{Difference, ratio_difference, total_difference, z_for};
 use serde::Serialize;
 use std::io::Write;
@@ -19,6 +20,10 @@ enum Kind {
     Rpc,
     /// Right-party contacts per call attempt (robot and human).
     RpcPerCall,
+    /// Right-party contacts on one channel (position in `CHANNELS`).
+    RpcOn(usize),
+    /// Right-party contacts per attempt on one channel (position in `CHANNELS`).
+    RpcPerAttemptOn(usize),
     /// Promises made.
     Promises,
     /// Promises kept.
@@ -51,6 +56,10 @@ pub(super) fn metric_defs(currencies: &[String]) -> Vec<MetricDef> {
     }
     defs.push(def("right-party contacts", Kind::Rpc));
     defs.push(def("RPC per call attempt", Kind::RpcPerCall));
+    // Timing rules only move robot calls: their own rate, undiluted by the agents' calls.
+    let robot = channel_slot(Channel::Robot);
+    defs.push(def("  robot right-party contacts", Kind::RpcOn(robot)));
+    defs.push(def("  RPC per robot attempt", Kind::RpcPerAttemptOn(robot)));
     defs.push(def("promises", Kind::Promises));
     defs.push(def("promises kept", Kind::Kept));
     let mut distinct: Vec<&String> = currencies.iter().collect();
@@ -73,6 +82,7 @@ impl MetricDef {
             Kind::Attempts => counts.attempts.iter().map(|n| f64::from(*n)).sum(),
             Kind::AttemptsOn(slot) => f64::from(counts.attempts[*slot]),
             Kind::Rpc | Kind::RpcPerCall => f64::from(counts.rpc),
+            Kind::RpcOn(slot) | Kind::RpcPerAttemptOn(slot) => f64::from(counts.rpc_on[*slot]),
             Kind::Promises => f64::from(counts.promises),
             Kind::Kept => f64::from(counts.kept),
             Kind::Collected(wanted) if wanted == currency => counts.collected.to_string().parse::<f64>().unwrap_or(0.0),
@@ -96,6 +106,7 @@ impl MetricDef {
                     .sum();
                 Some(calls)
             }
+            Kind::RpcPerAttemptOn(slot) => Some(f64::from(counts.attempts[slot])),
             _ => None,
         }
     }
@@ -103,7 +114,7 @@ impl MetricDef {
     fn columns(&self, tally: &Tally, currencies: &[String]) -> (Vec<f64>, Option<Vec<f64>>) {
         let values =
             tally.accounts.iter().zip(currencies).map(|(counts, currency)| self.value(counts, currency)).collect();
-        let denominators = matches!(self.kind, Kind::RpcPerCall)
+        let denominators = matches!(self.kind, Kind::RpcPerCall | Kind::RpcPerAttemptOn(_))
             .then(|| tally.accounts.iter().map(|counts| self.denominator(counts).unwrap_or(0.0)).collect());
         (values, denominators)
     }
@@ -212,7 +223,7 @@ fn number(value: f64, decimals: usize) -> String {
 }
 
 fn decimals_of(metric: &str) -> usize {
-    if metric.starts_with("RPC per") {
+    if metric.trim_start().starts_with("RPC per") {
         4
     } else if metric.starts_with("collected") {
         2
@@ -236,9 +247,13 @@ pub(super) fn write_notes(reports: &[SimReport], out: &mut impl Write) -> std::i
         let label = if reports.len() > 1 { format!("{}: ", arms[n.min(1)]) } else { String::new() };
         writeln!(
             out,
-            "{label}{}: planned daily at {} UTC; dialler {} robot calls/h, {} robot task(s) not reached before their window closed; {} human task(s), {} expired unworked",
+            "{label}{}: planned daily at {} UTC{}; dialler {} robot calls/h, {} robot task(s) not reached before their window closed; {} human task(s), {} expired unworked",
             report.strategies,
             report.plan_hours_utc.iter().map(|hour| format!("{hour:02}:00")).collect::<Vec<_>>().join(", "),
+            match report.contact_model {
+                super::ArmModel::Learned => "",
+                super::ArmModel::Oracle => ", each with the oracle (the world's true curves, no nightly learn)",
+            },
             number(f64::from(report.robot_calls_per_hour), 0),
             number(report.robot_tasks_unreached as f64, 0),
             number(report.human_tasks as f64, 0),

@@ -6,7 +6,8 @@
 //! agents reporting through the engine's own use cases, the world's payments posted through
 //! `ingest_payments`; then the metrics (`tally`) and an independent count of violations
 //! (`sim::check`). `--vs` runs the same book twice with the same draws and compares them
-//! account by account (`compare`).
+//! account by account (`compare`). `--oracle` gives one arm the world's true curves
+//! (`sim::oracle_model`, stored before each plan run) instead of the nightly learn.
 //!
 //! `arrears demo` is this loop on the user's database (`SimOptions::store`). It drives the
 //! scheduler; it reads no clock of its own (the end instant is an
@@ -57,6 +58,21 @@ pub const DEFAULT_CALLS_PER_AGENT_HOUR: f64 = 10.0;
 /// When the world's payments of a day arrive: this UTC hour, when the date is the same from
 /// UTC−10 to UTC+11.
 pub const PAYMENT_HOUR_UTC: u32 = 12;
+
+/// Where an arm's contact model (what `timing = "learned"` rules read) comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArmModel {
+    /// The nightly `learn` on the arm's own simulated history: the engine as deployed.
+    #[default]
+    Learned,
+    /// The world's true curves (`sim::oracle_model`), stored before each plan run; the nightly
+    /// learn does not run. The upper bound of learned timing.
+    Oracle,
+}
+
+/// A cron expression with no occurrence after 1970: the oracle arm's learn schedule.
+const NEVER: &str = "0 0 0 1 1 * 1970";
 
 /// Where the book comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +166,8 @@ pub struct SimReport {
     pub plan_hours_utc: Vec<u32>,
     /// The dialler's capacity.
     pub robot_calls_per_hour: u32,
+    /// Where the contact model came from.
+    pub contact_model: ArmModel,
     /// The metrics, in the table's order.
     pub metrics: Vec<Metric>,
     /// Money collected, per currency, exact.
@@ -283,22 +301,38 @@ fn run_config(config: &Config, secret: &str) -> anyhow::Result<Config> {
 }
 
 /// The schedules of a run, in UTC: plan at `plan_hours`, learn an hour before the day's first
-/// plan, reap and check promises as configured (every step, with the default expressions).
-fn run_schedules(config: &Config, hours: &[u32]) -> anyhow::Result<Schedules> {
+/// plan (never for an [`ArmModel::Oracle`] arm), reap and check promises as configured (every
+/// step, with the default expressions).
+fn run_schedules(config: &Config, hours: &[u32], model: ArmModel) -> anyhow::Result<Schedules> {
     let list = hours.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     let first = hours.first().copied().unwrap_or(0);
     let mut utc = config.clone();
     utc.timezone = "UTC".into();
     utc.schedule.plan = format!("0 0 {list} * * *");
-    utc.schedule.learn = format!("0 0 {} * * *", (first + 23) % 24);
+    utc.schedule.learn = match model {
+        ArmModel::Learned => format!("0 0 {} * * *", (first + 23) % 24),
+        ArmModel::Oracle => NEVER.to_string(),
+    };
     Schedules::from_config(&utc).map_err(|message| anyhow::anyhow!(message))
 }
 
-/// Runs one simulation of the strategies of `strategies_dir` (see the module's documentation).
+/// Runs one simulation of the strategies of `strategies_dir` (see the module's documentation),
+/// learning nightly.
 pub async fn simulate(
     settings: &Settings,
     strategies_dir: &Path,
     options: &SimOptions,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<SimRun> {
+    simulate_arm(settings, strategies_dir, options, ArmModel::Learned, progress).await
+}
+
+/// [`simulate`] with the contact model from `model`.
+pub async fn simulate_arm(
+    settings: &Settings,
+    strategies_dir: &Path,
+    options: &SimOptions,
+    model: ArmModel,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<SimRun> {
     let (start, steps) = period(options)?;
@@ -354,6 +388,10 @@ pub async fn simulate(
     let portfolio_zone = crate::domain::parse_timezone(&settings.config.timezone).unwrap_or(Tz::UTC);
     let queues = queues_of(&strategies, &portfolio, portfolio_zone);
     let world = World::new(options.seed, &portfolio, start.date_naive());
+    let oracle_borrowers = match model {
+        ArmModel::Oracle => oracle_borrowers(&portfolio),
+        ArmModel::Learned => Vec::new(),
+    };
     drop(portfolio);
 
     let secret_text = SigningSecret::generate();
@@ -369,8 +407,9 @@ pub async fn simulate(
     let clock = Clock::manual(start);
     let live = Arc::clone(&strategies);
     let source: StrategySource = Arc::new(move || Arc::clone(&live));
-    let scheduler = Scheduler::new(db.clone(), run_schedules(&config, &hours)?, source, clock.clone(), "simulate")
-        .with_release(&config, &settings.templates_dir)?;
+    let scheduler =
+        Scheduler::new(db.clone(), run_schedules(&config, &hours, model)?, source, clock.clone(), "simulate")
+            .with_release(&config, &settings.templates_dir)?;
     let lease_ttl = config.lease_duration().map_err(|message| anyhow::anyhow!("lease_ttl: {message}"))?;
     let engine = Engine {
         db: &db,
@@ -390,6 +429,12 @@ pub async fn simulate(
             let started = std::time::Instant::now();
             post_payments(&db, &mut center, &index, now).await?;
             center.profile.add("payments", started);
+        }
+        if model == ArmModel::Oracle && hours.contains(&now.hour()) {
+            let started = std::time::Instant::now();
+            let truth = sim::oracle_model(center.world(), &oracle_borrowers, now);
+            crate::store::save_model(&db, &truth, 0, 0, now).await.context("cannot store the oracle's model")?;
+            center.profile.add("oracle model", started);
         }
         let started = std::time::Instant::now();
         let report = scheduler.try_execute_jobs(now).await?;
@@ -459,6 +504,7 @@ pub async fn simulate(
         end,
         plan_hours_utc: hours,
         robot_calls_per_hour: options.robot_calls_per_hour,
+        contact_model: model,
         metrics,
         collected,
         human_tasks,
@@ -470,6 +516,26 @@ pub async fn simulate(
     };
     db.close().await.ok();
     Ok(SimRun { report, tally, currencies })
+}
+
+/// The borrowers of the book as the oracle asks the world about them: each with their first
+/// account and primary zone, by borrower id.
+fn oracle_borrowers(portfolio: &Portfolio) -> Vec<sim::OracleBorrower> {
+    let mut first: BTreeMap<&str, &str> = BTreeMap::new();
+    for account in &portfolio.accounts {
+        first.entry(account.borrower_id.as_str()).or_insert(account.id.as_str());
+    }
+    first
+        .into_iter()
+        .filter_map(|(borrower_id, account_id)| {
+            let borrower = portfolio.borrowers.get(borrower_id)?;
+            Some(sim::OracleBorrower {
+                borrower_id: borrower_id.to_string(),
+                account_id: account_id.to_string(),
+                zone: borrower.primary_timezone(),
+            })
+        })
+        .collect()
 }
 
 /// The world's payments of `now`'s UTC date, through the servicing system's own ingest.
@@ -642,6 +708,8 @@ pub struct SimulateArgs {
     pub options: SimOptions,
     /// The challenger's strategies (`--vs`).
     pub vs: Option<PathBuf>,
+    /// `--oracle`: arm B (the only arm without `--vs`) plans with the world's true curves.
+    pub oracle: bool,
     /// The output format.
     pub format: SimFormat,
 }
@@ -674,10 +742,11 @@ pub async fn simulate_command(settings: &Settings, args: SimulateArgs, out: &mut
             return Err(invalid("--vs", "ARREARS_SIM_DB keeps the store of one run: unset it to compare two"));
         }
     }
+    let challenger = if args.oracle { ArmModel::Oracle } else { ArmModel::Learned };
     match &args.vs {
         None => {
             let progress = bar("simulating");
-            let run = simulate(settings, &settings.strategies_dir, &args.options, &progress).await?;
+            let run = simulate_arm(settings, &settings.strategies_dir, &args.options, challenger, &progress).await?;
             progress.finish_and_clear();
             match args.format {
                 SimFormat::Text => write_report(&run.report, out)?,
@@ -700,7 +769,7 @@ pub async fn simulate_command(settings: &Settings, args: SimulateArgs, out: &mut
             let b = {
                 let (settings, dir, options) = (settings.clone(), vs.clone(), args.options.clone());
                 let bar = b_bar.clone();
-                tokio::spawn(async move { simulate(&settings, &dir, &options, &bar).await })
+                tokio::spawn(async move { simulate_arm(&settings, &dir, &options, challenger, &bar).await })
             };
             let (a, b) = (a.await.context("the A run stopped")??, b.await.context("the B run stopped")??);
             a_bar.finish_and_clear();

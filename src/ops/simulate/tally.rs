@@ -103,6 +103,8 @@ pub(super) struct AccountCounts {
     pub attempts: [u32; 4],
     /// Right-party contacts (calls answered by the borrower: conversations and `paid_claimed`).
     pub rpc: u32,
+    /// Right-party contacts by channel (as `attempts`; only calls have any).
+    pub rpc_on: [u32; 4],
     /// Promises to pay made.
     pub promises: u32,
     /// Promises the engine resolved as kept by the end.
@@ -123,7 +125,7 @@ pub(super) struct AccountCounts {
 /// The channels in the order of [`AccountCounts::attempts`].
 pub(super) const CHANNELS: [Channel; 4] = [Channel::Sms, Channel::Email, Channel::Robot, Channel::Human];
 
-fn channel_slot(channel: Channel) -> usize {
+pub(super) fn channel_slot(channel: Channel) -> usize {
     CHANNELS.iter().position(|known| *known == channel).unwrap_or(0)
 }
 
@@ -146,6 +148,7 @@ impl Tally {
         counts.attempts[channel_slot(channel)] += 1;
         if channel.is_call() && outcome.is_right_party() {
             counts.rpc += 1;
+            counts.rpc_on[channel_slot(channel)] += 1;
         }
         if outcome == Outcome::Promise {
             counts.promises += 1;
