@@ -566,18 +566,19 @@ impl Center {
     /// Accounts the servicing system reported paid in full: the engine cancelled their tasks,
     /// and an agent holding one sees it close on their screen and takes the next.
     pub fn paid_in_full(&mut self, accounts: &[String]) {
-        for agent in &mut self.agents {
-            if agent.lease.as_ref().is_some_and(|held| accounts.contains(&held.account_id)) {
-                agent.lease = None;
-            }
-        }
+        self.drop_leases(|held| accounts.contains(&held.account_id));
     }
 
     /// Tasks an outcome on `reported` cancelled (the borrower's other tasks after a promise or
     /// the day's last right-party call): an agent holding one sees it close and takes the next.
     fn tasks_closed(&mut self, reported: i64, cancelled: &[i64]) {
+        self.drop_leases(|held| held.task_id != reported && cancelled.contains(&held.task_id));
+    }
+
+    /// Takes away every lease `closed` says the engine closed: its agent's next event frees it.
+    fn drop_leases(&mut self, closed: impl Fn(&Held) -> bool) {
         for agent in &mut self.agents {
-            if agent.lease.as_ref().is_some_and(|held| held.task_id != reported && cancelled.contains(&held.task_id)) {
+            if agent.lease.as_ref().is_some_and(&closed) {
                 agent.lease = None;
             }
         }

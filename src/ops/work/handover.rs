@@ -66,8 +66,18 @@ pub(super) async fn escalate_if_due(
     let Some(kind) = handover_due(trigger.outcome, failed, after) else {
         return Ok(None);
     };
-    if let (Handover::FailedAttempts, Some(capacity)) = (kind, rules.strategies.capacities.get(&*queue)) {
-        // A queue with a capacity takes an escalation after unanswered calls only while its
+    // A human task of that queue already open today takes the hand-over: nothing new to work.
+    let open = [TaskState::Planned, TaskState::Ready, TaskState::Leased];
+    let existing = store::tasks_for_account(txn, &account.id).await?.into_iter().find(|other| {
+        other.local_date == local_date
+            && other.channel == Channel::Human.code()
+            && other.queue.as_deref() == Some(&*queue)
+            && open.iter().any(|state| state.code() == other.state)
+    });
+    if existing.is_none()
+        && let (Handover::FailedAttempts, Some(capacity)) = (kind, rules.strategies.capacities.get(&*queue))
+    {
+        // A queue with a capacity takes a new escalation after unanswered calls only while its
         // agents can still get through their open work today; otherwise the robot keeps the
         // account (its tasks stay open) and the next unanswered call asks again. A borrower who
         // asks for a person always gets one.
@@ -88,13 +98,7 @@ pub(super) async fn escalate_if_due(
         }
     }
     let mut escalation = close_robot_tasks(txn, task, &queue, kind, trigger, now).await?;
-    let open = [TaskState::Planned, TaskState::Ready, TaskState::Leased];
-    if let Some(existing) = store::tasks_for_account(txn, &account.id).await?.into_iter().find(|other| {
-        other.local_date == local_date
-            && other.channel == Channel::Human.code()
-            && other.queue.as_deref() == Some(&*queue)
-            && open.iter().any(|state| state.code() == other.state)
-    }) {
+    if let Some(existing) = existing {
         escalation.human_task = Some(existing.id);
         return Ok(Some(escalation));
     }
