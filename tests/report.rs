@@ -11,7 +11,7 @@ use arrears::ops::work::{
     Actor, AttemptReport, PromiseReport, PromiseTerms, Rules, evaluate_promises, lease_next, record_attempt,
 };
 use arrears::policy::{Policy, PolicySettings};
-use arrears::report::{GroupBy, KpiReport, KpiRow, Period, RollRate};
+use arrears::report::{CURRENT, GroupBy, KpiReport, KpiRow, Period, StageOrder};
 use arrears::strategy::{LoadOptions, StrategySet};
 use chrono::{DateTime, Duration, Utc};
 use common::TestDb;
@@ -224,6 +224,16 @@ fn money(text: &str) -> Decimal {
     text.parse().unwrap()
 }
 
+/// The USD amounts of a row (the book is all USD): collected, and collected per attempt.
+fn usd(row: &KpiRow) -> (Decimal, Option<Decimal>) {
+    row.amounts_in("USD").map_or((Decimal::ZERO, None), |amounts| (amounts.collected, amounts.collected_per_attempt))
+}
+
+async fn kpis_of(db: &DatabaseConnection, period: Period, by: GroupBy) -> KpiReport {
+    let order = StageOrder::of(&strategies());
+    kpis(db, period, by, &order, "America/New_York".parse().unwrap()).await.unwrap()
+}
+
 #[tokio::test]
 async fn kpis_of_a_known_history() {
     for test_db in common::all_dbs().await {
@@ -236,7 +246,7 @@ async fn check_history(test_db: &TestDb) {
     let b = test_db.backend;
     history(db).await;
 
-    let report = kpis(db, week(), GroupBy::Stage).await.unwrap();
+    let report = kpis_of(db, week(), GroupBy::Stage).await;
     let names: Vec<&str> = report.groups.iter().map(|row| row.group.as_str()).collect();
     assert_eq!(names, ["early", "late", "(none)"], "{b}");
 
@@ -249,55 +259,84 @@ async fn check_history(test_db: &TestDb) {
     assert_eq!(total.promise_rate, Some(1.0), "{b}");
     assert_eq!((total.promises_kept, total.promises_broken, total.kept_rate), (1, 1, Some(0.5)), "{b}");
     assert_eq!(total.payments, 2, "{b}: the payment of 11-15 is before the period");
-    assert_eq!(total.collected, money("400.50"), "{b}");
-    assert_eq!(total.cures, 1, "{b}");
-    assert_eq!(total.attempts_per_unit, Some(8.0 / 400.5), "{b}");
-    assert_eq!(total.collected_per_attempt, Some(money("50.0625")), "{b}");
+    assert_eq!(usd(total), (money("400.50"), Some(money("50.0625"))), "{b}");
+    assert_eq!(total.amounts.len(), 1, "{b}: one currency");
+    assert_eq!((total.cures, total.accounts, total.cure_rate), (1, 4, Some(0.25)), "{b}");
+    assert_eq!(total.attempts_per_cure, Some(8.0), "{b}");
+    let amounts = total.amounts_in("USD").unwrap();
+    assert_eq!(amounts.collected_per_account, Some(money("100.125")), "{b}: 400.50 over 4 accounts attempted");
+    assert_eq!(
+        (amounts.promised_kept, amounts.promised_resolved, amounts.kept_rate_by_amount),
+        (money("100"), money("300"), Some(1.0 / 3.0)),
+        "{b}: A2's 100 kept, A3's 200 broken"
+    );
 
     let early = group(&report, "early");
     assert_eq!((early.attempts, early.right_party_contacts, early.promises_made), (5, 2, 1), "{b}");
     assert_eq!((early.rpc_rate, early.promise_rate), (Some(0.4), Some(0.5)), "{b}");
     assert_eq!((early.promises_kept, early.promises_broken, early.kept_rate), (1, 0, Some(1.0)), "{b}");
-    assert_eq!((early.payments, early.collected, early.cures), (2, money("400.50"), 1), "{b}");
+    assert_eq!((early.payments, usd(early).0, early.cures), (2, money("400.50"), 1), "{b}");
     let late = group(&report, "late");
     assert_eq!((late.attempts, late.right_party_contacts, late.promises_made), (2, 1, 1), "{b}");
     assert_eq!((late.promises_kept, late.promises_broken, late.kept_rate), (0, 1, Some(0.0)), "{b}");
-    assert_eq!((late.payments, late.collected, late.collected_per_attempt), (0, Decimal::ZERO, Some(Decimal::ZERO)));
+    assert_eq!((late.payments, usd(late)), (0, (Decimal::ZERO, Some(Decimal::ZERO))), "{b}");
     let none = group(&report, "(none)");
     assert_eq!((none.attempts, none.right_party_contacts, none.rpc_rate), (1, 0, Some(0.0)), "{b}");
     assert_eq!((none.promises_made, none.promise_rate), (1, None), "{b}: the imported promise");
 
-    assert_eq!(
-        report.roll_rates,
-        [
-            RollRate { from_stage: "early".into(), to_stage: "late".into(), count: 2, share: 1.0 },
-            RollRate { from_stage: "late".into(), to_stage: "early".into(), count: 1, share: 1.0 },
-        ],
-        "{b}"
-    );
-    assert_eq!(report.currencies, ["USD"]);
+    // Nobody had a stage before the period: all four entered during it.
+    let roll = &report.roll;
+    assert!(roll.rows.is_empty(), "{b}: {roll:?}");
+    let entered = roll.entered.as_ref().unwrap();
+    let cells: Vec<(&str, u64)> = entered.cells.iter().map(|cell| (cell.to.as_str(), cell.accounts)).collect();
+    assert_eq!(cells, [(CURRENT, 1), ("early", 1), ("late", 2)], "{b}: A1 cured, A3 early, A2 and A4 late");
+    // Vintages: A1 (due 11-20) entered on 11-21, A3 (due 11-24 after the re-import) on 11-25;
+    // A2 and A4 entered before the period. Nothing is 7 days old by 11-28.
+    let weeks: Vec<(String, u64)> =
+        report.vintages.iter().map(|vintage| (vintage.week.to_string(), vintage.entered)).collect();
+    assert_eq!(weeks, [("2026-11-16".to_string(), 1), ("2026-11-23".to_string(), 1)], "{b}");
+    assert!(report.vintages.iter().all(|v| v.horizons.iter().all(|h| h.cure_rate.is_none())), "{b}");
 
-    let by_rule = kpis(db, week(), GroupBy::Rule).await.unwrap();
+    // The roll matrix of 11-24 to 11-28: at the start A1, A2, A4 early and A3 late (plan 1);
+    // at the end A1 current (paid in full 11-25), A2 and A4 late, A3 early (plan 2).
+    let rolled = kpis_of(db, Period { from: at("2026-11-24T00:00:00Z"), to: week().to }, GroupBy::Stage).await;
+    let roll = &rolled.roll;
+    assert_eq!(roll.states, [CURRENT, "early", "late"], "{b}");
+    let early = &roll.rows[0];
+    assert_eq!((early.from.as_str(), early.accounts), ("early", 3), "{b}");
+    assert_eq!((early.roll_rate, early.cure_rate), (Some(2.0 / 3.0), Some(1.0 / 3.0)), "{b}");
+    // Balances at the start: now (5000 each, re-imported) plus what each paid since 11-24.
+    let balance = &early.balance[0];
+    assert_eq!((balance.currency.as_str(), balance.amount), ("USD", money("15400.50")), "{b}");
+    let rolled_balance = &early.balance_roll_rate[0];
+    assert_eq!(rolled_balance.amount, money("10100"), "{b}: A2 (5000 + 100) and A4 (5000)");
+    assert!((rolled_balance.share.unwrap() - 10100.0 / 15400.5).abs() < 1e-12, "{b}");
+    let late = &roll.rows[1];
+    assert_eq!((late.from.as_str(), late.accounts, late.roll_rate, late.cure_rate), ("late", 1, Some(0.0), Some(0.0)));
+    assert!(rolled.roll.entered.is_none(), "{b}");
+
+    let by_rule = kpis_of(db, week(), GroupBy::Rule).await;
     let names: Vec<&str> = by_rule.groups.iter().map(|row| row.group.as_str()).collect();
     assert_eq!(names, ["test/early agents", "test/late agents", "test/vip agents", "(none)"], "{b}");
     let vip = group(&by_rule, "test/vip agents");
     assert_eq!((vip.attempts, vip.right_party_contacts, vip.rpc_rate), (2, 1, Some(0.5)), "{b}");
-    assert_eq!((vip.collected, vip.cures), (money("300.50"), 1), "{b}: A1 paid in full after its vip task");
+    assert_eq!((usd(vip).0, vip.cures), (money("300.50"), 1), "{b}: A1 paid in full after its vip task");
     let early_rule = group(&by_rule, "test/early agents");
-    assert_eq!((early_rule.attempts, early_rule.collected, early_rule.promises_kept), (3, money("100"), 1), "{b}");
+    assert_eq!((early_rule.attempts, usd(early_rule).0, early_rule.promises_kept), (3, money("100"), 1), "{b}");
     assert_eq!(by_rule.total, KpiRow { group: "total".into(), ..report.total.clone() }, "{b}");
 
     // Periods: from 11-24 the calls of 11-23 and their promises are out.
     let later = Period { from: at("2026-11-24T00:00:00Z"), to: week().to };
-    let report = kpis(db, later, GroupBy::Stage).await.unwrap();
+    let report = kpis_of(db, later, GroupBy::Stage).await;
     let total = &report.total;
     assert_eq!((total.attempts, total.right_party_contacts, total.promises_made), (2, 0, 1), "{b}");
-    assert_eq!((total.promises_kept, total.promises_broken, total.collected), (1, 1, money("400.50")), "{b}");
+    assert_eq!((total.promises_kept, total.promises_broken, usd(total).0), (1, 1, money("400.50")), "{b}");
     // Up to 11-27 15:00: the second plan (its stage changes and call) is out.
     let before_plan2 = Period { from: week().from, to: plan2() };
-    let report = kpis(db, before_plan2, GroupBy::Stage).await.unwrap();
+    let report = kpis_of(db, before_plan2, GroupBy::Stage).await;
     assert_eq!(report.total.attempts, 7, "{b}");
-    assert!(report.roll_rates.is_empty(), "{b}: {:?}", report.roll_rates);
+    let ends: Vec<&str> = report.roll.entered.as_ref().unwrap().cells.iter().map(|cell| cell.to.as_str()).collect();
+    assert_eq!(ends, [CURRENT, "early", "late"], "{b}: plan 2's stage changes are out");
     assert_eq!(group(&report, "late").attempts, 1, "{b}");
 }
 
@@ -324,9 +363,10 @@ async fn the_report_is_served_to_admin_and_ingest_tokens() {
     assert_eq!(body["total"]["attempts"], 2, "{body}");
     assert_eq!(body["total"]["right_party_contacts"], 1);
     assert_eq!(body["total"]["rpc_rate"], 0.5);
-    assert_eq!(body["total"]["collected"], "12.345", "money is an exact string");
+    assert_eq!(body["total"]["amounts"][0]["currency"], "USD", "{body}");
+    assert_eq!(body["total"]["amounts"][0]["collected"], "12.345", "money is an exact string");
     assert_eq!(body["groups"][0]["group"], "(none)");
-    assert!(body["roll_rates"].as_array().unwrap().is_empty());
+    assert!(body["roll"]["rows"].as_array().unwrap().is_empty(), "{body}");
 
     let response = app.get("/v1/reports/kpis?from=2026-11-01&to=2026-11-20&by=rule", Some(&app.tokens.ingest)).await;
     assert_eq!(response.status(), 200);

@@ -118,10 +118,17 @@ pub async fn run(
     writeln!(out, "today, as `serve` plans it (accounts the simulated night already planned add nothing):")?;
     ops::write_summary(&outcome, now, out)?;
     let period = crate::report::Period { from: run.report.start, to: now + Duration::seconds(1) };
+    let order = crate::report::StageOrder::of(&strategies);
+    let zone = crate::domain::parse_timezone(&settings.config.timezone)
+        .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
     for by in [crate::report::GroupBy::Stage, crate::report::GroupBy::Strategy] {
         writeln!(out)?;
-        let kpis = ops::report::kpis(&db, period, by).await?;
-        crate::report::write_text(&kpis, out)?;
+        let kpis = ops::report::kpis(&db, period, by, &order, zone).await?;
+        crate::report::write_groups(&kpis, out)?;
+        if by == crate::report::GroupBy::Strategy {
+            // The roll matrix and vintages are the portfolio's: printed once, after the groups.
+            crate::report::write_portfolio(&kpis, out)?;
+        }
     }
     writeln!(
         out,

@@ -64,5 +64,6 @@ async fn get_kpis(
     let zone = crate::domain::parse_timezone(&state.settings.config.timezone).map_err(ApiError::internal)?;
     let period =
         Period::parse(from.as_deref(), to.as_deref(), zone, state.clock.now()).map_err(|error| bad_query(&error))?;
-    Ok(Json(crate::ops::report::kpis(&state.db, period, by).await?))
+    let order = crate::report::StageOrder::of(&state.strategies.current());
+    Ok(Json(crate::ops::report::kpis(&state.db, period, by, &order, zone).await?))
 }

@@ -3,7 +3,7 @@
 //! in `crate::report` and `docs/operations.md`.
 
 use super::{Settings, connect};
-use crate::report::{self, GroupBy, KpiReport, Period};
+use crate::report::{self, GroupBy, KpiReport, Period, StageOrder};
 use crate::store::{self, StoreError};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -20,10 +20,17 @@ pub enum ReportFormat {
     Json,
 }
 
-/// The KPI report of `period`, grouped `by`.
-pub async fn kpis(db: &impl ConnectionTrait, period: Period, by: GroupBy) -> Result<KpiReport, StoreError> {
-    let input = store::load_kpi_input(db, period).await?;
-    Ok(report::aggregate(&input, period, by))
+/// The KPI report of `period`, grouped `by`; `order` (the strategies' stages) says which stage
+/// is worse, `zone` (the portfolio's) cuts the vintages' weeks.
+pub async fn kpis(
+    db: &impl ConnectionTrait,
+    period: Period,
+    by: GroupBy,
+    order: &StageOrder,
+    zone: chrono_tz::Tz,
+) -> Result<KpiReport, StoreError> {
+    let input = store::load_kpi_input(db, period, zone).await?;
+    Ok(report::aggregate(&input, period, by, order, zone))
 }
 
 /// `arrears report`: the period from `from` and `to` (RFC 3339, or dates in the portfolio zone;
@@ -41,7 +48,10 @@ pub async fn report_command(
         .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
     let period = Period::parse(from, to, zone, now).map_err(|error| anyhow::anyhow!("--{error}"))?;
     let db = connect(settings).await?;
-    let report = kpis(&db, period, by).await.context("cannot read the report's data")?;
+    let order = super::load_strategies(settings, &settings.strategies_dir)
+        .map(|strategies| StageOrder::of(&strategies))
+        .map_err(|errors| anyhow::anyhow!("the strategies (which order the stages) are invalid:\n{errors}"))?;
+    let report = kpis(&db, period, by, &order, zone).await.context("cannot read the report's data")?;
     match format {
         ReportFormat::Text => report::write_text(&report, out)?,
         ReportFormat::Json => {

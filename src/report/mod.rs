@@ -1,23 +1,30 @@
-//! KPIs from stored attempts, promises, payments, cures and stage history: the period a report
-//! covers ([`Period`]), the rows the store loads for it ([`KpiInput`]), their aggregation by
-//! stage, strategy, rule or experiment arm ([`aggregate`]) and the text table managers read
-//! ([`write_text`]); and paired comparisons of two simulated runs with their confidence
-//! intervals ([`paired`]).
+//! KPIs as collectors define them, from stored attempts, promises, payments, cures and stage
+//! history: the period a report covers ([`Period`]), the rows the store loads for it
+//! ([`KpiInput`]), their aggregation by stage, strategy, rule or experiment arm
+//! ([`aggregate`]) with amounts per currency, the roll matrix ([`roll`]), the vintages
+//! ([`vintage`]) and the text tables managers read ([`text`]); and paired comparisons of two
+//! simulated runs with their confidence intervals ([`paired`]).
 //!
 //! Pure: no I/O, no clock. The rows come from `store::load_kpi_input`; `ops::report` ties the
-//! two together. Money is summed here with `rust_decimal`, never in SQL floats. The definitions
-//! of every KPI are in `docs/operations.md` ("Reports"); change them there too.
+//! two together. Money is summed here with `rust_decimal`, never in SQL floats, and never
+//! across currencies. The definitions of every KPI are in `docs/kpis.md`; change them there too.
 
 pub mod paired;
+pub mod roll;
+pub mod text;
+pub mod vintage;
+
+pub use roll::{AccountStates, CURRENT, RollMatrix, StageOrder};
+pub use text::{write_groups, write_portfolio, write_text};
+pub use vintage::{Vintage, VintageEntry};
 
 use crate::domain::{Money, Outcome};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::io::Write;
 use std::str::FromStr;
 use utoipa::ToSchema;
 
@@ -161,7 +168,7 @@ fn parse_bound(parameter: &'static str, text: &str, zone: Tz, end: bool) -> Resu
 
 /// The first instant of `date` in `zone` (the first existing local time when a DST change skips
 /// midnight).
-fn start_of_day(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
+pub(crate) fn start_of_day(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
     (0..=24 * 4).find_map(|quarter| {
         let local = date.and_time(NaiveTime::MIN) + Duration::minutes(15 * quarter);
         zone.from_local_datetime(&local).earliest().map(|at| at.with_timezone(&Utc))
@@ -200,18 +207,60 @@ fn key_of(group: &Option<TaskGroup>, by: GroupBy) -> String {
     group.as_ref().map_or_else(|| NO_GROUP.to_string(), |group| group.key(by))
 }
 
-/// Attempts in the period with one outcome in one task group.
+/// An amount in one currency, with its share of a whole where one is meant.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CurrencyAmount {
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The amount, exact.
+    #[schema(value_type = String, example = "1250.50")]
+    pub amount: Money,
+    /// The amount's share of its whole in the same currency; null where no whole is meant or
+    /// the whole is zero.
+    pub share: Option<f64>,
+}
+
+impl CurrencyAmount {
+    /// An amount without a share.
+    pub fn new(currency: &str, amount: Money) -> CurrencyAmount {
+        CurrencyAmount { currency: currency.to_string(), amount: amount.normalize(), share: None }
+    }
+
+    /// `part` with its share of `whole`.
+    pub fn share(currency: &str, part: Money, whole: Money) -> CurrencyAmount {
+        let share = money_share(part, whole);
+        CurrencyAmount { currency: currency.to_string(), amount: part.normalize(), share }
+    }
+}
+
+/// The currency of rows whose account is not stored.
+pub const UNKNOWN_CURRENCY: &str = "(unknown)";
+
+/// Attempts in the period with one outcome in one task group, on accounts of one currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptCount {
     /// The attempt's task (none for imported attempts).
     pub group: Option<TaskGroup>,
     /// The stored outcome code.
     pub outcome: String,
+    /// The account's currency.
+    pub currency: String,
     /// How many.
     pub count: u64,
 }
 
-/// Promises in one status and task group (made in the period, or resolved in it).
+/// Distinct accounts attempted in the period in one task group and currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCount {
+    /// The attempts' task group.
+    pub group: Option<TaskGroup>,
+    /// The accounts' currency.
+    pub currency: String,
+    /// How many accounts.
+    pub accounts: u64,
+}
+
+/// Promises made in the period in one status and task group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromiseCount {
     /// The task of the attempt that made the promise (none for imported promises).
@@ -222,6 +271,19 @@ pub struct PromiseCount {
     pub count: u64,
 }
 
+/// One promise kept or broken in the period (whenever it was made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPromise {
+    /// The task of the attempt that made it.
+    pub group: Option<TaskGroup>,
+    /// Whether it was kept.
+    pub kept: bool,
+    /// The amount promised, exact.
+    pub amount: Money,
+    /// The account's currency.
+    pub currency: String,
+}
+
 /// One payment received in the period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRow {
@@ -229,8 +291,8 @@ pub struct PaymentRow {
     pub group: Option<TaskGroup>,
     /// The amount, exact.
     pub amount: Money,
-    /// The account's currency (none when the account is unknown).
-    pub currency: Option<String>,
+    /// The account's currency.
+    pub currency: String,
 }
 
 /// One `account.paid_in_full` event in the period, in time order.
@@ -242,32 +304,97 @@ pub struct CureRow {
     pub group: Option<TaskGroup>,
 }
 
-/// Stage changes in the period from one stage to another.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageMoveCount {
-    /// The stage the accounts left.
-    pub from_stage: String,
-    /// The stage they entered.
-    pub to_stage: String,
-    /// How many changes.
-    pub count: u64,
-}
-
 /// Everything a KPI report is computed from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KpiInput {
-    /// Attempts made in the period, by task group and outcome.
+    /// Attempts made in the period, by task group, outcome and currency.
     pub attempts: Vec<AttemptCount>,
+    /// Accounts attempted in the period, by task group and currency.
+    pub accounts: Vec<AccountCount>,
+    /// Accounts attempted in the period, by currency, whatever their group (the total row's).
+    pub accounts_total: BTreeMap<String, u64>,
     /// Promises made in the period, by task group and status.
     pub promises_made: Vec<PromiseCount>,
-    /// Promises resolved (kept or broken) in the period, by task group and status.
-    pub promises_resolved: Vec<PromiseCount>,
+    /// Promises resolved (kept or broken) in the period.
+    pub promises_resolved: Vec<ResolvedPromise>,
     /// Payments received in the period.
     pub payments: Vec<PaymentRow>,
     /// Paid-in-full events in the period, in time order.
     pub cures: Vec<CureRow>,
-    /// Stage changes in the period (first classifications excluded).
-    pub moves: Vec<StageMoveCount>,
+    /// Every account's states at the period's bounds (for the roll matrix).
+    pub states: Vec<AccountStates>,
+    /// Accounts that entered collections in the period (for the vintages).
+    pub entries: Vec<VintageEntry>,
+    /// The paid-in-full instants of those accounts since the period's start.
+    pub entry_cures: HashMap<String, Vec<DateTime<Utc>>>,
+}
+
+/// The amounts of a KPI row in one currency.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CurrencyKpis {
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Accounts of this currency attempted in the period.
+    pub accounts: u64,
+    /// Attempts on them.
+    pub attempts: u64,
+    /// Payments received in the period.
+    pub payments: u64,
+    /// Their sum, exact.
+    #[schema(value_type = String, example = "1250.50")]
+    pub collected: Money,
+    /// `collected / accounts`, to 4 decimals; null without accounts.
+    #[schema(value_type = Option<String>, example = "12.5")]
+    pub collected_per_account: Option<Money>,
+    /// `collected / attempts`, to 4 decimals; null without attempts.
+    #[schema(value_type = Option<String>, example = "3.25")]
+    pub collected_per_attempt: Option<Money>,
+    /// The amount of the promises kept in the period.
+    #[schema(value_type = String, example = "300")]
+    pub promised_kept: Money,
+    /// The amount of the promises kept or broken in the period.
+    #[schema(value_type = String, example = "500")]
+    pub promised_resolved: Money,
+    /// `promised_kept / promised_resolved`: the kept rate by amount; null when none resolved.
+    pub kept_rate_by_amount: Option<f64>,
+}
+
+impl CurrencyKpis {
+    fn empty(currency: &str) -> CurrencyKpis {
+        CurrencyKpis {
+            currency: currency.to_string(),
+            accounts: 0,
+            attempts: 0,
+            payments: 0,
+            collected: Money::ZERO,
+            collected_per_account: None,
+            collected_per_attempt: None,
+            promised_kept: Money::ZERO,
+            promised_resolved: Money::ZERO,
+            kept_rate_by_amount: None,
+        }
+    }
+
+    fn add(&mut self, other: &CurrencyKpis) {
+        self.accounts += other.accounts;
+        self.attempts += other.attempts;
+        self.payments += other.payments;
+        self.collected += other.collected;
+        self.promised_kept += other.promised_kept;
+        self.promised_resolved += other.promised_resolved;
+    }
+
+    fn finish(&mut self) {
+        let per = |amount: Money, count: u64| {
+            (count > 0).then(|| amount.checked_div(Money::from(count))).flatten().map(|v| v.round_dp(4).normalize())
+        };
+        self.collected = self.collected.normalize();
+        self.promised_kept = self.promised_kept.normalize();
+        self.promised_resolved = self.promised_resolved.normalize();
+        self.collected_per_account = per(self.collected, self.accounts);
+        self.collected_per_attempt = per(self.collected, self.attempts);
+        self.kept_rate_by_amount = money_share(self.promised_kept, self.promised_resolved);
+    }
 }
 
 /// The KPIs of one group (or of all of them).
@@ -275,6 +402,9 @@ pub struct KpiInput {
 pub struct KpiRow {
     /// The group's name (`(none)` for rows without a task; `total` for the total row).
     pub group: String,
+    /// Distinct accounts attempted in the period (an account attempted under two groups counts
+    /// in each, and once in the total).
+    pub accounts: u64,
     /// Contact attempts made in the period.
     pub attempts: u64,
     /// Attempts whose outcome reached the right party (a conversation or `paid_claimed`).
@@ -293,23 +423,21 @@ pub struct KpiRow {
     pub kept_rate: Option<f64>,
     /// Payments received in the period.
     pub payments: u64,
-    /// Their sum, exact.
-    #[schema(value_type = String, example = "1250.50")]
-    pub collected: Money,
     /// Accounts paid in full in the period (each counted once).
     pub cures: u64,
-    /// `attempts / collected`: the attempts each unit of money cost; null when nothing was
-    /// collected.
-    pub attempts_per_unit: Option<f64>,
-    /// `collected / attempts`, to 4 decimals; null without attempts.
-    #[schema(value_type = Option<String>, example = "12.5")]
-    pub collected_per_attempt: Option<Money>,
+    /// `cures / accounts`; null without accounts.
+    pub cure_rate: Option<f64>,
+    /// `attempts / cures`: what a cure cost in attempts; null without cures.
+    pub attempts_per_cure: Option<f64>,
+    /// The amounts, one entry per currency (never summed across currencies), by code.
+    pub amounts: Vec<CurrencyKpis>,
 }
 
 impl KpiRow {
     fn empty(group: String) -> KpiRow {
         KpiRow {
             group,
+            accounts: 0,
             attempts: 0,
             right_party_contacts: 0,
             rpc_rate: None,
@@ -319,22 +447,41 @@ impl KpiRow {
             promises_broken: 0,
             kept_rate: None,
             payments: 0,
-            collected: Money::ZERO,
             cures: 0,
-            attempts_per_unit: None,
-            collected_per_attempt: None,
+            cure_rate: None,
+            attempts_per_cure: None,
+            amounts: Vec::new(),
         }
     }
 
+    fn currency(&mut self, currency: &str) -> &mut CurrencyKpis {
+        let index = match self.amounts.binary_search_by(|amounts| amounts.currency.as_str().cmp(currency)) {
+            Ok(index) => index,
+            Err(index) => {
+                self.amounts.insert(index, CurrencyKpis::empty(currency));
+                index
+            }
+        };
+        &mut self.amounts[index]
+    }
+
     fn add(&mut self, other: &KpiRow) {
+        self.accounts += other.accounts;
         self.attempts += other.attempts;
         self.right_party_contacts += other.right_party_contacts;
         self.promises_made += other.promises_made;
         self.promises_kept += other.promises_kept;
         self.promises_broken += other.promises_broken;
         self.payments += other.payments;
-        self.collected += other.collected;
         self.cures += other.cures;
+        for amounts in &other.amounts {
+            self.currency(&amounts.currency).add(amounts);
+        }
+    }
+
+    /// The amounts in one currency, if the row has any.
+    pub fn amounts_in(&self, currency: &str) -> Option<&CurrencyKpis> {
+        self.amounts.iter().find(|amounts| amounts.currency == currency)
     }
 
     /// Computes the ratios from the counts.
@@ -342,35 +489,21 @@ impl KpiRow {
         self.rpc_rate = ratio(self.right_party_contacts, self.attempts);
         self.promise_rate = ratio(self.promises_made, self.right_party_contacts);
         self.kept_rate = ratio(self.promises_kept, self.promises_kept + self.promises_broken);
-        self.collected = self.collected.normalize();
-        self.attempts_per_unit = if self.collected > Money::ZERO {
-            self.collected.to_f64().map(|collected| self.attempts as f64 / collected)
-        } else {
-            None
-        };
-        self.collected_per_attempt = if self.attempts > 0 {
-            self.collected.checked_div(Money::from(self.attempts)).map(|value| value.round_dp(4).normalize())
-        } else {
-            None
-        };
+        self.cure_rate = ratio(self.cures, self.accounts);
+        self.attempts_per_cure = (self.cures > 0).then(|| self.attempts as f64 / self.cures as f64);
+        for amounts in &mut self.amounts {
+            amounts.finish();
+        }
     }
 }
 
-fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
-    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+/// `part / whole` as a fraction; null when the whole is not positive.
+fn money_share(part: Money, whole: Money) -> Option<f64> {
+    if whole > Money::ZERO { Some(part.to_f64()? / whole.to_f64()?) } else { None }
 }
 
-/// One cell of the roll-rate table.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct RollRate {
-    /// The stage accounts left.
-    pub from_stage: String,
-    /// The stage they entered.
-    pub to_stage: String,
-    /// Stage changes from `from_stage` to `to_stage` in the period.
-    pub count: u64,
-    /// `count` / all changes out of `from_stage` in the period.
-    pub share: f64,
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
 
 /// A KPI report.
@@ -386,15 +519,15 @@ pub struct KpiReport {
     pub groups: Vec<KpiRow>,
     /// All groups together (`group` is `total`).
     pub total: KpiRow,
-    /// Stage changes in the period, by from-stage then to-stage.
-    pub roll_rates: Vec<RollRate>,
-    /// The currencies of the payments summed in `collected` (more than one means the sums mix
-    /// currencies).
-    pub currencies: Vec<String>,
+    /// Where the accounts in each state at `from` are at `to`, by count and balance.
+    pub roll: RollMatrix,
+    /// Accounts entering collections in the period, by week, cured after 7/14/30/60 days.
+    pub vintages: Vec<Vintage>,
 }
 
-/// Aggregates the rows of a period into a report.
-pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy) -> KpiReport {
+/// Aggregates the rows of a period into a report: `order` says which stages are worse,
+/// `zone` cuts the vintages' weeks.
+pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy, order: &StageOrder, zone: Tz) -> KpiReport {
     let mut rows: BTreeMap<String, KpiRow> = BTreeMap::new();
     fn row<'a>(rows: &'a mut BTreeMap<String, KpiRow>, group: &Option<TaskGroup>, by: GroupBy) -> &'a mut KpiRow {
         let key = key_of(group, by);
@@ -403,27 +536,38 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy) -> KpiReport {
     for attempt in &input.attempts {
         let entry = row(&mut rows, &attempt.group, by);
         entry.attempts += attempt.count;
+        entry.currency(&attempt.currency).attempts += attempt.count;
         if attempt.outcome.parse::<Outcome>().is_ok_and(Outcome::is_right_party) {
             entry.right_party_contacts += attempt.count;
         }
+    }
+    for accounts in &input.accounts {
+        let entry = row(&mut rows, &accounts.group, by);
+        entry.accounts += accounts.accounts;
+        entry.currency(&accounts.currency).accounts += accounts.accounts;
     }
     for promise in &input.promises_made {
         row(&mut rows, &promise.group, by).promises_made += promise.count;
     }
     for promise in &input.promises_resolved {
         let entry = row(&mut rows, &promise.group, by);
-        match promise.status.as_str() {
-            "kept" => entry.promises_kept += promise.count,
-            "broken" => entry.promises_broken += promise.count,
-            _ => {}
+        if promise.kept {
+            entry.promises_kept += 1;
+        } else {
+            entry.promises_broken += 1;
+        }
+        let amounts = entry.currency(&promise.currency);
+        amounts.promised_resolved += promise.amount;
+        if promise.kept {
+            amounts.promised_kept += promise.amount;
         }
     }
-    let mut currencies = BTreeSet::new();
     for payment in &input.payments {
         let entry = row(&mut rows, &payment.group, by);
         entry.payments += 1;
-        entry.collected += payment.amount;
-        currencies.extend(payment.currency.clone());
+        let amounts = entry.currency(&payment.currency);
+        amounts.payments += 1;
+        amounts.collected += payment.amount;
     }
     let mut cured = HashSet::new();
     for cure in &input.cures {
@@ -439,6 +583,10 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy) -> KpiReport {
         total.add(group);
         group.finish();
     }
+    total.accounts = input.accounts_total.values().sum();
+    for (currency, accounts) in &input.accounts_total {
+        total.currency(currency).accounts = *accounts;
+    }
     total.finish();
     KpiReport {
         from: period.from,
@@ -446,139 +594,9 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy) -> KpiReport {
         by,
         groups,
         total,
-        roll_rates: roll_rates(&input.moves),
-        currencies: currencies.into_iter().collect(),
+        roll: roll::roll_matrix(&input.states, order),
+        vintages: vintage::vintages(&input.entries, &input.entry_cures, period.to, zone),
     }
-}
-
-/// Each from-stage → to-stage count with its share of the from-stage's changes.
-fn roll_rates(moves: &[StageMoveCount]) -> Vec<RollRate> {
-    let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    let mut out_of: BTreeMap<&str, u64> = BTreeMap::new();
-    for change in moves {
-        *counts.entry((change.from_stage.as_str(), change.to_stage.as_str())).or_default() += change.count;
-        *out_of.entry(change.from_stage.as_str()).or_default() += change.count;
-    }
-    counts
-        .into_iter()
-        .map(|((from, to), count)| RollRate {
-            from_stage: from.to_string(),
-            to_stage: to.to_string(),
-            count,
-            share: ratio(count, out_of.get(from).copied().unwrap_or(0)).unwrap_or(0.0),
-        })
-        .collect()
-}
-
-/// Writes the report for people: the KPI table (rates as percentages, money with 2 decimals)
-/// and the roll-rate matrix (count and share of the row's changes).
-pub fn write_text(report: &KpiReport, out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "KPIs from {} to {} (UTC, end excluded), by {}",
-        report.from.format("%Y-%m-%d %H:%M"),
-        report.to.format("%Y-%m-%d %H:%M"),
-        report.by
-    )?;
-    writeln!(out)?;
-    let header = [
-        report.by.code(),
-        "attempts",
-        "RPC",
-        "RPC rate",
-        "promises",
-        "promise rate",
-        "kept",
-        "broken",
-        "kept rate",
-        "payments",
-        "collected",
-        "cures",
-        "attempts/unit",
-        "per attempt",
-    ];
-    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|cell| cell.to_string()).collect()];
-    for row in report.groups.iter().chain([&report.total]) {
-        lines.push(vec![
-            row.group.clone(),
-            row.attempts.to_string(),
-            row.right_party_contacts.to_string(),
-            percent(row.rpc_rate),
-            row.promises_made.to_string(),
-            percent(row.promise_rate),
-            row.promises_kept.to_string(),
-            row.promises_broken.to_string(),
-            percent(row.kept_rate),
-            row.payments.to_string(),
-            money(Some(row.collected)),
-            row.cures.to_string(),
-            row.attempts_per_unit.map_or_else(|| "-".into(), |value| format!("{value:.4}")),
-            money(row.collected_per_attempt),
-        ]);
-    }
-    write_table(out, &lines, Some(lines.len() - 1))?;
-    if report.currencies.len() > 1 {
-        writeln!(out, "note: the amounts mix currencies ({})", report.currencies.join(", "))?;
-    }
-
-    writeln!(out)?;
-    writeln!(out, "Roll rates (stage changes in the period; share of the row's changes)")?;
-    if report.roll_rates.is_empty() {
-        writeln!(out, "  no stage changes")?;
-        return Ok(());
-    }
-    let from: BTreeSet<&str> = report.roll_rates.iter().map(|rate| rate.from_stage.as_str()).collect();
-    let to: BTreeSet<&str> = report.roll_rates.iter().map(|rate| rate.to_stage.as_str()).collect();
-    let mut lines: Vec<Vec<String>> =
-        vec![std::iter::once("from \\ to".to_string()).chain(to.iter().map(|stage| stage.to_string())).collect()];
-    for from_stage in &from {
-        let mut line = vec![from_stage.to_string()];
-        for to_stage in &to {
-            let cell = report
-                .roll_rates
-                .iter()
-                .find(|rate| rate.from_stage == *from_stage && rate.to_stage == *to_stage)
-                .map_or_else(|| "-".to_string(), |rate| format!("{} ({})", rate.count, percent(Some(rate.share))));
-            line.push(cell);
-        }
-        lines.push(line);
-    }
-    write_table(out, &lines, None)
-}
-
-fn percent(rate: Option<f64>) -> String {
-    rate.map_or_else(|| "-".into(), |rate| format!("{:.1}%", rate * 100.0))
-}
-
-fn money(amount: Option<Money>) -> String {
-    amount.map_or_else(|| "-".into(), |amount| format!("{:.2}", amount.round_dp(2)))
-}
-
-/// Aligned columns: the first left-aligned, the others right-aligned; a rule under the header
-/// and above line `rule_before`.
-fn write_table(out: &mut impl Write, lines: &[Vec<String>], rule_before: Option<usize>) -> std::io::Result<()> {
-    let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|column| {
-            lines.iter().filter_map(|line| line.get(column)).map(|cell| cell.chars().count()).max().unwrap_or(0)
-        })
-        .collect();
-    let rule: String = widths.iter().map(|width| "-".repeat(*width)).collect::<Vec<_>>().join("  ");
-    for (index, line) in lines.iter().enumerate() {
-        if index == 1 || Some(index) == rule_before {
-            writeln!(out, "{rule}")?;
-        }
-        let cells: Vec<String> = line
-            .iter()
-            .enumerate()
-            .map(|(column, cell)| {
-                let width = widths[column];
-                if column == 0 { format!("{cell:<width$}") } else { format!("{cell:>width$}") }
-            })
-            .collect();
-        writeln!(out, "{}", cells.join("  ").trim_end())?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -597,73 +615,97 @@ mod tests {
         Period { from: at("2026-11-16T00:00:00Z"), to: at("2026-11-23T00:00:00Z") }
     }
 
+    fn zone() -> Tz {
+        "UTC".parse().unwrap()
+    }
+
     fn input() -> KpiInput {
-        let attempt = |group, outcome: &str, count| AttemptCount { group, outcome: outcome.into(), count };
+        let attempt = |group, outcome: &str, currency: &str, count| AttemptCount {
+            group,
+            outcome: outcome.into(),
+            currency: currency.into(),
+            count,
+        };
+        let money = |text: &str| text.parse::<Money>().unwrap();
         KpiInput {
             attempts: vec![
-                attempt(group("M1", "a", None), "no_answer", 3),
-                attempt(group("M1", "a", None), "rpc", 1),
-                attempt(group("M1", "b", Some("x")), "promise", 1),
-                attempt(None, "paid_claimed", 1),
+                attempt(group("M1", "a", None), "no_answer", "USD", 3),
+                attempt(group("M1", "a", None), "rpc", "USD", 1),
+                attempt(group("M1", "b", Some("x")), "promise", "CNY", 1),
+                attempt(None, "paid_claimed", "USD", 1),
+                attempt(group("M2", "c", None), "no_answer", "USD", 2),
             ],
+            accounts: vec![
+                AccountCount { group: group("M1", "a", None), currency: "USD".into(), accounts: 2 },
+                AccountCount { group: group("M1", "b", Some("x")), currency: "CNY".into(), accounts: 1 },
+                AccountCount { group: None, currency: "USD".into(), accounts: 1 },
+                AccountCount { group: group("M2", "c", None), currency: "USD".into(), accounts: 1 },
+            ],
+            accounts_total: [("USD".to_string(), 3), ("CNY".to_string(), 1)].into(),
             promises_made: vec![PromiseCount { group: group("M1", "b", Some("x")), status: "open".into(), count: 1 }],
             promises_resolved: vec![
-                PromiseCount { group: group("M1", "b", Some("x")), status: "kept".into(), count: 1 },
-                PromiseCount { group: None, status: "broken".into(), count: 2 },
+                ResolvedPromise {
+                    group: group("M1", "b", Some("x")),
+                    kept: true,
+                    amount: money("300"),
+                    currency: "CNY".into(),
+                },
+                ResolvedPromise { group: None, kept: false, amount: money("50"), currency: "USD".into() },
+                ResolvedPromise { group: None, kept: false, amount: money("25"), currency: "USD".into() },
             ],
             payments: vec![
-                PaymentRow {
-                    group: group("M2", "c", None),
-                    amount: "0.1".parse().unwrap(),
-                    currency: Some("USD".into()),
-                },
-                PaymentRow {
-                    group: group("M2", "c", None),
-                    amount: "0.2".parse().unwrap(),
-                    currency: Some("USD".into()),
-                },
+                PaymentRow { group: group("M2", "c", None), amount: money("0.1"), currency: "USD".into() },
+                PaymentRow { group: group("M2", "c", None), amount: money("0.2"), currency: "USD".into() },
+                PaymentRow { group: group("M1", "b", Some("x")), amount: money("300"), currency: "CNY".into() },
             ],
             cures: vec![
                 CureRow { account_id: "A".into(), group: group("M2", "c", None) },
                 CureRow { account_id: "A".into(), group: group("M2", "c", None) },
             ],
-            moves: vec![
-                StageMoveCount { from_stage: "M1".into(), to_stage: "M2".into(), count: 3 },
-                StageMoveCount { from_stage: "M1".into(), to_stage: "pre-due".into(), count: 1 },
-            ],
+            ..KpiInput::default()
         }
+    }
+
+    fn report(by: GroupBy) -> KpiReport {
+        aggregate(&input(), period(), by, &StageOrder::new([("M1", 1), ("M2", 31)]), zone())
     }
 
     #[test]
     fn groups_by_stage_with_a_total_and_none_last() {
-        let report = aggregate(&input(), period(), GroupBy::Stage);
+        let report = report(GroupBy::Stage);
         let names: Vec<&str> = report.groups.iter().map(|row| row.group.as_str()).collect();
         assert_eq!(names, ["M1", "M2", "(none)"]);
         let m1 = &report.groups[0];
-        assert_eq!((m1.attempts, m1.right_party_contacts, m1.promises_made), (5, 2, 1));
+        assert_eq!((m1.accounts, m1.attempts, m1.right_party_contacts, m1.promises_made), (3, 5, 2, 1));
         assert_eq!((m1.rpc_rate, m1.promise_rate, m1.kept_rate), (Some(0.4), Some(0.5), Some(1.0)));
         let m2 = &report.groups[1];
-        assert_eq!(m2.collected.to_string(), "0.3", "summed exactly");
-        assert_eq!((m2.payments, m2.cures, m2.attempts_per_unit, m2.collected_per_attempt), (2, 1, Some(0.0), None));
+        let usd = m2.amounts_in("USD").unwrap();
+        assert_eq!(usd.collected.to_string(), "0.3", "summed exactly");
+        assert_eq!((usd.payments, usd.accounts, usd.attempts), (2, 1, 2));
+        assert_eq!(
+            (usd.collected_per_account, usd.collected_per_attempt),
+            (Some("0.3".parse().unwrap()), Some("0.15".parse().unwrap()))
+        );
+        assert_eq!((m2.cures, m2.cure_rate, m2.attempts_per_cure), (1, Some(1.0), Some(2.0)));
         let total = &report.total;
         assert_eq!(
-            (total.attempts, total.right_party_contacts, total.promises_kept, total.promises_broken),
-            (6, 3, 1, 2)
+            (total.accounts, total.attempts, total.right_party_contacts, total.promises_kept, total.promises_broken),
+            (4, 8, 3, 1, 2)
         );
-        assert_eq!(total.collected_per_attempt, Some("0.05".parse().unwrap()));
-        assert!((total.attempts_per_unit.unwrap() - 20.0).abs() < 1e-9, "{:?}", total.attempts_per_unit);
-        assert_eq!(report.roll_rates[0].share, 0.75);
-        assert_eq!(report.currencies, ["USD"]);
+        let currencies: Vec<&str> = total.amounts.iter().map(|amounts| amounts.currency.as_str()).collect();
+        assert_eq!(currencies, ["CNY", "USD"], "one entry per currency, never a sum of both");
+        let cny = total.amounts_in("CNY").unwrap();
+        assert_eq!((cny.collected, cny.kept_rate_by_amount), ("300".parse().unwrap(), Some(1.0)));
+        let usd = total.amounts_in("USD").unwrap();
+        assert_eq!((usd.collected.to_string().as_str(), usd.accounts, usd.attempts), ("0.3", 3, 7));
+        assert_eq!((usd.promised_resolved, usd.kept_rate_by_amount), ("75".parse().unwrap(), Some(0.0)));
     }
 
     #[test]
     fn rules_and_arms_are_named_within_their_strategy() {
-        let report = aggregate(&input(), period(), GroupBy::Rule);
-        let names: Vec<&str> = report.groups.iter().map(|row| row.group.as_str()).collect();
-        assert_eq!(names, ["s/a", "s/b", "s/c", "(none)"]);
-        let report = aggregate(&input(), period(), GroupBy::Arm);
-        let names: Vec<&str> = report.groups.iter().map(|row| row.group.as_str()).collect();
-        assert_eq!(names, ["(no arm)", "s/x", "(none)"]);
+        let names = |report: KpiReport| report.groups.iter().map(|row| row.group.clone()).collect::<Vec<_>>();
+        assert_eq!(names(report(GroupBy::Rule)), ["s/a", "s/b", "s/c", "(none)"]);
+        assert_eq!(names(report(GroupBy::Arm)), ["(no arm)", "s/x", "(none)"]);
     }
 
     #[test]
@@ -685,21 +727,24 @@ mod tests {
     }
 
     #[test]
-    fn the_text_table_is_aligned_with_percentages_and_cents() {
-        let report = aggregate(&input(), period(), GroupBy::Stage);
+    fn the_text_tables_are_aligned_with_percentages_and_cents_per_currency() {
+        let report = report(GroupBy::Stage);
         let mut text = Vec::new();
         write_text(&report, &mut text).unwrap();
         let text = String::from_utf8(text).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[2].starts_with("stage   attempts  RPC  RPC rate"), "{text}");
+        assert!(lines[2].starts_with("stage   accounts  attempts  RPC  RPC rate"), "{text}");
         let m1 = lines.iter().find(|line| line.starts_with("M1 ")).unwrap();
         assert!(m1.contains("40.0%") && m1.contains("50.0%") && m1.contains("100.0%"), "{text}");
-        let m2 = lines.iter().find(|line| line.starts_with("M2 ")).unwrap();
-        assert!(m2.contains(" 0.30 "), "{text}");
         let widths: HashSet<usize> = lines[2..8].iter().map(|line| line.len()).collect();
         assert_eq!(widths.len(), 1, "aligned:\n{text}");
-        let matrix = lines.iter().position(|line| line.starts_with("Roll rates")).unwrap();
-        assert_eq!(lines[matrix + 1].split_whitespace().collect::<Vec<_>>(), ["from", "\\", "to", "M2", "pre-due"]);
-        assert_eq!(lines[matrix + 3].split_whitespace().collect::<Vec<_>>(), ["M1", "3", "(75.0%)", "1", "(25.0%)"]);
+        let m2_usd = lines.iter().find(|line| line.starts_with("M2 ") && line.contains("USD")).unwrap();
+        assert!(m2_usd.contains(" 0.30 "), "{text}");
+        assert!(lines.iter().any(|line| line.starts_with("total") && line.contains("CNY") && line.contains("300.00")));
+        assert!(!text.contains("mix currencies"), "{text}");
+        assert_eq!(text.matches("Roll matrix").count(), 1, "{text}");
+        let mut groups_only = Vec::new();
+        write_groups(&report, &mut groups_only).unwrap();
+        assert!(!String::from_utf8(groups_only).unwrap().contains("Roll matrix"));
     }
 }

@@ -508,7 +508,9 @@ pub struct PaidAccount {
 /// all count (`GREATEST(amount_due - paid, 0)` on PostgreSQL; `MAX(...)` rounded to 4 decimals
 /// on SQLite, whose money is REAL, so that 0.1 + 0.2 style sums leave nothing owing). On
 /// PostgreSQL the rows are locked in id order first, so batches paying the same accounts wait
-/// on each other instead of deadlocking. Unknown accounts are absent from the answer.
+/// on each other instead of deadlocking. Unknown accounts are absent from the answer. An
+/// account left owing nothing loses its stage (it is `current`; the next plan that finds it
+/// due again records its entry from no stage, which the roll matrix and vintages read).
 pub async fn apply_payment_totals(
     db: &impl ConnectionTrait,
     totals: &[(&str, Money)],
@@ -539,12 +541,15 @@ pub async fn apply_payment_totals(
         if postgres {
             sql.push(
                 ") UPDATE accounts SET amount_due = GREATEST(accounts.amount_due - v.paid, 0), \
-                 balance = GREATEST(accounts.balance - v.paid, 0), updated_at = ",
+                 balance = GREATEST(accounts.balance - v.paid, 0), \
+                 stage = CASE WHEN accounts.amount_due - v.paid <= 0 THEN NULL ELSE accounts.stage END, updated_at = ",
             );
         } else {
             sql.push(
                 ") UPDATE accounts SET amount_due = ROUND(MAX(accounts.amount_due - CAST(v.paid AS REAL), 0), 4), \
-                 balance = ROUND(MAX(accounts.balance - CAST(v.paid AS REAL), 0), 4), updated_at = ",
+                 balance = ROUND(MAX(accounts.balance - CAST(v.paid AS REAL), 0), 4), \
+                 stage = CASE WHEN ROUND(accounts.amount_due - CAST(v.paid AS REAL), 4) <= 0 THEN NULL \
+                 ELSE accounts.stage END, updated_at = ",
             );
         }
         sql.bind(now);

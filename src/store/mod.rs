@@ -53,7 +53,10 @@ pub use plans::{
     stage_history_of, tasks_for_account,
 };
 pub use release::{release_candidates, tasks_by_id};
-pub use report::{attempt_counts, cures_in, load_kpi_input, payments_in, promise_counts, stage_moves};
+pub use report::{
+    account_counts, account_states, accounts_attempted, attempt_counts, cures_in, load_kpi_input, payments_in,
+    promises_made, promises_resolved, vintage_entries,
+};
 pub use task_state::{TaskCount, live_task_counts, task_counts};
 pub use tasks::{Audit, ChannelFilter, Claimed, ClosedTask, NewTask};
 pub use tokens::{StoredToken, find_token, insert_token};

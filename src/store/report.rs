@@ -1,6 +1,8 @@
-//! The reads behind the KPI report (`crate::report`): attempts and promises counted by task
-//! group, payments and paid-in-full events with the task they are attributed to, and stage
-//! changes, all in one period `[from, to)`.
+//! The reads behind the KPI report (`crate::report`): attempts, accounts and promises counted
+//! by task group and currency, resolved promises, payments and paid-in-full events with the task
+//! they are attributed to, all in one period `[from, to)`; each account's latest stage entry
+//! and cure before each bound (the roll matrix); the accounts entering collections in the
+//! period and their cures (the vintages).
 //!
 //! Counts are grouped in SQL; money is read row by row exactly ([`get_money`]) and summed by
 //! the caller with `rust_decimal`, never in SQL (SQLite stores it as a REAL). No KPI is
@@ -8,11 +10,23 @@
 
 use super::StoreError;
 use super::sql::{Sql, get, get_money};
-use crate::report::{AttemptCount, CureRow, KpiInput, PaymentRow, Period, PromiseCount, StageMoveCount, TaskGroup};
+use crate::domain::Money;
+use crate::report::{
+    AccountCount, AccountStates, AttemptCount, CureRow, KpiInput, PaymentRow, Period, PromiseCount, ResolvedPromise,
+    TaskGroup, UNKNOWN_CURRENCY, VintageEntry,
+};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use sea_orm::{ConnectionTrait, QueryResult};
+use std::collections::{BTreeMap, HashMap};
 
 /// The task columns every grouped read selects first, from a task aliased `t`.
 const GROUP_COLUMNS: &str = "t.stage, t.strategy, t.rule, t.arm";
+
+/// The currency of the account aliased `acc` (joined with `LEFT JOIN`).
+fn currency_column() -> String {
+    format!("COALESCE(acc.currency, '{UNKNOWN_CURRENCY}')")
+}
 
 /// The latest task of the account in `account` (an SQL expression) whose window opened at or
 /// before the instant `at` (an SQL expression): what a payment or a cure is attributed to.
@@ -54,41 +68,75 @@ fn push_period(sql: &mut Sql, column: &str, period: Period) {
 /// Attempts made in the period (`attempts.at`), counted by their task's group and outcome.
 pub async fn attempt_counts(db: &impl ConnectionTrait, period: Period) -> Result<Vec<AttemptCount>, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
+    let currency = currency_column();
     sql.push(&format!(
-        "SELECT {GROUP_COLUMNS}, a.outcome, COUNT(*) FROM attempts a LEFT JOIN tasks t ON t.id = a.task_id WHERE "
+        "SELECT {GROUP_COLUMNS}, a.outcome, {currency}, COUNT(*) FROM attempts a LEFT JOIN tasks t ON t.id = a.task_id \
+         LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
     ));
     push_period(&mut sql, "a.at", period);
-    sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, a.outcome"));
+    sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, a.outcome, {currency}"));
     let mut counts = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
         counts.push(AttemptCount {
             group: task_group(&row, "attempts", "group")?,
             outcome: get(&row, 4, "attempts", "outcome")?,
-            count: count(&row, 5, "attempts")?,
+            currency: get(&row, 5, "attempts", "currency")?,
+            count: count(&row, 6, "attempts")?,
         });
     }
     Ok(counts)
 }
 
-/// Promises counted by the group of the task whose attempt made them, and by status: those
-/// made in the period (`made_at`) or, with `resolved`, those kept or broken in it
-/// (`resolved_at`).
-pub async fn promise_counts(
+/// Distinct accounts attempted in the period, by their attempts' task group and currency.
+pub async fn account_counts(db: &impl ConnectionTrait, period: Period) -> Result<Vec<AccountCount>, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    let currency = currency_column();
+    sql.push(&format!(
+        "SELECT {GROUP_COLUMNS}, {currency}, COUNT(DISTINCT a.account_id) FROM attempts a \
+         LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
+    ));
+    push_period(&mut sql, "a.at", period);
+    sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, {currency}"));
+    let mut counts = Vec::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        counts.push(AccountCount {
+            group: task_group(&row, "attempts", "group")?,
+            currency: get(&row, 4, "attempts", "currency")?,
+            accounts: count(&row, 5, "attempts")?,
+        });
+    }
+    Ok(counts)
+}
+
+/// Distinct accounts attempted in the period, by currency.
+pub async fn accounts_attempted(
     db: &impl ConnectionTrait,
     period: Period,
-    resolved: bool,
-) -> Result<Vec<PromiseCount>, StoreError> {
+) -> Result<BTreeMap<String, u64>, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    let currency = currency_column();
+    sql.push(&format!(
+        "SELECT {currency}, COUNT(DISTINCT a.account_id) FROM attempts a \
+         LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
+    ));
+    push_period(&mut sql, "a.at", period);
+    sql.push(&format!(" GROUP BY {currency}"));
+    let mut counts = BTreeMap::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        counts.insert(get(&row, 0, "attempts", "currency")?, count(&row, 1, "attempts")?);
+    }
+    Ok(counts)
+}
+
+/// Promises made in the period (`made_at`), counted by the group of the task whose attempt
+/// made them and by status.
+pub async fn promises_made(db: &impl ConnectionTrait, period: Period) -> Result<Vec<PromiseCount>, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     sql.push(&format!(
         "SELECT {GROUP_COLUMNS}, p.status, COUNT(*) FROM promises p LEFT JOIN attempts a ON a.id = p.attempt_id \
          LEFT JOIN tasks t ON t.id = a.task_id WHERE "
     ));
-    if resolved {
-        push_period(&mut sql, "p.resolved_at", period);
-        sql.push(" AND p.status IN ('kept', 'broken')");
-    } else {
-        push_period(&mut sql, "p.made_at", period);
-    }
+    push_period(&mut sql, "p.made_at", period);
     sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, p.status"));
     let mut counts = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
@@ -101,14 +149,43 @@ pub async fn promise_counts(
     Ok(counts)
 }
 
+/// Promises kept or broken in the period (`resolved_at`), one row each with its amount and
+/// the account's currency.
+pub async fn promises_resolved(db: &impl ConnectionTrait, period: Period) -> Result<Vec<ResolvedPromise>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut sql = Sql::new(backend);
+    sql.push(&format!(
+        "SELECT {GROUP_COLUMNS}, p.id, p.status, p.amount, {} FROM promises p \
+         LEFT JOIN attempts a ON a.id = p.attempt_id LEFT JOIN tasks t ON t.id = a.task_id \
+         LEFT JOIN accounts acc ON acc.id = p.account_id WHERE p.status IN ('kept', 'broken') AND ",
+        currency_column()
+    ));
+    push_period(&mut sql, "p.resolved_at", period);
+    sql.push(" ORDER BY p.id");
+    let mut promises = Vec::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        let id: i64 = get(&row, 4, "promises", "id")?;
+        let id = id.to_string();
+        let status: String = get(&row, 5, "promises", &id)?;
+        promises.push(ResolvedPromise {
+            group: task_group(&row, "promises", &id)?,
+            kept: status == "kept",
+            amount: get_money(&row, 6, backend, "promises", &id)?,
+            currency: get(&row, 7, "promises", &id)?,
+        });
+    }
+    Ok(promises)
+}
+
 /// Payments received in the period (`paid_at`), each with the account's currency and its
 /// latest task whose window opened at or before the payment.
 pub async fn payments_in(db: &impl ConnectionTrait, period: Period) -> Result<Vec<PaymentRow>, StoreError> {
     let backend = db.get_database_backend();
     let mut sql = Sql::new(backend);
     sql.push(&format!(
-        "SELECT {GROUP_COLUMNS}, p.id, p.amount, acc.currency FROM payments p \
+        "SELECT {GROUP_COLUMNS}, p.id, p.amount, {} FROM payments p \
          LEFT JOIN accounts acc ON acc.id = p.account_id LEFT JOIN tasks t ON t.id = {} WHERE ",
+        currency_column(),
         latest_task_before("p.account_id", "p.paid_at")
     ));
     push_period(&mut sql, "p.paid_at", period);
@@ -146,32 +223,157 @@ pub async fn cures_in(db: &impl ConnectionTrait, period: Period) -> Result<Vec<C
     Ok(cures)
 }
 
-/// Stage changes in the period (`stage_history.at`) from one stage to another, counted; an
-/// account's first classification (no `from_stage`) is not a move.
-pub async fn stage_moves(db: &impl ConnectionTrait, period: Period) -> Result<Vec<StageMoveCount>, StoreError> {
+/// Each account's latest stage entry before `before`: `(stage, at)` by account.
+async fn latest_stages(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<HashMap<String, (String, DateTime<Utc>)>, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
-    sql.push("SELECT from_stage, to_stage, COUNT(*) FROM stage_history WHERE from_stage IS NOT NULL AND ");
-    push_period(&mut sql, "at", period);
-    sql.push(" GROUP BY from_stage, to_stage");
-    let mut moves = Vec::new();
+    sql.push(
+        "SELECT account_id, to_stage, at FROM (SELECT account_id, to_stage, at, ROW_NUMBER() OVER \
+         (PARTITION BY account_id ORDER BY at DESC, id DESC) AS n FROM stage_history WHERE at < ",
+    );
+    sql.bind(before);
+    sql.push(") latest WHERE n = 1");
+    let mut stages = HashMap::new();
     for row in db.query_all_raw(sql.statement()).await? {
-        moves.push(StageMoveCount {
-            from_stage: get(&row, 0, "stage_history", "from_stage")?,
-            to_stage: get(&row, 1, "stage_history", "to_stage")?,
-            count: count(&row, 2, "stage_history")?,
-        });
+        let account_id: String = get(&row, 0, "stage_history", "account_id")?;
+        let stage: String = get(&row, 1, "stage_history", &account_id)?;
+        let at: DateTime<Utc> = get(&row, 2, "stage_history", &account_id)?;
+        stages.insert(account_id, (stage, at));
     }
-    Ok(moves)
+    Ok(stages)
 }
 
-/// Everything the KPI report of a period needs.
-pub async fn load_kpi_input(db: &impl ConnectionTrait, period: Period) -> Result<KpiInput, StoreError> {
+/// Each account's latest paid-in-full before `before`.
+async fn latest_cures(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push(
+        "SELECT entity_id, MAX(at) FROM audit_log WHERE action = 'account.paid_in_full' AND entity = 'account' \
+         AND at < ",
+    );
+    sql.bind(before);
+    sql.push(" GROUP BY entity_id");
+    let mut cures = HashMap::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        let account_id: String = get(&row, 0, "audit_log", "entity_id")?;
+        let at: DateTime<Utc> = get(&row, 1, "audit_log", &account_id)?;
+        cures.insert(account_id, at);
+    }
+    Ok(cures)
+}
+
+/// Every account that had a stage before the period's end, with its states at both bounds,
+/// its balance now and the payments it received since the period's start.
+pub async fn account_states(db: &impl ConnectionTrait, period: Period) -> Result<Vec<AccountStates>, StoreError> {
+    let backend = db.get_database_backend();
+    let mut start_stages = latest_stages(db, period.from).await?;
+    let mut end_stages = latest_stages(db, period.to).await?;
+    let mut start_cures = latest_cures(db, period.from).await?;
+    let mut end_cures = latest_cures(db, period.to).await?;
+
+    let mut paid: HashMap<String, Money> = HashMap::new();
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT id, account_id, amount FROM payments WHERE paid_at >= ");
+    sql.bind(period.from);
+    for row in db.query_all_raw(sql.statement()).await? {
+        let id: i64 = get(&row, 0, "payments", "id")?;
+        let id = id.to_string();
+        let account_id: String = get(&row, 1, "payments", &id)?;
+        *paid.entry(account_id).or_default() += get_money(&row, 2, backend, "payments", &id)?;
+    }
+
+    let mut states = Vec::new();
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT id, currency, balance FROM accounts ORDER BY id");
+    for row in db.query_all_raw(sql.statement()).await? {
+        let account_id: String = get(&row, 0, "accounts", "id")?;
+        let end_stage = end_stages.remove(&account_id);
+        let end_cure = end_cures.remove(&account_id);
+        if end_stage.is_none() && end_cure.is_none() {
+            continue;
+        }
+        states.push(AccountStates {
+            currency: get(&row, 1, "accounts", &account_id)?,
+            balance_now: get_money(&row, 2, backend, "accounts", &account_id)?,
+            paid_since_start: paid.remove(&account_id).unwrap_or_default(),
+            start_stage: start_stages.remove(&account_id),
+            start_cure: start_cures.remove(&account_id),
+            end_stage,
+            end_cure,
+            account_id,
+        });
+    }
+    Ok(states)
+}
+
+/// The accounts that entered collections in the period: those whose due date's next day
+/// starts (in `zone`) within it and that were put in a stage at or after that instant; and
+/// the paid-in-full instants of those accounts since then.
+pub async fn vintage_entries(
+    db: &impl ConnectionTrait,
+    period: Period,
+    zone: Tz,
+) -> Result<(Vec<VintageEntry>, HashMap<String, Vec<DateTime<Utc>>>), StoreError> {
+    let backend = db.get_database_backend();
+    let first: NaiveDate = period.from.with_timezone(&zone).date_naive() - Duration::days(1);
+    let last: NaiveDate = period.to.with_timezone(&zone).date_naive();
+    let mut sql = Sql::new(backend);
+    sql.push(
+        "SELECT a.id, a.due_date, (SELECT MAX(sh.at) FROM stage_history sh WHERE sh.account_id = a.id) \
+         FROM accounts a WHERE a.due_date >= ",
+    );
+    sql.bind(first);
+    sql.push(" AND a.due_date <= ");
+    sql.bind(last);
+    sql.push(" ORDER BY a.id");
+    let mut entries = Vec::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        let account_id: String = get(&row, 0, "accounts", "id")?;
+        let due: NaiveDate = get(&row, 1, "accounts", &account_id)?;
+        let staged: Option<DateTime<Utc>> = get(&row, 2, "accounts", &account_id)?;
+        let Some(entered_at) = due.succ_opt().and_then(|day| crate::report::start_of_day(day, zone)) else {
+            continue;
+        };
+        if period.contains(entered_at) && staged.is_some_and(|at| at >= entered_at) {
+            entries.push(VintageEntry { account_id, entered_at });
+        }
+    }
+    let mut cures: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    let mut sql = Sql::new(backend);
+    sql.push(
+        "SELECT l.entity_id, l.at FROM audit_log l JOIN accounts a ON a.id = l.entity_id \
+         WHERE l.action = 'account.paid_in_full' AND l.entity = 'account' AND a.due_date >= ",
+    );
+    sql.bind(first);
+    sql.push(" AND a.due_date <= ");
+    sql.bind(last);
+    sql.push(" AND l.at >= ");
+    sql.bind(period.from - Duration::days(1));
+    for row in db.query_all_raw(sql.statement()).await? {
+        let account_id: String = get(&row, 0, "audit_log", "entity_id")?;
+        let at: DateTime<Utc> = get(&row, 1, "audit_log", &account_id)?;
+        cures.entry(account_id).or_default().push(at);
+    }
+    Ok((entries, cures))
+}
+
+/// Everything the KPI report of a period needs; `zone` is the portfolio's (vintage weeks).
+pub async fn load_kpi_input(db: &impl ConnectionTrait, period: Period, zone: Tz) -> Result<KpiInput, StoreError> {
+    let (entries, entry_cures) = vintage_entries(db, period, zone).await?;
     Ok(KpiInput {
         attempts: attempt_counts(db, period).await?,
-        promises_made: promise_counts(db, period, false).await?,
-        promises_resolved: promise_counts(db, period, true).await?,
+        accounts: account_counts(db, period).await?,
+        accounts_total: accounts_attempted(db, period).await?,
+        promises_made: promises_made(db, period).await?,
+        promises_resolved: promises_resolved(db, period).await?,
         payments: payments_in(db, period).await?,
         cures: cures_in(db, period).await?,
-        moves: stage_moves(db, period).await?,
+        states: account_states(db, period).await?,
+        entries,
+        entry_cures,
     })
 }
