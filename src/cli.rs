@@ -106,6 +106,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: ops::report::ReportFormat,
     },
+    /// Read the champion/challenger experiments: each arm's metrics at the horizon with 95 %
+    /// intervals, the always-valid comparison with the champion, the sample-ratio check, and
+    /// whether the challenger won, in plain words.
+    Experiments {
+        /// One experiment (default: all).
+        name: Option<String>,
+        /// text (for people) or json (as `GET /v1/experiments` answers).
+        #[arg(long, value_enum, default_value = "text")]
+        format: ops::report::ReportFormat,
+    },
     /// Serve the HTTP API (migrates first; SIGHUP reloads the strategies; SIGTERM/Ctrl-C stop).
     Serve,
     /// Manage API tokens.
@@ -339,6 +349,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &mut out,
             )
             .await?;
+        }
+        Command::Experiments { name, format } => {
+            ops::experiments::experiments_command(&settings, name.as_deref(), format, chrono::Utc::now(), &mut out)
+                .await?;
         }
         Command::Serve => crate::serve::serve(settings).await?,
         Command::Token { command: TokenCommand::Create { role, agent, label } } => {

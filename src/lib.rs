@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod experiment;
 pub mod http;
 pub mod import;
 pub mod learn;

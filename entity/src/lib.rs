@@ -12,6 +12,7 @@ pub mod borrowers;
 pub mod contact_models;
 pub mod contact_points;
 pub mod deliveries;
+pub mod experiment_entries;
 pub mod payments;
 pub mod plan_runs;
 pub mod promises;

@@ -12,6 +12,7 @@ mod m20261122_000004_endpoints;
 mod m20261122_000005_release;
 mod m20261126_000006_gate;
 mod m20261201_000007_models;
+mod m20261202_000008_experiments;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_release::Migration),
             Box::new(m20261126_000006_gate::Migration),
             Box::new(m20261201_000007_models::Migration),
+            Box::new(m20261202_000008_experiments::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod auth;
 pub mod deliveries;
 pub mod error;
+pub mod experiments;
 pub mod health;
 pub mod metrics;
 pub mod payments;
@@ -119,6 +120,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(work::routes())
         .merge(deliveries::routes())
         .merge(reports::routes())
+        .merge(experiments::routes())
 }
 
 /// The OpenAPI document of the API (what `GET /openapi.json` serves).

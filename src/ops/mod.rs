@@ -12,6 +12,7 @@ pub mod synthetic;
 pub mod tokens;
 
 pub mod deliveries;
+pub mod experiments;
 mod explain;
 pub mod flags;
 mod planning;

@@ -160,6 +160,8 @@ impl std::ops::Deref for PlanPage {
 struct PlannedPage {
     page: PlanPage,
     changes: Vec<StageChange>,
+    /// Accounts entering an experiment's stage (in account order).
+    entries: Vec<crate::plan::ExperimentEntry>,
     accounts: usize,
     /// The parts to save it in: `(accounts, key of the part's last account)`; the last part's
     /// key is the page's continuation key.
@@ -388,6 +390,7 @@ async fn admission_for(
 async fn save_page(writer: &mut store::PlanRunWriter, planned: &mut PlannedPage) -> anyhow::Result<()> {
     let plan = &planned.page.plan;
     let (mut tasks, mut skips, mut changes) = (&plan.tasks[..], &plan.skips[..], &planned.changes[..]);
+    let mut entries = &planned.entries[..];
     let mut meanwhile = Vec::new();
     let parts = planned.parts.len();
     for (index, (accounts, key)) in planned.parts.iter().enumerate() {
@@ -399,6 +402,8 @@ async fn save_page(writer: &mut store::PlanRunWriter, planned: &mut PlannedPage)
         skips = rest;
         let (part_changes, rest) = changes.split_at(changes.partition_point(|change| upto(&change.account_id)));
         changes = rest;
+        let (part_entries, rest) = entries.split_at(entries.partition_point(|entry| upto(&entry.account_id)));
+        entries = rest;
         let mut counts = store::RunCounts {
             accounts: *accounts as u64,
             tasks: part_tasks.len() as u64,
@@ -410,7 +415,13 @@ async fn save_page(writer: &mut store::PlanRunWriter, planned: &mut PlannedPage)
         }
         // An empty last page keeps the key the run continued after.
         let key = if key.is_empty() { writer.resume_after().unwrap_or_default().to_string() } else { key.clone() };
-        let part = store::RunPart { tasks: part_tasks, changes: part_changes, counts: &counts, resume_after: &key };
+        let part = store::RunPart {
+            tasks: part_tasks,
+            changes: part_changes,
+            entries: part_entries,
+            counts: &counts,
+            resume_after: &key,
+        };
         let finished_at = (planned.last && last_part).then(Utc::now);
         let saved = writer.save_part(part, finished_at).await?;
         meanwhile.extend(saved.planned_meanwhile);
@@ -474,6 +485,7 @@ fn plan_page<S: std::hash::BuildHasher>(
     let BookPage { portfolio, stored_stages, next } = page;
     let mut plan = Plan { tasks: Vec::with_capacity(portfolio.accounts.len() * 2), skips: Vec::new() };
     let mut changes = Vec::new();
+    let mut entries = Vec::new();
     let mut already_planned = FxHashSet::default();
     for (account, stored) in portfolio.accounts.iter().zip(stored_stages) {
         let first_task = plan.tasks.len();
@@ -498,6 +510,8 @@ fn plan_page<S: std::hash::BuildHasher>(
         if let Some(stage) = stage
             && stored.as_deref() != Some(&*stage)
         {
+            // Entering a stage is entering the experiment that splits it (the first entry stays).
+            entries.extend(planner.experiment_entry(account, borrower, &stage));
             changes.push(StageChange { account_id: account.id.clone(), from: stored, to: stage });
         }
     }
@@ -515,7 +529,7 @@ fn plan_page<S: std::hash::BuildHasher>(
         // The database's key, in its own order (a PostgreSQL collation may not sort bytes).
         part.1 = next;
     }
-    PlannedPage { page: PlanPage { plan, already_planned }, changes, accounts, parts, last }
+    PlannedPage { page: PlanPage { plan, already_planned }, changes, entries, accounts, parts, last }
 }
 
 /// Records each strategy's version, with an audit row when it is new.

@@ -214,7 +214,7 @@ pub fn explain(
         return explanation;
     };
     explanation.stage = Some(strategy.stages[stage].name.to_string());
-    let arm = strategy.arm_of(stage, &account.id);
+    let arm = strategy.arm_of(stage, &account.borrower_id);
     explanation.experiment = arm.map(|(experiment, arm)| ArmTrace {
         experiment: strategy.experiments[experiment].name.to_string(),
         arm: strategy.experiments[experiment].arms[arm].0.to_string(),

@@ -12,7 +12,7 @@ pub use capacity::{Admission, Candidate, QueueAdmission, admit};
 pub use explain::{ArmTrace, CapacityNote, DecisionView, Explanation, FactsView, RuleTrace, explain};
 pub use learned::{Estimates, HourFate, HourTrace, Placed, Placement, place, window_mean};
 pub use spread::spread;
-pub use types::{Plan, Skip, Task};
+pub use types::{ExperimentEntry, Plan, Skip, Task};
 
 use crate::domain::{Account, Borrower, Cap, Channel, Flag, History, Portfolio, QueueName, Reason};
 use crate::learn::{ContactModel, SegmentRef};
@@ -217,6 +217,33 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The experiment entry of an account this plan puts in `stage`, when an experiment of
+    /// its strategy splits that stage: the borrower's arm (`Strategy::arm_of`, as
+    /// [`Planner::decide_into`] assigns it) and the covariates as of this plan.
+    pub fn experiment_entry(
+        &self,
+        account: &Account,
+        borrower: Option<&Borrower>,
+        stage: &str,
+    ) -> Option<ExperimentEntry> {
+        let strategy = self.strategies.strategy_for(&account.product)?;
+        let stage_index = strategy.stages.iter().position(|candidate| &*candidate.name == stage)?;
+        let (experiment, arm) = strategy.arm_of(stage_index, &account.borrower_id)?;
+        let experiment = &strategy.experiments[experiment];
+        let zone = borrower.map_or(chrono_tz::UTC, Borrower::primary_timezone);
+        Some(ExperimentEntry {
+            experiment: Arc::clone(&experiment.name),
+            strategy: Arc::clone(&strategy.name),
+            account_id: account.id.clone(),
+            borrower_id: account.borrower_id.clone(),
+            arm: Arc::clone(&experiment.arms[arm].0),
+            stage: Arc::clone(&strategy.stages[stage_index].name),
+            dpd: account.dpd_on(self.now.with_timezone(&zone).date_naive()),
+            balance: account.balance,
+            currency: account.currency.clone(),
+        })
+    }
+
     /// Decides one account's local day, appending its tasks to `tasks`; a skip comes back as the
     /// error.
     pub fn decide_into(
@@ -284,7 +311,7 @@ impl<'a> Planner<'a> {
             .last_conversation
             .map(|at| (local_date - at.with_timezone(&zone).date_naive()).num_days().max(0) as u32);
         self.strategies.fill_facts(account, dpd, counters.account_attempts_7d, days_since_rpc, &mut self.facts);
-        let arm = strategy.arm_of(stage_index, &account.id);
+        let arm = strategy.arm_of(stage_index, &account.borrower_id);
         let mut from = 0;
         let mut turned_away: Option<QueueName> = None;
         let (rule_index, rule) = loop {

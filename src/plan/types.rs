@@ -1,6 +1,6 @@
-//! What a plan run decides: tasks, and skips with their reason codes.
+//! What a plan run decides: tasks, skips with their reason codes, and experiment entries.
 
-use crate::domain::{Channel, Reason};
+use crate::domain::{Channel, Money, Reason};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
 use std::sync::Arc;
@@ -65,4 +65,28 @@ pub struct Plan {
     pub tasks: Vec<Task>,
     /// Skips, in account order.
     pub skips: Vec<Skip>,
+}
+
+/// An account entering an experiment: the plan put it in a stage that an experiment of its
+/// strategy splits. Stored once per account and experiment (the first entry stays).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentEntry {
+    /// The experiment.
+    pub experiment: Arc<str>,
+    /// Its strategy.
+    pub strategy: Arc<str>,
+    /// The account.
+    pub account_id: String,
+    /// Its borrower (the unit of assignment).
+    pub borrower_id: String,
+    /// The borrower's arm.
+    pub arm: Arc<str>,
+    /// The stage entered.
+    pub stage: Arc<str>,
+    /// Days past due when entering (a pre-entry covariate).
+    pub dpd: i32,
+    /// Balance when entering (a pre-entry covariate).
+    pub balance: Money,
+    /// The account's currency.
+    pub currency: String,
 }

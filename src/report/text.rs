@@ -176,6 +176,17 @@ fn money(amount: Option<Money>) -> String {
 /// Aligned columns: the first left-aligned, the others right-aligned; a rule under the header
 /// and above line `rule_before`.
 fn write_table(out: &mut impl Write, lines: &[Vec<String>], rule_before: Option<usize>) -> std::io::Result<()> {
+    write_aligned(out, lines, 1, rule_before)
+}
+
+/// Aligned columns: the first `left` left-aligned, the others right-aligned; a rule under the
+/// header and above line `rule_before`.
+pub(crate) fn write_aligned(
+    out: &mut impl Write,
+    lines: &[Vec<String>],
+    left: usize,
+    rule_before: Option<usize>,
+) -> std::io::Result<()> {
     let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|column| {
@@ -192,7 +203,7 @@ fn write_table(out: &mut impl Write, lines: &[Vec<String>], rule_before: Option<
             .enumerate()
             .map(|(column, cell)| {
                 let width = widths[column];
-                if column == 0 { format!("{cell:<width$}") } else { format!("{cell:>width$}") }
+                if column < left { format!("{cell:<width$}") } else { format!("{cell:>width$}") }
             })
             .collect();
         writeln!(out, "{}", cells.join("  ").trim_end())?;

@@ -9,6 +9,7 @@ mod account_view;
 mod audit;
 mod book;
 mod deliveries;
+mod experiments;
 mod history;
 mod ingest;
 mod leases;
@@ -42,6 +43,7 @@ pub use leases::{has_lease_candidate, lock_task, task_by_id};
 pub use locks::{plan_finished_since, try_lock, unlock};
 pub use models::{FACT_PAGE_ROWS, load_latest_model, read_attempt_facts, save_model};
 
+pub use experiments::{entered_experiments, entries_of, insert_entries, outcomes_of};
 pub use outcomes::{
     AccountFlags, OpenPromise, ReportedAttempt, TaskAttempt, account_flags, add_account_flag, attempt_at,
     attempts_of_task, count_broken_promise, insert_attempt_promise, insert_reported_attempt, open_promises_page,

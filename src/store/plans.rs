@@ -127,6 +127,8 @@ pub struct RunPart<'a> {
     pub tasks: &'a [Task],
     /// The part's stage changes.
     pub changes: &'a [StageChange],
+    /// The part's accounts entering an experiment (stored unless already entered).
+    pub entries: &'a [crate::plan::ExperimentEntry],
     /// What the part decided (accounts, tasks, skips by reason).
     pub counts: &'a RunCounts,
     /// The key of the part's last account: a resumed run loads the accounts after it.
@@ -332,8 +334,12 @@ impl PlanRunWriter {
             let changes: Vec<StageChange> =
                 part.changes.iter().filter(|change| !others.contains(change.account_id.as_str())).cloned().collect();
             apply_stage_changes(&txn, self.run_id, self.as_of, &changes).await?;
+            let entries: Vec<crate::plan::ExperimentEntry> =
+                part.entries.iter().filter(|entry| !others.contains(entry.account_id.as_str())).cloned().collect();
+            super::experiments::insert_entries(&txn, self.run_id, self.as_of, &entries).await?;
         } else {
             apply_stage_changes(&txn, self.run_id, self.as_of, part.changes).await?;
+            super::experiments::insert_entries(&txn, self.run_id, self.as_of, part.entries).await?;
         }
         let mut total = self.counts.clone();
         total.add(&counts);

@@ -510,10 +510,28 @@ fn compile_experiments(
         let index = compiled.len();
         let mut arms = Vec::new();
         let mut arm_names = HashSet::new();
+        let mut holdout = None;
+        let horizon_days = match &def.horizon {
+            None => DEFAULT_HORIZON_DAYS,
+            Some(text) => match parse_horizon(text.get_ref()) {
+                Ok(days) => days,
+                Err(message) => {
+                    problems.push(here(text.span(), message));
+                    DEFAULT_HORIZON_DAYS
+                }
+            },
+        };
         for (arm_index, arm) in def.arms.get_ref().iter().enumerate() {
             let arm = arm.get_ref();
             if !arm_names.insert(arm.name.get_ref().clone()) {
                 problems.push(here(arm.name.span(), format!("arm `{}` is defined twice", arm.name.get_ref())));
+            }
+            if let Some(flag) = arm.holdout.as_ref().filter(|flag| *flag.get_ref()) {
+                if arm_index == 0 {
+                    problems.push(here(flag.span(), "the first arm is the champion and cannot be the holdout".into()));
+                } else if holdout.replace(arm_index).is_some() {
+                    problems.push(here(flag.span(), "an experiment has at most one holdout arm".into()));
+                }
             }
             let weight = *arm.weight.get_ref();
             if !(1..=1_000_000).contains(&weight) {
@@ -544,9 +562,27 @@ fn compile_experiments(
             }
             arms.push((Arc::<str>::from(arm.name.get_ref().as_str()), weight.clamp(1, 1_000_000) as u32));
         }
-        compiled.push(Experiment { name: name.into(), stage, arms });
+        compiled.push(Experiment { name: name.into(), stage, arms, holdout, horizon_days });
     }
     compiled
+}
+
+/// An experiment's horizon when its file names none.
+pub const DEFAULT_HORIZON_DAYS: u32 = 30;
+
+/// A horizon of whole days, 1 to 365 (`"30d"`, `"14 days"`, `"2w"`).
+fn parse_horizon(text: &str) -> Result<u32, String> {
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|error| format!("horizon `{text}` is not a duration such as \"30d\": {error}"))?;
+    let seconds = duration.as_secs();
+    if seconds % 86_400 != 0 || duration.subsec_nanos() != 0 {
+        return Err(format!("horizon `{text}` must be whole days"));
+    }
+    let days = seconds / 86_400;
+    if !(1..=365).contains(&days) {
+        return Err(format!("horizon `{text}` must be between 1 and 365 days"));
+    }
+    Ok(days as u32)
 }
 
 fn compile_conditions(

@@ -295,26 +295,19 @@ pub struct Experiment {
     pub name: Arc<str>,
     /// Stage index.
     pub stage: usize,
-    /// Arms with their weights.
+    /// Arms with their weights; the first is the champion.
     pub arms: Vec<(Arc<str>, u32)>,
+    /// The index of the holdout arm, if there is one (never the champion).
+    pub holdout: Option<usize>,
+    /// How long after entering each account's outcomes are read (whole days).
+    pub horizon_days: u32,
 }
 
 impl Experiment {
-    /// The account's arm: sticky and deterministic (a stable hash of experiment and account).
-    pub fn arm_of(&self, account_id: &str) -> usize {
-        let total: u32 = self.arms.iter().map(|(_, weight)| *weight).sum();
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        hasher.update(self.name.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(account_id.as_bytes());
-        let mut point = (hasher.digest() % u64::from(total.max(1))) as u32;
-        for (index, (_, weight)) in self.arms.iter().enumerate() {
-            if point < *weight {
-                return index;
-            }
-            point -= weight;
-        }
-        0
+    /// The borrower's arm: sticky and deterministic, shared by all of the borrower's accounts
+    /// (`crate::experiment::assign`).
+    pub fn arm_of(&self, borrower_id: &str) -> usize {
+        crate::experiment::assign(&self.name, borrower_id, self.arms.iter().map(|(_, weight)| *weight))
     }
 }
 
@@ -392,10 +385,10 @@ impl Strategy {
         self.stages.iter().position(|stage| dpd >= stage.first && dpd <= stage.last)
     }
 
-    /// The experiment and arm of an account in a stage, if the stage runs one.
-    pub fn arm_of(&self, stage: usize, account_id: &str) -> Option<(usize, usize)> {
+    /// The experiment and arm of a borrower's account in a stage, if the stage runs one.
+    pub fn arm_of(&self, stage: usize, borrower_id: &str) -> Option<(usize, usize)> {
         let experiment = self.experiment_by_stage.get(stage).copied().flatten()?;
-        Some((experiment, self.experiments[experiment].arm_of(account_id)))
+        Some((experiment, self.experiments[experiment].arm_of(borrower_id)))
     }
 
     /// The rules that may apply in a stage to an account in the given arm, in order, with their

@@ -192,6 +192,12 @@ pub struct ArmDef {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub rules: Vec<Spanned<String>>,
+    /// The holdout arm: business as usual (or the minimal rules it names), reported beside the
+    /// experiment as the baseline the champion's lift is measured against; at most one, never
+    /// the first arm.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub holdout: Option<Spanned<bool>>,
 }
 
 /// One `[[experiment]]`: a sticky, deterministic split of a stage's accounts.
@@ -204,9 +210,14 @@ pub struct ExperimentDef {
     /// The stage whose accounts are split.
     #[schemars(with = "String")]
     pub stage: Spanned<String>,
-    /// The arms; the first is the champion by convention.
+    /// The arms; the first is the champion.
     #[schemars(with = "Vec<ArmDef>")]
     pub arms: Spanned<Vec<Spanned<ArmDef>>>,
+    /// How long after entering each account's outcomes are read, in whole days (`"30d"`,
+    /// the default; 1 to 365 days).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub horizon: Option<Spanned<String>>,
 }
 
 fn when_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -7,6 +7,7 @@ mod compiled;
 mod file;
 mod templates;
 
+pub use compile::DEFAULT_HORIZON_DAYS;
 pub use compiled::{
     Conditions, Experiment, Facts, Priority, Range, Rule, Stage, Strategy, StrategySet, Timing, Treatment, UNKNOWN,
 };
