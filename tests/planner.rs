@@ -466,11 +466,21 @@ arms = [{ name = "champion", weight = 50 }, { name = "human-first", weight = 50,
 "#;
     let set = strategies("us-reg-f", rules);
     let zones = [chrono_tz::America::New_York];
+    // 400 borrowers with one account each, and borrower B0 with 20 more accounts.
     let mut portfolio = Portfolio::default();
-    portfolio.borrowers.insert("B1".into(), borrower(&zones));
     for i in 0..400 {
+        let mut owner = borrower(&zones);
+        owner.id = format!("B{i}");
+        portfolio.borrowers.insert(owner.id.clone(), owner);
         let mut account = account("2026-11-01");
         account.id = format!("A{i}");
+        account.borrower_id = format!("B{i}");
+        portfolio.accounts.push(account);
+    }
+    for i in 0..20 {
+        let mut account = account("2026-11-01");
+        account.id = format!("X{i}");
+        account.borrower_id = "B0".into();
         portfolio.accounts.push(account);
     }
     let now = utc("2026-11-23T12:00:00Z");
@@ -480,8 +490,12 @@ arms = [{ name = "champion", weight = 50 }, { name = "human-first", weight = 50,
     let human: Vec<&Task> = first.tasks.iter().filter(|t| t.channel == Channel::Human).collect();
     assert!(human.iter().all(|t| t.arm.as_deref() == Some("human-first") && &*t.rule == "m1 human"));
     assert!(first.tasks.iter().filter(|t| t.channel == Channel::Robot).all(|t| t.arm.as_deref() == Some("champion")));
-    let share = human.len() as f64 / 400.0;
+    let singles = human.iter().filter(|t| t.account_id.starts_with('A')).count();
+    let share = singles as f64 / 400.0;
     assert!((0.4..0.6).contains(&share), "human-first share {share}");
+    let b0: std::collections::HashSet<Option<&str>> =
+        first.tasks.iter().filter(|t| &*t.borrower_id == "B0").map(|t| t.arm.as_deref()).collect();
+    assert_eq!(b0.len(), 1, "all of a borrower's accounts share an arm: {b0:?}");
 }
 
 #[test]
