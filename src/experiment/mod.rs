@@ -9,6 +9,7 @@
 pub mod assign;
 pub mod reading;
 pub mod stats;
+pub mod validate;
 
 pub use assign::assign;
 pub use reading::{Design, ExperimentReading};

@@ -38,6 +38,8 @@ pub struct Design {
 pub struct EntryRow {
     /// The account.
     pub account_id: String,
+    /// Its borrower (the unit of assignment).
+    pub borrower_id: String,
     /// Its arm.
     pub arm: String,
     /// When it entered.
@@ -419,6 +421,7 @@ mod tests {
     fn entry(id: &str, arm: &str, day: &str) -> EntryRow {
         EntryRow {
             account_id: id.into(),
+            borrower_id: format!("B{id}"),
             arm: arm.into(),
             entered_at: at(day),
             dpd: 10,

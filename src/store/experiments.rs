@@ -71,7 +71,10 @@ pub async fn entries_of(
 ) -> Result<Vec<EntryRow>, StoreError> {
     let backend = db.get_database_backend();
     let mut sql = Sql::new(backend);
-    sql.push("SELECT account_id, arm, entered_at, dpd, balance, currency FROM experiment_entries WHERE experiment = ");
+    sql.push(
+        "SELECT account_id, arm, entered_at, dpd, balance, currency, borrower_id FROM experiment_entries \
+         WHERE experiment = ",
+    );
     sql.bind(experiment);
     sql.push(" AND entered_at < ");
     sql.bind(as_of);
@@ -85,6 +88,7 @@ pub async fn entries_of(
             dpd: get(&row, 3, "experiment_entries", &account_id)?,
             balance: get_money(&row, 4, backend, "experiment_entries", &account_id)?,
             currency: get(&row, 5, "experiment_entries", &account_id)?,
+            borrower_id: get(&row, 6, "experiment_entries", &account_id)?,
             account_id,
         });
     }

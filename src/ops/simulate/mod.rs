@@ -18,6 +18,7 @@
 mod center;
 mod compare;
 mod tally;
+pub mod validation;
 
 pub use compare::{ComparedRow, Comparison, compare, write_comparison};
 
