@@ -130,6 +130,7 @@ async fn attempt(db: &DatabaseConnection, task: i64, outcome: &str, at: DateTime
         at: Some(at),
         promise: promise
             .map(|(amount, due_on)| PromiseTerms { amount: amount.parse().unwrap(), due_on: due_on.parse().unwrap() }),
+        duration_seconds: Some(120),
         ..AttemptReport::default()
     };
     record_attempt(
@@ -263,6 +264,7 @@ async fn check_history(test_db: &TestDb) {
     assert_eq!(total.amounts.len(), 1, "{b}: one currency");
     assert_eq!((total.cures, total.accounts, total.cure_rate), (1, 4, Some(0.25)), "{b}");
     assert_eq!(total.attempts_per_cure, Some(8.0), "{b}");
+    assert_eq!((total.agent_seconds, total.agent_minutes), (7 * 120, 14.0), "{b}: 7 agent calls of 2 minutes");
     let amounts = total.amounts_in("USD").unwrap();
     assert_eq!(amounts.collected_per_account, Some(money("100.125")), "{b}: 400.50 over 4 accounts attempted");
     assert_eq!(

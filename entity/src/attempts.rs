@@ -31,6 +31,8 @@ pub struct Model {
     /// A call the borrower asked for (Reg F's consent-based call): outside the 7-in-7 count
     /// and the conversation cool-down.
     pub exempt: bool,
+    /// How long the call took, in seconds, as reported (agent minutes in reports).
+    pub duration_seconds: Option<i32>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

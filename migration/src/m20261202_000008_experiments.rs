@@ -2,11 +2,12 @@
 //! plan run that first finds the account in the experiment's stage — its arm (assigned per
 //! borrower), when it entered, and its pre-entry covariates (days past due, balance). The
 //! experiment readings (`arrears experiments`) are computed from these rows and the outcomes
-//! after them.
+//! after them. Also `attempts.duration_seconds`: how long a call took, as the agent or dialler
+//! reports it (the reports' agent minutes).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-/// Creates `experiment_entries`.
+/// Creates `experiment_entries` and `attempts.duration_seconds`.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -33,6 +34,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
+            .alter_table(
+                Table::alter().table(Attempts::Table).add_column(integer_null(Attempts::DurationSeconds)).to_owned(),
+            )
+            .await?;
+        manager
             .create_index(
                 Index::create()
                     .name("idx_experiment_entries_account")
@@ -44,6 +50,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(Table::alter().table(Attempts::Table).drop_column(Attempts::DurationSeconds).to_owned())
+            .await?;
         manager.drop_table(Table::drop().table(ExperimentEntries::Table).to_owned()).await
     }
 
@@ -66,4 +75,10 @@ enum ExperimentEntries {
     Balance,
     Currency,
     PlanRunId,
+}
+
+#[derive(DeriveIden)]
+enum Attempts {
+    Table,
+    DurationSeconds,
 }

@@ -130,9 +130,13 @@ pub async fn run(
             crate::report::write_portfolio(&kpis, out)?;
         }
     }
+    writeln!(out)?;
+    for reading in ops::experiments::read_all(&db, &strategies, now).await? {
+        ops::experiments::write_text(&reading, out)?;
+    }
     writeln!(
         out,
-        "\nnext: `arrears serve` serves this database (see docs/api.md); `arrears explain ACCOUNT_ID` \
+        "\nnext: `arrears experiments` reads the experiments again at any time; `arrears serve` serves this database (see docs/api.md); `arrears explain ACCOUNT_ID` \
          says why an account was or was not contacted; `arrears plan --dry-run --format jsonl | head` \
          shows each decision; `arrears simulate --vs strategies-learned/` compares two strategy sets; \
          edit strategies/*.toml, `arrears strategy check`, and plan again."

@@ -247,6 +247,8 @@ pub struct AttemptCount {
     pub currency: String,
     /// How many.
     pub count: u64,
+    /// The durations reported for those of them on the human channel, in seconds.
+    pub agent_seconds: u64,
 }
 
 /// Distinct accounts attempted in the period in one task group and currency.
@@ -429,6 +431,13 @@ pub struct KpiRow {
     pub cure_rate: Option<f64>,
     /// `attempts / cures`: what a cure cost in attempts; null without cures.
     pub attempts_per_cure: Option<f64>,
+    /// Agent minutes: the durations agents reported for their calls in the period (a human
+    /// call reported without a duration adds nothing).
+    pub agent_minutes: f64,
+    /// `agent_minutes / cures`; null without cures.
+    pub agent_minutes_per_cure: Option<f64>,
+    /// The same in seconds, exact.
+    pub agent_seconds: u64,
     /// The amounts, one entry per currency (never summed across currencies), by code.
     pub amounts: Vec<CurrencyKpis>,
 }
@@ -450,6 +459,9 @@ impl KpiRow {
             cures: 0,
             cure_rate: None,
             attempts_per_cure: None,
+            agent_minutes: 0.0,
+            agent_minutes_per_cure: None,
+            agent_seconds: 0,
             amounts: Vec::new(),
         }
     }
@@ -474,6 +486,7 @@ impl KpiRow {
         self.promises_broken += other.promises_broken;
         self.payments += other.payments;
         self.cures += other.cures;
+        self.agent_seconds += other.agent_seconds;
         for amounts in &other.amounts {
             self.currency(&amounts.currency).add(amounts);
         }
@@ -491,6 +504,8 @@ impl KpiRow {
         self.kept_rate = ratio(self.promises_kept, self.promises_kept + self.promises_broken);
         self.cure_rate = ratio(self.cures, self.accounts);
         self.attempts_per_cure = (self.cures > 0).then(|| self.attempts as f64 / self.cures as f64);
+        self.agent_minutes = self.agent_seconds as f64 / 60.0;
+        self.agent_minutes_per_cure = (self.cures > 0).then(|| self.agent_minutes / self.cures as f64);
         for amounts in &mut self.amounts {
             amounts.finish();
         }
@@ -536,6 +551,7 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy, order: &StageOrd
     for attempt in &input.attempts {
         let entry = row(&mut rows, &attempt.group, by);
         entry.attempts += attempt.count;
+        entry.agent_seconds += attempt.agent_seconds;
         entry.currency(&attempt.currency).attempts += attempt.count;
         if attempt.outcome.parse::<Outcome>().is_ok_and(Outcome::is_right_party) {
             entry.right_party_contacts += attempt.count;
@@ -625,6 +641,7 @@ mod tests {
             outcome: outcome.into(),
             currency: currency.into(),
             count,
+            agent_seconds: 90 * count,
         };
         let money = |text: &str| text.parse::<Money>().unwrap();
         KpiInput {
@@ -687,6 +704,7 @@ mod tests {
             (Some("0.3".parse().unwrap()), Some("0.15".parse().unwrap()))
         );
         assert_eq!((m2.cures, m2.cure_rate, m2.attempts_per_cure), (1, Some(1.0), Some(2.0)));
+        assert_eq!((m2.agent_minutes, m2.agent_minutes_per_cure), (3.0, Some(3.0)), "2 calls of 90 s");
         let total = &report.total;
         assert_eq!(
             (total.accounts, total.attempts, total.right_party_contacts, total.promises_kept, total.promises_broken),

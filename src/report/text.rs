@@ -37,6 +37,7 @@ pub fn write_groups(report: &KpiReport, out: &mut impl Write) -> std::io::Result
         "cures",
         "cure rate",
         "attempts/cure",
+        "agent min",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|cell| cell.to_string()).collect()];
     for row in report.groups.iter().chain([&report.total]) {
@@ -55,6 +56,7 @@ pub fn write_groups(report: &KpiReport, out: &mut impl Write) -> std::io::Result
             row.cures.to_string(),
             percent(row.cure_rate),
             row.attempts_per_cure.map_or_else(|| "-".into(), |value| format!("{value:.1}")),
+            format!("{:.1}", row.agent_minutes),
         ]);
     }
     write_table(out, &lines, Some(lines.len() - 1))?;

@@ -34,6 +34,8 @@ pub struct ReportedAttempt {
     pub actor: String,
     /// A call the borrower asked for (its task's origin is `callback`).
     pub exempt: bool,
+    /// How long it took, in seconds, as reported.
+    pub duration_seconds: Option<u32>,
 }
 
 /// Inserts a reported attempt; returns its id, or `None` when the same account, channel and
@@ -45,7 +47,7 @@ pub async fn insert_reported_attempt(
     let mut sql = Sql::new(db.get_database_backend());
     sql.push(
         "INSERT INTO attempts (account_id, borrower_id, task_id, channel, address, at, outcome, note, \
-         callback_at, actor, exempt) VALUES ",
+         callback_at, actor, exempt, duration_seconds) VALUES ",
     );
     sql.bind_row([
         Value::from(attempt.account_id.as_str()),
@@ -59,6 +61,7 @@ pub async fn insert_reported_attempt(
         Value::ChronoDateTimeUtc(attempt.callback_at),
         Value::from(attempt.actor.as_str()),
         Value::from(attempt.exempt),
+        Value::Int(attempt.duration_seconds.map(|seconds| i32::try_from(seconds).unwrap_or(i32::MAX))),
     ]);
     sql.push(" ON CONFLICT (account_id, channel, at) DO NOTHING RETURNING id");
     match db.query_one_raw(sql.statement()).await? {

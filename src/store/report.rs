@@ -70,8 +70,9 @@ pub async fn attempt_counts(db: &impl ConnectionTrait, period: Period) -> Result
     let mut sql = Sql::new(db.get_database_backend());
     let currency = currency_column();
     sql.push(&format!(
-        "SELECT {GROUP_COLUMNS}, a.outcome, {currency}, COUNT(*) FROM attempts a LEFT JOIN tasks t ON t.id = a.task_id \
-         LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
+        "SELECT {GROUP_COLUMNS}, a.outcome, {currency}, COUNT(*), \
+         SUM(CASE WHEN a.channel = 'human' THEN COALESCE(a.duration_seconds, 0) ELSE 0 END) \
+         FROM attempts a LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
     ));
     push_period(&mut sql, "a.at", period);
     sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, a.outcome, {currency}"));
@@ -82,6 +83,7 @@ pub async fn attempt_counts(db: &impl ConnectionTrait, period: Period) -> Result
             outcome: get(&row, 4, "attempts", "outcome")?,
             currency: get(&row, 5, "attempts", "currency")?,
             count: count(&row, 6, "attempts")?,
+            agent_seconds: count(&row, 7, "attempts")?,
         });
     }
     Ok(counts)

@@ -475,6 +475,10 @@ impl Center {
             promise,
             callback_at: contact.callback_at,
             note: None,
+            duration_seconds: match actor {
+                Actor::Dialler => None,
+                _ => contact.handling_minutes.map(|minutes| (minutes * 60.0).round().max(0.0) as u32),
+            },
         };
         let operation = if matches!(actor, Actor::Dialler) { "dialler_report" } else { "agent_report" };
         let started = std::time::Instant::now();

@@ -260,6 +260,7 @@ pub async fn record_attempt(
         callback_at: report.callback_at,
         actor: actor_code.clone(),
         exempt: hand_off.exempt,
+        duration_seconds: report.duration_seconds,
     };
     let Some(attempt_id) = store::insert_reported_attempt(&txn, &attempt).await? else {
         let existing = store::attempt_at(&txn, &account.id, channel, at).await?;

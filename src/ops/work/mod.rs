@@ -244,6 +244,10 @@ pub struct AttemptReport {
     /// Free text.
     #[serde(default)]
     pub note: Option<String>,
+    /// How long the call took, talking and wrap-up, in seconds (agents report it; reports sum
+    /// human calls' durations as agent minutes).
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
 }
 
 /// What [`record_attempt`] did.
