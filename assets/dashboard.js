@@ -10,6 +10,15 @@
     return (value * 100).toFixed(value < 0.1 ? 1 : 0) + "%";
   }
 
+  // Whether every value of the series on `axis` is a whole number (counts): no 0.5 ticks.
+  function whole(spec, axis) {
+    return spec.series.every(function (series) {
+      return series.axis !== axis || series.data.every(function (value) {
+        return value === null || Math.round(value) === value;
+      });
+    });
+  }
+
   function config(spec) {
     var percentAxis = spec.percent;
     var hasRight = spec.y2_title !== "";
@@ -32,7 +41,9 @@
     var valueAxis = {
       beginAtZero: true,
       title: { display: spec.y_title !== "", text: spec.y_title },
-      ticks: percentAxis ? { callback: function (value) { return percent(value); } } : {}
+      ticks: percentAxis
+        ? { callback: function (value) { return percent(value); } }
+        : (whole(spec, "y") ? { precision: 0 } : {})
     };
     var scales = {};
     if (spec.horizontal) {
@@ -43,7 +54,7 @@
       scales.y = valueAxis;
       if (hasRight) {
         scales.y2 = { position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
-          title: { display: true, text: spec.y2_title } };
+          title: { display: true, text: spec.y2_title }, ticks: whole(spec, "y2") ? { precision: 0 } : {} };
       }
     }
     return {

@@ -154,6 +154,11 @@ struct CurrencyTotal {
     payments: String,
 }
 
+/// `1 payment`, `3 payments`.
+fn payments_text(count: u64) -> String {
+    format!("{} payment{}", render::count(count), if count == 1 { "" } else { "s" })
+}
+
 #[derive(Serialize)]
 struct Collected {
     csv: String,
@@ -369,7 +374,7 @@ fn collected_view(data: &OverviewData, zone: Tz) -> Collected {
         totals.push(CurrencyTotal {
             currency: currency.to_string(),
             collected: render::money(sum),
-            payments: render::count(payments),
+            payments: payments_text(payments),
         });
         charts.push(Chart::new(
             render::chart_id("collected", currency),
