@@ -244,7 +244,7 @@ async fn strategy_errors_name_the_experiment_field() {
 }
 
 #[tokio::test]
-async fn experiments_are_served_to_admin_and_ingest_tokens() {
+async fn experiments_are_served_to_admin_manager_and_ingest_tokens() {
     let app = common::app::spawn_app(common::sqlite_db().await).await;
     let response = app.get("/v1/experiments", Some(&app.tokens.admin)).await;
     assert_eq!(response.status(), 200);
@@ -261,6 +261,7 @@ async fn experiments_are_served_to_admin_and_ingest_tokens() {
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(app.get("/v1/experiments", Some(&app.tokens.manager)).await.status(), 200, "managers read experiments");
     assert_eq!(app.get("/v1/experiments", Some(&app.tokens.agent)).await.status(), 403);
     assert_eq!(app.get("/v1/experiments", None).await.status(), 401);
     let openapi: serde_json::Value = app.get("/openapi.json", None).await.json().await.unwrap();

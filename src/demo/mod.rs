@@ -136,7 +136,9 @@ pub async fn run(
     }
     writeln!(
         out,
-        "\nnext: `arrears experiments` reads the experiments again at any time; `arrears serve` serves this database (see docs/api.md); `arrears explain ACCOUNT_ID` \
+        "\nnext: `arrears experiments` reads the experiments again at any time; `arrears serve` serves this \
+         database (see docs/api.md) and its dashboard: `arrears token create --role manager`, then open \
+         http://127.0.0.1:8080/dashboard (docs/dashboard.md); `arrears explain ACCOUNT_ID` \
          says why an account was or was not contacted; `arrears plan --dry-run --format jsonl | head` \
          shows each decision; `arrears simulate --vs strategies-learned/` compares two strategy sets; \
          edit strategies/*.toml, `arrears strategy check`, and plan again."

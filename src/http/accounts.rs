@@ -313,7 +313,7 @@ async fn get_account(
         (status = 200, description = "The explanation", body = serde_json::Value),
         (status = 400, description = "`as_of` is not RFC 3339", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Not an admin or ingest token", body = ErrorBody),
+        (status = 403, description = "Not an admin, ingest or manager token", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
     )
 )]
@@ -323,7 +323,7 @@ async fn explain_account(
     ApiPath(id): ApiPath<String>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Json<crate::ops::AccountExplanation>, ApiError> {
-    principal.require(&[Role::Ingest])?;
+    principal.require(&[Role::Ingest, Role::Manager])?;
     let mut now = state.clock.now();
     for (key, value) in url_pairs(query.as_deref().unwrap_or("")) {
         if key == "as_of" {

@@ -2,19 +2,32 @@
 //! extractor; [`Principal::require`] checks the role. 401 without a token or with an unknown or
 //! revoked one, 403 for the wrong role; `admin` may do everything.
 //!
+//! On `GET` and `HEAD` only, a request without an `Authorization` header may instead carry the
+//! dashboard's session cookie (`arrears_session`, HttpOnly and SameSite=Strict, set by
+//! `POST /dashboard/login`), so that the links of the dashboard to the API's reports open in
+//! the browser. A request that changes something always needs the header.
+//!
 //! This module does not decide which endpoint needs which role: each handler says so.
 
 use super::AppState;
 use super::error::ApiError;
 pub use crate::ops::tokens::{Principal, Role};
 use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
+use axum::http::{Method, header, request::Parts};
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            let reads = parts.method == Method::GET || parts.method == Method::HEAD;
+            if let Some(token) = crate::dashboard::auth::session_token(&parts.headers).filter(|_| reads) {
+                return state
+                    .tokens
+                    .authenticate(&state.db, &token)
+                    .await?
+                    .ok_or_else(|| ApiError::unauthorized("unknown or revoked token in the session cookie"));
+            }
             return Err(ApiError::unauthorized("missing Authorization: Bearer <token> header"));
         };
         let token = value

@@ -263,8 +263,11 @@ fn path_rejection(rejection: PathRejection) -> ApiError {
 }
 
 /// The answer to a path no route matches.
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/dashboard") {
+        return crate::dashboard::render::not_found(uri.path());
+    }
+    ApiError::not_found(format!("no such endpoint: {}", uri.path())).into_response()
 }
 
 /// The answer to a known path with a method it does not take (axum adds the `Allow` header).

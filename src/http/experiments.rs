@@ -1,5 +1,5 @@
 //! `GET /v1/experiments` and `GET /v1/experiments/{name}`: the experiments read as of now
-//! (admin and ingest tokens). Thin: reads the clock and the strategies in force, calls
+//! (admin, manager and ingest tokens). Thin: reads the clock and the strategies in force, calls
 //! `ops::experiments`.
 
 use super::AppState;
@@ -28,14 +28,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "The readings", body = Vec<ExperimentReading>),
         (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Not an admin or ingest token", body = ErrorBody),
+        (status = 403, description = "Not an admin, manager or ingest token", body = ErrorBody),
     )
 )]
 async fn list_experiments(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<ExperimentReading>>, ApiError> {
-    principal.require(&[Role::Ingest])?;
+    principal.require(&[Role::Ingest, Role::Manager])?;
     let strategies = state.strategies.current();
     Ok(Json(crate::ops::experiments::read_all(&state.db, &strategies, state.clock.now()).await?))
 }
@@ -50,7 +50,7 @@ async fn list_experiments(
     responses(
         (status = 200, description = "The reading", body = ExperimentReading),
         (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Not an admin or ingest token", body = ErrorBody),
+        (status = 403, description = "Not an admin, manager or ingest token", body = ErrorBody),
         (status = 404, description = "No strategy or entry names this experiment", body = ErrorBody),
     )
 )]
@@ -59,7 +59,7 @@ async fn get_experiment(
     principal: Principal,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ExperimentReading>, ApiError> {
-    principal.require(&[Role::Ingest])?;
+    principal.require(&[Role::Ingest, Role::Manager])?;
     let strategies = state.strategies.current();
     crate::ops::experiments::read_one(&state.db, &strategies, &name, state.clock.now())
         .await?

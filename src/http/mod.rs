@@ -50,6 +50,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Tokens proven in the last few seconds.
     pub tokens: Arc<crate::ops::tokens::TokenCache>,
+    /// The dashboard's aggregates, kept a short while per page and filters.
+    pub dashboard: Arc<crate::dashboard::DashboardCache>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
                 crate::metrics::Metrics::new().unwrap_or_else(|error| panic!("metrics registry: {error}")),
             ),
             tokens: Arc::default(),
+            dashboard: Arc::default(),
         }
     }
 
@@ -128,13 +131,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().split_for_parts().1
 }
 
-/// The whole HTTP application: the API, `/openapi.json`, `/metrics`, JSON 404 and 405 answers,
-/// request metrics and the body size limit.
+/// The whole HTTP application: the API, `/openapi.json`, `/metrics`, the manager dashboard
+/// (`/dashboard`, HTML, outside the OpenAPI document), JSON 404 and 405 answers, request
+/// metrics and the body size limit.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
     let openapi = Arc::new(openapi);
     api.route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/metrics", get(metrics::scrape))
+        .merge(crate::dashboard::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -1,4 +1,4 @@
-//! `GET /v1/reports/kpis`: the KPI report of a period (admin and ingest tokens). Thin: parses
+//! `GET /v1/reports/kpis`: the KPI report of a period (admin, ingest and manager tokens). Thin: parses
 //! the query, reads the clock for the default period, calls `ops::report::kpis`.
 
 use super::AppState;
@@ -37,7 +37,7 @@ fn bad_query(error: &ReportError) -> ApiError {
         (status = 200, description = "The report", body = KpiReport),
         (status = 400, description = "A query parameter is invalid or unknown; the message names it", body = ErrorBody),
         (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Not an admin or ingest token", body = ErrorBody),
+        (status = 403, description = "Not an admin, ingest or manager token", body = ErrorBody),
     )
 )]
 async fn get_kpis(
@@ -45,7 +45,7 @@ async fn get_kpis(
     principal: Principal,
     RawQuery(query): RawQuery,
 ) -> Result<Json<KpiReport>, ApiError> {
-    principal.require(&[Role::Ingest])?;
+    principal.require(&[Role::Ingest, Role::Manager])?;
     let (mut from, mut to, mut by) = (None, None, GroupBy::default());
     for (key, value) in super::accounts::url_pairs(query.as_deref().unwrap_or("")) {
         match key.as_str() {

@@ -7,7 +7,7 @@ mod fit;
 mod model;
 
 pub use fit::{AttemptFact, Fitter, fit};
-pub use model::{Beta, ContactModel, HourRate, SegmentRef, SegmentSummary};
+pub use model::{Beta, ContactModel, HourRate, ModelCurves, SegmentCurve, SegmentRef, SegmentSummary};
 
 #[cfg(test)]
 mod tests;

@@ -337,3 +337,68 @@ impl ContactModel {
         summaries
     }
 }
+
+/// The segments' hour curves of a stored model, without its per-borrower factors: what a
+/// report of the model reads. Decoding a stored model into this skips the borrower maps (a
+/// model of a million borrowers is mostly those), so it is cheap to read for the dashboard.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelCurves {
+    /// Attempts at or after this instant were learned from.
+    pub trained_from: DateTime<Utc>,
+    /// Attempts before this instant were learned from.
+    pub trained_to: DateTime<Utc>,
+    attempts: u64,
+    segments: Vec<Segment>,
+}
+
+/// One segment's probability of a right-party contact by local hour, every hour of the day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentCurve {
+    /// Stage.
+    pub stage: String,
+    /// Channel.
+    pub channel: Channel,
+    /// Product.
+    pub product: String,
+    /// Attempts learned from.
+    pub attempts: u64,
+    /// Right-party contacts among them.
+    pub contacts: u64,
+    /// Posterior mean of the segment's overall rate.
+    pub rate: f64,
+    /// The 24 local hours in order: the posterior mean rate of each (all weekdays) and the
+    /// attempts behind it (an hour without attempts shows what the shrinkage gave it).
+    pub hours: Vec<HourRate>,
+}
+
+impl ModelCurves {
+    /// Attempts the model was learned from.
+    pub fn attempts(&self) -> u64 {
+        self.attempts
+    }
+
+    /// Every segment's curve, in stage, channel, product order.
+    pub fn curves(&self) -> Vec<SegmentCurve> {
+        let mut curves: Vec<SegmentCurve> = self
+            .segments
+            .iter()
+            .map(|segment| SegmentCurve {
+                stage: segment.stage.clone(),
+                channel: segment.channel,
+                product: segment.product.clone(),
+                attempts: segment.attempts,
+                contacts: segment.contacts,
+                rate: segment.overall.mean(),
+                hours: (0..24u32)
+                    .map(|hour| HourRate {
+                        hour,
+                        rate: segment.hours.get(hour as usize).map_or(segment.overall.mean(), Beta::mean),
+                        attempts: segment.hour_attempts.get(hour as usize).copied().unwrap_or(0),
+                    })
+                    .collect(),
+            })
+            .collect();
+        curves.sort_by(|a, b| (&a.stage, a.channel, &a.product).cmp(&(&b.stage, b.channel, &b.product)));
+        curves
+    }
+}

@@ -27,9 +27,15 @@ pub enum Role {
     Ingest,
     /// Operators: everything.
     Admin,
+    /// Collections managers: read-only — the KPI report, account explanations and the
+    /// dashboard; never leases, reports, ingests or reloads.
+    Manager,
 }
 
 impl Role {
+    /// Every role, in the order the documentation lists them.
+    pub const ALL: &'static [Role] = &[Role::Agent, Role::Dialler, Role::Ingest, Role::Admin, Role::Manager];
+
     /// The stored code.
     pub fn code(self) -> &'static str {
         match self {
@@ -37,6 +43,7 @@ impl Role {
             Role::Dialler => "dialler",
             Role::Ingest => "ingest",
             Role::Admin => "admin",
+            Role::Manager => "manager",
         }
     }
 }
@@ -51,10 +58,11 @@ impl FromStr for Role {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [Role::Agent, Role::Dialler, Role::Ingest, Role::Admin]
-            .into_iter()
+        Role::ALL
+            .iter()
+            .copied()
             .find(|role| role.code() == text)
-            .ok_or_else(|| format!("unknown role `{text}` (expected one of: agent, dialler, ingest, admin)"))
+            .ok_or_else(|| format!("unknown role `{text}` (expected one of: agent, dialler, ingest, admin, manager)"))
     }
 }
 

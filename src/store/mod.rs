@@ -8,6 +8,7 @@
 mod account_view;
 mod audit;
 mod book;
+pub mod dashboard;
 mod deliveries;
 mod experiments;
 mod history;

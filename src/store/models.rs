@@ -144,7 +144,7 @@ type FactRow<'a> =
     (i64, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
 
 /// The primary zone of a stored `;`-joined zone list (UTC when it has none that parses).
-fn primary_zone(timezones: &str) -> Tz {
+pub(super) fn primary_zone(timezones: &str) -> Tz {
     let zones = timezones.split(';').filter_map(|zone| parse_timezone(zone).ok()).take(1).collect();
     Borrower {
         id: String::new(),

@@ -21,6 +21,7 @@ pub struct Tokens {
     pub ingest: String,
     pub agent: String,
     pub dialler: String,
+    pub manager: String,
 }
 
 /// A running application.
@@ -122,6 +123,7 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
         ingest: create_token(&db.db, Role::Ingest, None, None, start).await.expect("ingest token"),
         agent: create_token(&db.db, Role::Agent, Some("agent-7"), None, start).await.expect("agent token"),
         dialler: create_token(&db.db, Role::Dialler, None, None, start).await.expect("dialler token"),
+        manager: create_token(&db.db, Role::Manager, None, Some("test manager"), start).await.expect("manager token"),
     };
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("cannot bind 127.0.0.1:0");

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod book;
+pub mod dashboard;
 
 use arrears::store;
 use entity::prelude::*;
