@@ -9,8 +9,7 @@ mod common;
 use arrears::experiment::reading::Role;
 use arrears::import::ImportKind;
 use arrears::ops::experiments::read_one;
-use arrears::policy::PolicySettings;
-use arrears::strategy::{LoadOptions, StrategySet};
+use arrears::strategy::StrategySet;
 use chrono::{DateTime, Duration, Utc};
 use common::TestDb;
 use sea_orm::DatabaseConnection;
@@ -66,20 +65,7 @@ fn day1() -> DateTime<Utc> {
 }
 
 fn load(text: &str) -> Result<StrategySet, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let templates = dir.path().join("templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    let strategies = dir.path().join("strategies");
-    std::fs::create_dir_all(&strategies).unwrap();
-    std::fs::write(strategies.join("test.toml"), text).unwrap();
-    let settings = PolicySettings::default();
-    let options = LoadOptions {
-        templates_dir: &templates,
-        default_policy: "us-reg-f",
-        settings: &settings,
-        capacities: &Default::default(),
-    };
-    arrears::strategy::load_dir(&strategies, &options).map_err(|errors| errors.to_string())
+    common::strategies_from(text)
 }
 
 fn strategies() -> StrategySet {
@@ -93,12 +79,7 @@ fn row(account: &str, borrower: &str, due_date: &str) -> String {
 }
 
 async fn import(db: &DatabaseConnection, kind: ImportKind, header: &str, lines: &[String], now: DateTime<Utc>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.csv");
-    let mut text = vec![header.to_string()];
-    text.extend(lines.iter().cloned());
-    std::fs::write(&path, text.join("\n") + "\n").unwrap();
-    arrears::import::import_file_at(db, kind, &path, now).await.unwrap_or_else(|error| panic!("{kind:?}: {error}"));
+    common::import_lines(db, kind, header, lines, now).await;
 }
 
 /// 40 borrowers with two accounts each, all due 11-20 (DPD 3 on 11-23: stage early).

@@ -12,7 +12,7 @@ use arrears::ops::work::{
 };
 use arrears::policy::{Policy, PolicySettings};
 use arrears::report::{CURRENT, GroupBy, KpiReport, KpiRow, Period, StageOrder};
-use arrears::strategy::{LoadOptions, StrategySet};
+use arrears::strategy::StrategySet;
 use chrono::{DateTime, Duration, Utc};
 use common::TestDb;
 use rust_decimal::Decimal;
@@ -66,20 +66,7 @@ fn plan2() -> DateTime<Utc> {
 }
 
 fn strategies() -> StrategySet {
-    let dir = tempfile::tempdir().unwrap();
-    let templates = dir.path().join("templates");
-    std::fs::create_dir_all(&templates).unwrap();
-    let strategies = dir.path().join("strategies");
-    std::fs::create_dir_all(&strategies).unwrap();
-    std::fs::write(strategies.join("test.toml"), STRATEGY).unwrap();
-    let settings = PolicySettings::default();
-    let options = LoadOptions {
-        templates_dir: &templates,
-        default_policy: "us-reg-f",
-        settings: &settings,
-        capacities: &Default::default(),
-    };
-    arrears::strategy::load_dir(&strategies, &options).unwrap_or_else(|errors| panic!("{errors}"))
+    common::strategies_from(STRATEGY).unwrap_or_else(|errors| panic!("{errors}"))
 }
 
 fn fallback() -> Policy {
@@ -99,12 +86,7 @@ fn phone(account: &str) -> String {
 }
 
 async fn import(db: &DatabaseConnection, kind: ImportKind, header: &str, lines: &[String], now: DateTime<Utc>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("file.csv");
-    let mut text = vec![header.to_string()];
-    text.extend(lines.iter().cloned());
-    std::fs::write(&path, text.join("\n") + "\n").unwrap();
-    arrears::import::import_file_at(db, kind, &path, now).await.unwrap_or_else(|error| panic!("{kind:?}: {error}"));
+    common::import_lines(db, kind, header, lines, now).await;
 }
 
 async fn pay(db: &DatabaseConnection, account: &str, amount: &str, paid_at: &str, now: DateTime<Utc>) {

@@ -11,6 +11,7 @@
 
 use super::StoreError;
 use super::book::{money_field, money_text, unpack};
+use super::report::{count, push_period};
 use super::sql::{Sql, get, get_money, is_postgres};
 use crate::domain::{DeliveryState, Money, TaskOrigin};
 use crate::learn::ModelCurves;
@@ -21,22 +22,6 @@ use std::collections::BTreeMap;
 
 /// Rows read per packed page by the paged reads here.
 const PAGE_ROWS: i64 = 50_000;
-
-fn count(row: &sea_orm::QueryResult, index: usize, table: &'static str) -> Result<u64, StoreError> {
-    let value: i64 = get(row, index, table, "count")?;
-    Ok(u64::try_from(value).unwrap_or(0))
-}
-
-/// Appends ` column >= from AND column < to`.
-fn push_period(sql: &mut Sql, column: &str, period: Period) {
-    sql.push(column);
-    sql.push(" >= ");
-    sql.bind(period.from);
-    sql.push(" AND ");
-    sql.push(column);
-    sql.push(" < ");
-    sql.bind(period.to);
-}
 
 /// The UTC hour of a timestamp column as text `YYYY-MM-DDTHH` (SQLite keeps RFC 3339 text;
 /// PostgreSQL a `timestamptz`).

@@ -49,13 +49,13 @@ fn task_group(row: &QueryResult, table: &'static str, id: &str) -> Result<Option
     })
 }
 
-fn count(row: &QueryResult, index: usize, table: &'static str) -> Result<u64, StoreError> {
+pub(super) fn count(row: &QueryResult, index: usize, table: &'static str) -> Result<u64, StoreError> {
     let value: i64 = get(row, index, table, "count")?;
     Ok(u64::try_from(value).unwrap_or(0))
 }
 
 /// Appends ` column >= from AND column < to`.
-fn push_period(sql: &mut Sql, column: &str, period: Period) {
+pub(super) fn push_period(sql: &mut Sql, column: &str, period: Period) {
     sql.push(column);
     sql.push(" >= ");
     sql.bind(period.from);

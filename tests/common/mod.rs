@@ -158,3 +158,39 @@ pub async fn snapshot(db: &DatabaseConnection) -> Snapshot {
         promises: Promises::find().order_by_asc(entity::promises::Column::Id).all(db).await.expect("promises"),
     }
 }
+
+/// Imports `lines` under `header` as a CSV file of `kind` at `now`, through the real importer;
+/// panics with the importer's error.
+pub async fn import_lines(
+    db: &DatabaseConnection,
+    kind: arrears::import::ImportKind,
+    header: &str,
+    lines: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file.csv");
+    let mut text = vec![header.to_string()];
+    text.extend(lines.iter().cloned());
+    std::fs::write(&path, text.join("\n") + "\n").unwrap();
+    arrears::import::import_file_at(db, kind, &path, now).await.unwrap_or_else(|error| panic!("{kind:?}: {error}"));
+}
+
+/// Loads one strategy file of `text` (templates from an empty directory, `us-reg-f` by
+/// default); the errors as text.
+pub fn strategies_from(text: &str) -> Result<arrears::strategy::StrategySet, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let strategies = dir.path().join("strategies");
+    std::fs::create_dir_all(&strategies).unwrap();
+    std::fs::write(strategies.join("test.toml"), text).unwrap();
+    let settings = arrears::policy::PolicySettings::default();
+    let options = arrears::strategy::LoadOptions {
+        templates_dir: &templates,
+        default_policy: "us-reg-f",
+        settings: &settings,
+        capacities: &Default::default(),
+    };
+    arrears::strategy::load_dir(&strategies, &options).map_err(|errors| errors.to_string())
+}
