@@ -10,6 +10,26 @@
 //! writes to the store. No KPI is defined here (`crate::report` and `docs/kpis.md` define
 //! them); what each number on a page is, is in `docs/dashboard.md`.
 
+/// A page's aggregates for `$params` from the cache under `$key`, computed (when missing or
+/// stale) by the page's `$compute(&state, &params, zone, now)`; answers `(cached, zone)`. One
+/// copy of the filter check and the owned copies the cache's background refresh needs.
+macro_rules! cached_page {
+    ($state:expr, $params:expr, $key:expr, $compute:path) => {{
+        let zone = super::portfolio_zone($state)?;
+        let now = $state.clock.now();
+        $params.period(zone, now)?;
+        let (state_copy, params_copy) = ($state.clone(), $params.clone());
+        let cached = $state
+            .dashboard
+            .page(&$key, now, move |now| {
+                let (state, params) = (state_copy.clone(), params_copy.clone());
+                async move { $compute(&state, &params, zone, now).await }
+            })
+            .await?;
+        Ok((cached, zone))
+    }};
+}
+
 pub mod assets;
 pub mod auth;
 pub mod cache;

@@ -77,19 +77,7 @@ async fn compute(state: &AppState, params: &Params, zone: Tz, now: DateTime<Utc>
 
 /// The overview's aggregates for these parameters, from the cache.
 pub(super) async fn data(state: &AppState, params: &Params) -> Result<(Cached<OverviewData>, Tz), PageError> {
-    let zone = portfolio_zone(state)?;
-    let now = state.clock.now();
-    params.period(zone, now)?;
-    let key = Params { others: BTreeMap::new(), ..params.clone() }.cache_key("overview");
-    let (state_copy, params_copy) = (state.clone(), params.clone());
-    let cached = state
-        .dashboard
-        .page(&key, now, move |now| {
-            let (state, params) = (state_copy.clone(), params_copy.clone());
-            async move { compute(&state, &params, zone, now).await }
-        })
-        .await?;
-    Ok((cached, zone))
+    cached_page!(state, params, Params { others: BTreeMap::new(), ..params.clone() }.cache_key("overview"), compute)
 }
 
 #[derive(Serialize)]

@@ -7,7 +7,7 @@ use super::auth::Viewer;
 use super::cache::Cached;
 use super::query::{BadParameter, Params};
 use super::render::{self, Chart, ChartSpec, Series};
-use super::{PageError, kpi_input, kpis_link, period_view, portfolio_zone};
+use super::{PageError, kpi_input, kpis_link, period_view};
 use crate::http::AppState;
 use crate::report::{self, GroupBy, KpiReport, KpiRow, Period, StageOrder};
 use axum::extract::{RawQuery, State};
@@ -39,19 +39,7 @@ async fn compute(state: &AppState, params: &Params, zone: Tz, now: DateTime<Utc>
 }
 
 async fn data(state: &AppState, params: &Params) -> Result<(Cached<StrategiesData>, Tz), PageError> {
-    let zone = portfolio_zone(state)?;
-    let now = state.clock.now();
-    params.period(zone, now)?;
-    let key = Params { others: BTreeMap::new(), ..params.clone() }.cache_key("strategies");
-    let (state_copy, params_copy) = (state.clone(), params.clone());
-    let cached = state
-        .dashboard
-        .page(&key, now, move |now| {
-            let (state, params) = (state_copy.clone(), params_copy.clone());
-            async move { compute(&state, &params, zone, now).await }
-        })
-        .await?;
-    Ok((cached, zone))
+    cached_page!(state, params, Params { others: BTreeMap::new(), ..params.clone() }.cache_key("strategies"), compute)
 }
 
 #[derive(Serialize)]

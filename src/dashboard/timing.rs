@@ -8,7 +8,7 @@ use super::auth::Viewer;
 use super::cache::Cached;
 use super::query::{self, Params};
 use super::render::{self, Chart, ChartSpec, Series};
-use super::{PageError, period_pairs, period_view, portfolio_zone};
+use super::{PageError, period_pairs, period_view};
 use crate::http::AppState;
 use crate::learn::SegmentCurve;
 use crate::report::Period;
@@ -67,18 +67,7 @@ async fn compute(state: &AppState, params: &Params, zone: Tz, now: DateTime<Utc>
 }
 
 async fn data(state: &AppState, params: &Params) -> Result<(Cached<TimingData>, Tz), PageError> {
-    let zone = portfolio_zone(state)?;
-    let now = state.clock.now();
-    params.period(zone, now)?;
-    let (state_copy, params_copy) = (state.clone(), params.clone());
-    let cached = state
-        .dashboard
-        .page(&params.cache_key("timing"), now, move |now| {
-            let (state, params) = (state_copy.clone(), params_copy.clone());
-            async move { compute(&state, &params, zone, now).await }
-        })
-        .await?;
-    Ok((cached, zone))
+    cached_page!(state, params, params.cache_key("timing"), compute)
 }
 
 #[derive(Serialize)]
