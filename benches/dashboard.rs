@@ -12,6 +12,8 @@
 //! `cargo bench --bench dashboard` (1,000,000 accounts, SQLite);
 //! `ARREARS_BENCH_ACCOUNTS=100000` for a quicker run; `ARREARS_BENCH_DATABASE_URL=postgres://…`
 //! (a server whose user may create databases) to measure PostgreSQL instead.
+//! `ARREARS_BENCH_BOOK=DIR` (SQLite) keeps the book in `DIR` and, when `DIR` already holds
+//! one of the same size, loads the pages on it without building it again.
 
 use arrears::clock::Clock;
 use arrears::config::Config;
@@ -79,23 +81,53 @@ async fn database(dir: &Path) -> (String, Option<(String, String)>) {
     }
 }
 
-async fn run() {
-    let accounts = accounts();
-    let now: DateTime<Utc> = NOW.parse().expect("instant");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (url, drop_after) = database(dir.path()).await;
-    let store = if drop_after.is_some() { "PostgreSQL" } else { "SQLite" };
-    println!("# dashboard page loads: {accounts} accounts, {store}, server and client in one process");
-
+/// Builds the book in `dir` (see the module documentation) and answers a connection to it.
+async fn build_book(
+    dir: &Path,
+    url: &str,
+    accounts: usize,
+    now: DateTime<Utc>,
+    set: &arrears::strategy::StrategySet,
+) -> sea_orm::DatabaseConnection {
     let started = Instant::now();
-    ops::synthetic::write_portfolio(dir.path(), accounts, 42, now).expect("synthetic book");
-    let db = arrears::store::connect(&url).await.expect("connect");
+    ops::synthetic::write_portfolio(dir, accounts, 42, now).expect("synthetic book");
+    let db = arrears::store::connect(url).await.expect("connect");
     arrears::store::migrate(&db).await.expect("migrate");
     let setup = now - Duration::days(9);
-    arrears::import::import_file_at(&db, ImportKind::Accounts, &dir.path().join("accounts.csv"), setup)
+    arrears::import::import_file_at(&db, ImportKind::Accounts, &dir.join("accounts.csv"), setup)
         .await
         .expect("import accounts");
     step("accounts imported", started);
+    for days in [8, 3] {
+        ops::plan_and_persist(&db, set, now - Duration::days(days), false).await.expect("plan");
+        step(&format!("planned {days} days before"), started);
+    }
+    for (kind, file) in [(ImportKind::Attempts, "attempts.csv"), (ImportKind::Promises, "promises.csv")] {
+        arrears::import::import_file_at(&db, kind, &dir.join(file), now - Duration::hours(2)).await.expect("import");
+    }
+    let payments = write_payments(dir, accounts, now);
+    arrears::import::import_file_at(&db, ImportKind::Payments, &payments, now - Duration::hours(2))
+        .await
+        .expect("payments");
+    ops::work::evaluate_promises(&db, now - Duration::hours(2), 1).await.expect("promises");
+    ops::plan_and_persist(&db, set, now - Duration::hours(1), false).await.expect("plan");
+    ops::learn::learn(&db, now, 30).await.expect("learn");
+    step("history written (3 plans, payments, promises, model)", started);
+    db
+}
+
+async fn run() {
+    let accounts = accounts();
+    let now: DateTime<Utc> = NOW.parse().expect("instant");
+    let temporary = tempfile::tempdir().expect("tempdir");
+    let kept = std::env::var_os("ARREARS_BENCH_BOOK").map(std::path::PathBuf::from);
+    let dir = kept.as_deref().unwrap_or(temporary.path());
+    std::fs::create_dir_all(dir).expect("book directory");
+    let (url, drop_after) = database(dir).await;
+    let store = if drop_after.is_some() { "PostgreSQL" } else { "SQLite" };
+    println!("# dashboard page loads: {accounts} accounts, {store}, server and client in one process");
+    let ready = dir.join(format!("book-ready-{accounts}"));
+    let reuse = kept.is_some() && drop_after.is_none() && ready.exists();
 
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let settings = Settings {
@@ -105,23 +137,14 @@ async fn run() {
         config: Config::load(Path::new("/nonexistent/arrears.toml"), false).expect("configuration"),
     };
     let set = ops::load_strategies(&settings, &settings.strategies_dir).unwrap_or_else(|errors| panic!("{errors}"));
-    for days in [8, 3] {
-        ops::plan_and_persist(&db, &set, now - Duration::days(days), false).await.expect("plan");
-        step(&format!("planned {days} days before"), started);
-    }
-    for (kind, file) in [(ImportKind::Attempts, "attempts.csv"), (ImportKind::Promises, "promises.csv")] {
-        arrears::import::import_file_at(&db, kind, &dir.path().join(file), now - Duration::hours(2))
-            .await
-            .expect("import");
-    }
-    let payments = write_payments(dir.path(), accounts, now);
-    arrears::import::import_file_at(&db, ImportKind::Payments, &payments, now - Duration::hours(2))
-        .await
-        .expect("payments");
-    ops::work::evaluate_promises(&db, now - Duration::hours(2), 1).await.expect("promises");
-    ops::plan_and_persist(&db, &set, now - Duration::hours(1), false).await.expect("plan");
-    ops::learn::learn(&db, now, 30).await.expect("learn");
-    step("history written (3 plans, payments, promises, model)", started);
+    let db = if reuse {
+        println!("  reusing the book in {}", dir.display());
+        arrears::store::connect(&url).await.expect("connect")
+    } else {
+        let db = build_book(dir, &url, accounts, now, &set).await;
+        std::fs::write(&ready, "").expect("marker");
+        db
+    };
     let tasks = arrears::store::count_tasks(&db).await.expect("count");
     println!("  {tasks} tasks stored");
 

@@ -1,7 +1,8 @@
 //! `arrears serve`: the start-up wiring. Migrates, loads the strategies (any invalid file
 //! stops the start-up with every error), binds, serves the HTTP API (`crate::http`), starts the
 //! scheduler (`crate::scheduler`: plan, release, dispatch, lease reaper, promise watcher),
-//! reloads the strategies on SIGHUP and stops gracefully on SIGTERM or Ctrl-C.
+//! warms the dashboard's cache (`crate::dashboard::spawn_warmer`), reloads the strategies on
+//! SIGHUP and stops gracefully on SIGTERM or Ctrl-C.
 //!
 //! This is the one module that knows both `http` and `scheduler`; the use cases they share are
 //! in `ops` (the live strategy set and its reload: `ops::serve`), and the metrics registry both
@@ -34,11 +35,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let jobs = spawn_background_jobs(&state)?;
     let hangups = spawn_reload_on_hangup(&state);
+    let warmer = crate::dashboard::spawn_warmer(state.clone());
     axum::serve(listener, http::router(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
-    for job in jobs.into_iter().chain(hangups) {
+    for job in jobs.into_iter().chain(hangups).chain([warmer]) {
         job.abort();
     }
     state.db.clone().close().await.ok();

@@ -353,3 +353,32 @@ async fn the_numbers_are_the_kpi_reports_and_are_kept_a_minute() {
         assert!(fresh.contains("as of 01:01 (UTC"), "{b}");
     }
 }
+
+#[tokio::test]
+async fn warming_at_start_answers_every_default_view_from_the_cache() {
+    for app in seeded_apps().await {
+        let b = app.backend();
+        let manager = &app.tokens.manager;
+        app.clock.advance(chrono::Duration::seconds(45));
+        arrears::dashboard::warm(&app.state).await.unwrap_or_else(|error| panic!("{b}: {error}"));
+        app.clock.advance(chrono::Duration::seconds(30));
+        // A payment after the warm-up: every default view still shows what was warmed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payments.csv");
+        std::fs::write(&path, "account_id,amount,paid_at,reference\nU1,250,2026-11-21T15:00:00Z,after-warm\n").unwrap();
+        arrears::import::import_file_at(&app.db.db, arrears::import::ImportKind::Payments, &path, app.clock.now())
+            .await
+            .unwrap();
+        let overview = html(get_with_bearer(&app, "/dashboard", manager).await, b).await;
+        assert!(
+            overview.contains("100.00</strong> USD") && !overview.contains("350.00"),
+            "{b}: the overview was computed by the warm-up, not now"
+        );
+        // 01:01:15 now: the cached pages say when the warm-up read them (the experiments page
+        // reads live).
+        for path in PAGES.iter().filter(|path| !path.contains("experiments")) {
+            let page = html(get_with_bearer(&app, path, manager).await, b).await;
+            assert!(page.contains("as of 01:00 (UTC"), "{b} {path}: the warmed figures:\n{page}");
+        }
+    }
+}

@@ -114,6 +114,40 @@ impl PageError {
     }
 }
 
+/// How often `serve` computes the pages' default views again in the background (besides the
+/// refresh a page's stale figures start when someone looks at it).
+pub const WARM_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Computes every cached page's default view (the last 7 days, no filter; the roll trend ending
+/// now) into the cache, waiting for the background refreshes it starts: what `serve` does when
+/// it starts and then every [`WARM_EVERY`], so a manager's first look at a big book is answered
+/// from the cache.
+pub async fn warm(state: &AppState) -> Result<(), PageError> {
+    let params = Params::default();
+    overview::data(state, &params).await?;
+    strategies::data(state, &params).await?;
+    timing::data(state, &params).await?;
+    operations::data(state, &params).await?;
+    overview::trend_data(state, &params).await?;
+    state.dashboard.settle().await;
+    Ok(())
+}
+
+/// The background task of `serve` that runs [`warm`] at once and then every [`WARM_EVERY`]; a
+/// failure is logged and tried again at the next turn.
+pub fn spawn_warmer(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let started = std::time::Instant::now();
+            match warm(&state).await {
+                Ok(()) => tracing::info!(seconds = started.elapsed().as_secs_f64(), "dashboard: warmed"),
+                Err(error) => tracing::warn!(%error, "dashboard: warming the cache failed"),
+            }
+            tokio::time::sleep(WARM_EVERY).await;
+        }
+    })
+}
+
 /// The portfolio time zone of `arrears.toml` (periods and days are read in it).
 fn portfolio_zone(state: &AppState) -> Result<Tz, PageError> {
     crate::domain::parse_timezone(&state.settings.config.timezone)

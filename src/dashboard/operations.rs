@@ -54,7 +54,7 @@ async fn compute(state: &AppState, params: &Params, zone: Tz, now: DateTime<Utc>
     Ok(OperationsData { period, queues, agents, outbox, dead, runs })
 }
 
-async fn data(state: &AppState, params: &Params) -> Result<(Cached<OperationsData>, Tz), PageError> {
+pub(super) async fn data(state: &AppState, params: &Params) -> Result<(Cached<OperationsData>, Tz), PageError> {
     cached_page!(state, params, params.cache_key("operations"), compute)
 }
 

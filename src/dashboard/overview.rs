@@ -8,7 +8,7 @@ use super::auth::Viewer;
 use super::cache::Cached;
 use super::query::{self, BadParameter, Params};
 use super::render::{self, Chart, ChartSpec, Series};
-use super::{PageError, kpi_input, kpis_link, period_pairs, period_view, portfolio_zone};
+use super::{PageError, kpi_input, kpis_link, period_pairs, period_view};
 use crate::domain::Money;
 use crate::http::AppState;
 use crate::report::roll::RollRow;
@@ -543,7 +543,7 @@ pub(super) async fn csv(state: &AppState, params: &Params, file: &str) -> Result
 }
 
 /// The roll matrices of the [`TREND_WEEKS`] weeks that end at `to`, oldest first: one
-/// `ops::report::kpis` per week.
+/// `ops::report::roll` per week.
 async fn weekly_rolls(
     state: &AppState,
     params: &Params,
@@ -556,10 +556,23 @@ async fn weekly_rolls(
     for back in (0..TREND_WEEKS).rev() {
         let to = end - Duration::days(7 * back);
         let period = Period { from: to - Duration::days(7), to };
-        let report = crate::ops::report::kpis(&state.db, period, GroupBy::Stage, &order, zone).await?;
-        weeks.push((period, report.roll));
+        weeks.push((period, crate::ops::report::roll(&state.db, period, &order).await?));
     }
     Ok(weeks)
+}
+
+/// The weekly roll matrices behind every cell's trend, from the cache (keyed by `to` only:
+/// one computation serves every cell).
+pub(super) async fn trend_data(
+    state: &AppState,
+    params: &Params,
+) -> Result<(Cached<Vec<(Period, RollMatrix)>>, Tz), PageError> {
+    cached_page!(
+        state,
+        params,
+        Params { from: None, to: params.to.clone(), others: BTreeMap::new() }.cache_key("roll-trend"),
+        weekly_rolls
+    )
 }
 
 #[derive(Serialize)]
@@ -597,18 +610,8 @@ async fn render_trend(state: &AppState, viewer: &Viewer, raw: Option<&str>) -> R
         .to_string();
     let to_state =
         params.get("to_state").ok_or_else(|| BadParameter::new("to_state", "required: the cell's column"))?.to_string();
-    let zone = portfolio_zone(state)?;
-    let now = state.clock.now();
-    let period = params.period(zone, now)?;
-    let key = Params { from: None, to: params.to.clone(), others: BTreeMap::new() }.cache_key("roll-trend");
-    let (state_copy, params_copy) = (state.clone(), params.clone());
-    let cached = state
-        .dashboard
-        .page(&key, now, move |now| {
-            let (state, params) = (state_copy.clone(), params_copy.clone());
-            async move { weekly_rolls(&state, &params, zone, now).await }
-        })
-        .await?;
+    let (cached, zone) = trend_data(state, &params).await?;
+    let period = params.period(zone, state.clock.now())?;
     let mut weeks = Vec::new();
     let mut shares = Vec::new();
     let mut labels = Vec::new();

@@ -38,7 +38,7 @@ async fn compute(state: &AppState, params: &Params, zone: Tz, now: DateTime<Utc>
     })
 }
 
-async fn data(state: &AppState, params: &Params) -> Result<(Cached<StrategiesData>, Tz), PageError> {
+pub(super) async fn data(state: &AppState, params: &Params) -> Result<(Cached<StrategiesData>, Tz), PageError> {
     cached_page!(state, params, Params { others: BTreeMap::new(), ..params.clone() }.cache_key("strategies"), compute)
 }
 

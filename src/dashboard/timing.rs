@@ -66,7 +66,7 @@ async fn compute(state: &AppState, params: &Params, zone: Tz, now: DateTime<Utc>
     })
 }
 
-async fn data(state: &AppState, params: &Params) -> Result<(Cached<TimingData>, Tz), PageError> {
+pub(super) async fn data(state: &AppState, params: &Params) -> Result<(Cached<TimingData>, Tz), PageError> {
     cached_page!(state, params, params.cache_key("timing"), compute)
 }
 

@@ -33,6 +33,16 @@ pub async fn kpis(
     Ok(report::aggregate(&input, period, by, order, zone))
 }
 
+/// The roll matrix of `period` alone (`KpiReport.roll` without the rest of the report): the
+/// accounts' states at its bounds, nothing else read.
+pub async fn roll(
+    db: &impl ConnectionTrait,
+    period: Period,
+    order: &StageOrder,
+) -> Result<report::RollMatrix, StoreError> {
+    Ok(report::roll::roll_matrix(&store::account_states(db, period).await?, order))
+}
+
 /// `arrears report`: the period from `from` and `to` (RFC 3339, or dates in the portfolio zone;
 /// by default the 7 days before `now`), printed as text or JSON.
 pub async fn report_command(

@@ -225,45 +225,64 @@ pub async fn cures_in(db: &impl ConnectionTrait, period: Period) -> Result<Vec<C
     Ok(cures)
 }
 
-/// Each account's latest stage entry before `before`: `(stage, at)` by account.
+/// The latest of something before each bound of a period: `[before from, before to]`.
+type AtBounds<T> = [Option<T>; 2];
+
+/// Keeps `value` in the bounds it precedes when it is later than what they hold (by `key`).
+fn keep_latest<T, K: PartialOrd>(
+    bounds: &mut AtBounds<T>,
+    period: Period,
+    at: DateTime<Utc>,
+    value: T,
+    key: impl Fn(&T) -> K,
+) where
+    T: Clone,
+{
+    let later = |held: &Option<T>| held.as_ref().is_none_or(|held| key(&value) > key(held));
+    if at < period.from && later(&bounds[0]) {
+        bounds[0] = Some(value.clone());
+    }
+    if later(&bounds[1]) {
+        bounds[1] = Some(value);
+    }
+}
+
+/// Each account's latest stage entry before each bound (`(stage, at)`; the latest by instant,
+/// then by id), in one scan of the stage history before the period's end.
 async fn latest_stages(
     db: &impl ConnectionTrait,
-    before: DateTime<Utc>,
-) -> Result<HashMap<String, (String, DateTime<Utc>)>, StoreError> {
+    period: Period,
+) -> Result<HashMap<String, AtBounds<(String, DateTime<Utc>, i64)>>, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
-    sql.push(
-        "SELECT account_id, to_stage, at FROM (SELECT account_id, to_stage, at, ROW_NUMBER() OVER \
-         (PARTITION BY account_id ORDER BY at DESC, id DESC) AS n FROM stage_history WHERE at < ",
-    );
-    sql.bind(before);
-    sql.push(") latest WHERE n = 1");
-    let mut stages = HashMap::new();
+    sql.push("SELECT account_id, to_stage, at, id FROM stage_history WHERE at < ");
+    sql.bind(period.to);
+    let mut stages: HashMap<String, AtBounds<(String, DateTime<Utc>, i64)>> = HashMap::new();
     for row in db.query_all_raw(sql.statement()).await? {
-        let account_id: String = get(&row, 0, "stage_history", "account_id")?;
+        let id: i64 = get(&row, 3, "stage_history", "id")?;
+        let account_id: String = get(&row, 0, "stage_history", &id.to_string())?;
         let stage: String = get(&row, 1, "stage_history", &account_id)?;
         let at: DateTime<Utc> = get(&row, 2, "stage_history", &account_id)?;
-        stages.insert(account_id, (stage, at));
+        let bounds = stages.entry(account_id).or_default();
+        keep_latest(bounds, period, at, (stage, at, id), |(_, at, id)| (*at, *id));
     }
     Ok(stages)
 }
 
-/// Each account's latest paid-in-full before `before`.
+/// Each account's latest paid-in-full before each bound, in one scan of those audit rows.
 async fn latest_cures(
     db: &impl ConnectionTrait,
-    before: DateTime<Utc>,
-) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+    period: Period,
+) -> Result<HashMap<String, AtBounds<DateTime<Utc>>>, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     sql.push(
-        "SELECT entity_id, MAX(at) FROM audit_log WHERE action = 'account.paid_in_full' AND entity = 'account' \
-         AND at < ",
+        "SELECT entity_id, at FROM audit_log WHERE action = 'account.paid_in_full' AND entity = 'account' AND at < ",
     );
-    sql.bind(before);
-    sql.push(" GROUP BY entity_id");
-    let mut cures = HashMap::new();
+    sql.bind(period.to);
+    let mut cures: HashMap<String, AtBounds<DateTime<Utc>>> = HashMap::new();
     for row in db.query_all_raw(sql.statement()).await? {
         let account_id: String = get(&row, 0, "audit_log", "entity_id")?;
         let at: DateTime<Utc> = get(&row, 1, "audit_log", &account_id)?;
-        cures.insert(account_id, at);
+        keep_latest(cures.entry(account_id).or_default(), period, at, at, |at| *at);
     }
     Ok(cures)
 }
@@ -272,10 +291,7 @@ async fn latest_cures(
 /// its balance now and the payments it received since the period's start.
 pub async fn account_states(db: &impl ConnectionTrait, period: Period) -> Result<Vec<AccountStates>, StoreError> {
     let backend = db.get_database_backend();
-    let mut start_stages = latest_stages(db, period.from).await?;
-    let mut end_stages = latest_stages(db, period.to).await?;
-    let mut start_cures = latest_cures(db, period.from).await?;
-    let mut end_cures = latest_cures(db, period.to).await?;
+    let (mut stages, mut cures) = (latest_stages(db, period).await?, latest_cures(db, period).await?);
 
     let mut paid: HashMap<String, Money> = HashMap::new();
     let mut sql = Sql::new(backend);
@@ -288,23 +304,24 @@ pub async fn account_states(db: &impl ConnectionTrait, period: Period) -> Result
         *paid.entry(account_id).or_default() += get_money(&row, 2, backend, "payments", &id)?;
     }
 
-    let mut states = Vec::new();
+    let mut states = Vec::with_capacity(stages.len());
     let mut sql = Sql::new(backend);
     sql.push("SELECT id, currency, balance FROM accounts ORDER BY id");
     for row in db.query_all_raw(sql.statement()).await? {
         let account_id: String = get(&row, 0, "accounts", "id")?;
-        let end_stage = end_stages.remove(&account_id);
-        let end_cure = end_cures.remove(&account_id);
+        let [start_stage, end_stage] = stages.remove(&account_id).unwrap_or_default();
+        let [start_cure, end_cure] = cures.remove(&account_id).unwrap_or_default();
         if end_stage.is_none() && end_cure.is_none() {
             continue;
         }
+        let without_id = |(stage, at, _): (String, DateTime<Utc>, i64)| (stage, at);
         states.push(AccountStates {
             currency: get(&row, 1, "accounts", &account_id)?,
             balance_now: get_money(&row, 2, backend, "accounts", &account_id)?,
             paid_since_start: paid.remove(&account_id).unwrap_or_default(),
-            start_stage: start_stages.remove(&account_id),
-            start_cure: start_cures.remove(&account_id),
-            end_stage,
+            start_stage: start_stage.map(without_id),
+            start_cure,
+            end_stage: end_stage.map(without_id),
             end_cure,
             account_id,
         });
