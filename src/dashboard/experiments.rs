@@ -3,12 +3,14 @@
 //! `GET /v1/experiments`) — the summary in plain words, the sample-ratio check, each arm's
 //! entered and matured accounts with every metric's estimate and 95 % interval, each
 //! comparison's verdict and explanation, and a chart of the cure rate by arm with its interval.
-//! This module formats; it computes no statistic and reads no experiment table itself.
+//! Read through the cache like the other pages. This module formats; it computes no statistic
+//! and reads no experiment table itself.
 
 use super::auth::Viewer;
+use super::cache::Cached;
 use super::query::Params;
 use super::render::{self, Chart, ChartSpec, Series};
-use super::{PageError, period_view, portfolio_zone};
+use super::{PageError, period_view};
 use crate::experiment::ExperimentReading;
 use crate::experiment::reading::Role;
 use crate::experiment::stats::{SrmStatus, Verdict};
@@ -16,12 +18,24 @@ use crate::http::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
-/// The experiments' readings as of now.
-pub async fn readings(state: &AppState) -> Result<Vec<ExperimentReading>, PageError> {
+/// The experiments' readings as of `now` (they do not depend on the period).
+async fn readings(
+    state: &AppState,
+    _: &Params,
+    _: Tz,
+    now: DateTime<Utc>,
+) -> Result<Vec<ExperimentReading>, PageError> {
     let strategies = state.strategies.current();
-    crate::ops::experiments::read_all(&state.db, &strategies, state.clock.now()).await.map_err(PageError::from)
+    crate::ops::experiments::read_all(&state.db, &strategies, now).await.map_err(PageError::from)
+}
+
+/// The readings from the cache (one entry: they are the same for every period).
+pub(super) async fn data(state: &AppState, params: &Params) -> Result<(Cached<Vec<ExperimentReading>>, Tz), PageError> {
+    cached_page!(state, params, Params::default().cache_key("experiments"), readings)
 }
 
 #[derive(Serialize)]
@@ -205,17 +219,16 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, RawQuery(raw): 
 
 async fn render_page(state: &AppState, viewer: &Viewer, raw: Option<&str>) -> Result<Response, PageError> {
     let params = Params::parse(raw, &[])?;
-    let zone = portfolio_zone(state)?;
-    let now = state.clock.now();
-    let period = params.period(zone, now)?;
-    let readings = readings(state).await?;
+    let (cached, zone) = data(state, &params).await?;
+    let period = params.period(zone, state.clock.now())?;
+    let readings = &*cached.value;
     let view = ExperimentsView {
         empty: readings.is_empty(),
         readings: readings.iter().enumerate().map(|(index, reading)| reading_view(index, reading)).collect(),
     };
     let mut chrome = viewer.chrome("experiments", "Experiments", &params.period_query());
     chrome.period = Some(period_view(&params, period, zone, "/dashboard/experiments"));
-    chrome.as_of = Some(render::as_of(now, zone));
+    chrome.as_of = Some(render::as_of(cached.as_of, zone));
     Ok(render::page(StatusCode::OK, "experiments", &view, &chrome))
 }
 

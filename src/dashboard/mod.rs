@@ -126,6 +126,7 @@ pub async fn warm(state: &AppState) -> Result<(), PageError> {
     let params = Params::default();
     overview::data(state, &params).await?;
     strategies::data(state, &params).await?;
+    experiments::data(state, &params).await?;
     timing::data(state, &params).await?;
     operations::data(state, &params).await?;
     overview::trend_data(state, &params).await?;

@@ -176,7 +176,7 @@ pub(crate) fn start_of_day(date: NaiveDate, zone: Tz) -> Option<DateTime<Utc>> {
 }
 
 /// The task an attempt carried out, or the one a payment or cure is attributed to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskGroup {
     /// `tasks.stage`.
     pub stage: String,

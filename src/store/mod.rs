@@ -57,8 +57,8 @@ pub use plans::{
 };
 pub use release::{release_candidates, tasks_by_id};
 pub use report::{
-    account_counts, account_states, accounts_attempted, attempt_counts, cures_in, load_kpi_input, payments_in,
-    promises_made, promises_resolved, vintage_entries,
+    AttemptTallies, account_states, attempt_tallies, cures_in, load_kpi_input, payments_in, promises_made,
+    promises_resolved, vintage_entries,
 };
 pub use task_state::{TaskCount, live_task_counts, task_counts};
 pub use tasks::{Audit, ChannelFilter, Claimed, ClosedTask, NewTask};

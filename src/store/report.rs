@@ -65,69 +65,62 @@ pub(super) fn push_period(sql: &mut Sql, column: &str, period: Period) {
     sql.bind(period.to);
 }
 
-/// Attempts made in the period (`attempts.at`), counted by their task's group and outcome.
-pub async fn attempt_counts(db: &impl ConnectionTrait, period: Period) -> Result<Vec<AttemptCount>, StoreError> {
+/// The attempts of a period counted three ways, from one grouped scan of them.
+pub struct AttemptTallies {
+    /// By the attempt's task group, outcome and currency.
+    pub attempts: Vec<AttemptCount>,
+    /// Distinct accounts attempted, by task group and currency.
+    pub accounts: Vec<AccountCount>,
+    /// Distinct accounts attempted, by currency.
+    pub accounts_total: BTreeMap<String, u64>,
+}
+
+/// Attempts made in the period (`attempts.at`): one scan grouped by task group, outcome,
+/// currency and account, counted here by group and outcome and by distinct accounts.
+pub async fn attempt_tallies(db: &impl ConnectionTrait, period: Period) -> Result<AttemptTallies, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     let currency = currency_column();
     sql.push(&format!(
-        "SELECT {GROUP_COLUMNS}, a.outcome, {currency}, COUNT(*), \
+        "SELECT {GROUP_COLUMNS}, a.outcome, {currency}, a.account_id, COUNT(*), \
          SUM(CASE WHEN a.channel = 'human' THEN COALESCE(a.duration_seconds, 0) ELSE 0 END) \
          FROM attempts a LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
     ));
     push_period(&mut sql, "a.at", period);
-    sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, a.outcome, {currency}"));
-    let mut counts = Vec::new();
+    sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, a.outcome, {currency}, a.account_id"));
+    type GroupKey = (Option<TaskGroup>, String);
+    let mut attempts: BTreeMap<(GroupKey, String), (u64, u64)> = BTreeMap::new();
+    let mut accounts: HashMap<GroupKey, std::collections::HashSet<String>> = HashMap::new();
+    let mut total: BTreeMap<String, std::collections::HashSet<String>> = BTreeMap::new();
     for row in db.query_all_raw(sql.statement()).await? {
-        counts.push(AttemptCount {
-            group: task_group(&row, "attempts", "group")?,
-            outcome: get(&row, 4, "attempts", "outcome")?,
-            currency: get(&row, 5, "attempts", "currency")?,
-            count: count(&row, 6, "attempts")?,
-            agent_seconds: count(&row, 7, "attempts")?,
-        });
+        let group = task_group(&row, "attempts", "group")?;
+        let outcome: String = get(&row, 4, "attempts", "outcome")?;
+        let currency: String = get(&row, 5, "attempts", "currency")?;
+        let account_id: String = get(&row, 6, "attempts", "account_id")?;
+        let tally = attempts.entry(((group.clone(), currency.clone()), outcome)).or_default();
+        tally.0 += count(&row, 7, "attempts")?;
+        tally.1 += count(&row, 8, "attempts")?;
+        total.entry(currency.clone()).or_default().insert(account_id.clone());
+        accounts.entry((group, currency)).or_default().insert(account_id);
     }
-    Ok(counts)
-}
-
-/// Distinct accounts attempted in the period, by their attempts' task group and currency.
-pub async fn account_counts(db: &impl ConnectionTrait, period: Period) -> Result<Vec<AccountCount>, StoreError> {
-    let mut sql = Sql::new(db.get_database_backend());
-    let currency = currency_column();
-    sql.push(&format!(
-        "SELECT {GROUP_COLUMNS}, {currency}, COUNT(DISTINCT a.account_id) FROM attempts a \
-         LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
-    ));
-    push_period(&mut sql, "a.at", period);
-    sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, {currency}"));
-    let mut counts = Vec::new();
-    for row in db.query_all_raw(sql.statement()).await? {
-        counts.push(AccountCount {
-            group: task_group(&row, "attempts", "group")?,
-            currency: get(&row, 4, "attempts", "currency")?,
-            accounts: count(&row, 5, "attempts")?,
-        });
-    }
-    Ok(counts)
-}
-
-/// Distinct accounts attempted in the period, by currency.
-pub async fn accounts_attempted(
-    db: &impl ConnectionTrait,
-    period: Period,
-) -> Result<BTreeMap<String, u64>, StoreError> {
-    let mut sql = Sql::new(db.get_database_backend());
-    let currency = currency_column();
-    sql.push(&format!(
-        "SELECT {currency}, COUNT(DISTINCT a.account_id) FROM attempts a \
-         LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
-    ));
-    push_period(&mut sql, "a.at", period);
-    sql.push(&format!(" GROUP BY {currency}"));
-    let mut counts = BTreeMap::new();
-    for row in db.query_all_raw(sql.statement()).await? {
-        counts.insert(get(&row, 0, "attempts", "currency")?, count(&row, 1, "attempts")?);
-    }
-    Ok(counts)
+    let mut accounts: Vec<AccountCount> = accounts
+        .into_iter()
+        .map(|((group, currency), ids)| AccountCount { group, currency, accounts: ids.len() as u64 })
+        .collect();
+    accounts.sort_by(|a, b| (&a.group, &a.currency).cmp(&(&b.group, &b.currency)));
+    Ok(AttemptTallies {
+        attempts: attempts
+            .into_iter()
+            .map(|(((group, currency), outcome), (count, agent_seconds))| AttemptCount {
+                group,
+                outcome,
+                currency,
+                count,
+                agent_seconds,
+            })
+            .collect(),
+        accounts,
+        accounts_total: total.into_iter().map(|(currency, ids)| (currency, ids.len() as u64)).collect(),
+    })
 }
 
 /// Promises made in the period (`made_at`), counted by the group of the task whose attempt
@@ -383,10 +376,11 @@ pub async fn vintage_entries(
 /// Everything the KPI report of a period needs; `zone` is the portfolio's (vintage weeks).
 pub async fn load_kpi_input(db: &impl ConnectionTrait, period: Period, zone: Tz) -> Result<KpiInput, StoreError> {
     let (entries, entry_cures) = vintage_entries(db, period, zone).await?;
+    let tallies = attempt_tallies(db, period).await?;
     Ok(KpiInput {
-        attempts: attempt_counts(db, period).await?,
-        accounts: account_counts(db, period).await?,
-        accounts_total: accounts_attempted(db, period).await?,
+        attempts: tallies.attempts,
+        accounts: tallies.accounts,
+        accounts_total: tallies.accounts_total,
         promises_made: promises_made(db, period).await?,
         promises_resolved: promises_resolved(db, period).await?,
         payments: payments_in(db, period).await?,
