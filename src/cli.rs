@@ -163,8 +163,10 @@ pub enum Command {
         /// Random seed (the same seed gives the same portfolio).
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Simulated days, ending now (at least 1).
-        #[arg(long, default_value_t = 7)]
+        /// Simulated days, ending now (at least 1). The default 8 gives the last 7 days (the
+        /// KPIs' and the dashboard's default period) a day of history before them, so their
+        /// roll matrix has states at its start.
+        #[arg(long, default_value_t = 8)]
         days: u32,
     },
 }

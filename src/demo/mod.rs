@@ -117,10 +117,13 @@ pub async fn run(
     let outcome: PlanOutcome = ops::plan_and_persist(&db, &strategies, now, false).await?;
     writeln!(out, "today, as `serve` plans it (accounts the simulated night already planned add nothing):")?;
     ops::write_summary(&outcome, now, out)?;
-    let period = crate::report::Period { from: run.report.start, to: now + Duration::seconds(1) };
     let order = crate::report::StageOrder::of(&strategies);
     let zone = crate::domain::parse_timezone(&settings.config.timezone)
         .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
+    // The default period of `arrears report` and of the dashboard (the 7 days before now), so
+    // the demo's tables are theirs; with fewer simulated days, from the first one.
+    let week = crate::report::Period::parse(None, None, zone, now + Duration::seconds(1))?;
+    let period = crate::report::Period { from: week.from.max(run.report.start), to: week.to };
     for by in [crate::report::GroupBy::Stage, crate::report::GroupBy::Strategy] {
         writeln!(out)?;
         let kpis = ops::report::kpis(&db, period, by, &order, zone).await?;
