@@ -251,15 +251,16 @@ pub struct AttemptCount {
     pub agent_seconds: u64,
 }
 
-/// Distinct accounts attempted in the period in one task group and currency.
+/// One account attempted in the period under one task group: one per group and account, so a
+/// report row counts its distinct accounts whatever groups it gathers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountCount {
+pub struct AccountAttempted {
     /// The attempts' task group.
     pub group: Option<TaskGroup>,
-    /// The accounts' currency.
+    /// The account's currency.
     pub currency: String,
-    /// How many accounts.
-    pub accounts: u64,
+    /// The account.
+    pub account_id: String,
 }
 
 /// Promises made in the period in one status and task group.
@@ -311,10 +312,8 @@ pub struct CureRow {
 pub struct KpiInput {
     /// Attempts made in the period, by task group, outcome and currency.
     pub attempts: Vec<AttemptCount>,
-    /// Accounts attempted in the period, by task group and currency.
-    pub accounts: Vec<AccountCount>,
-    /// Accounts attempted in the period, by currency, whatever their group (the total row's).
-    pub accounts_total: BTreeMap<String, u64>,
+    /// Accounts attempted in the period, one per task group and account.
+    pub accounts: Vec<AccountAttempted>,
     /// Promises made in the period, by task group and status.
     pub promises_made: Vec<PromiseCount>,
     /// Promises resolved (kept or broken) in the period.
@@ -557,10 +556,18 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy, order: &StageOrd
             entry.right_party_contacts += attempt.count;
         }
     }
-    for accounts in &input.accounts {
-        let entry = row(&mut rows, &accounts.group, by);
-        entry.accounts += accounts.accounts;
-        entry.currency(&accounts.currency).accounts += accounts.accounts;
+    // Distinct accounts per row and per row and currency (a row gathers several groups: a
+    // strategy's stages and rules), and for the total.
+    let mut distinct: HashSet<(String, &str)> = HashSet::new();
+    let mut distinct_total: HashSet<&str> = HashSet::new();
+    for attempted in &input.accounts {
+        let key = key_of(&attempted.group, by);
+        let new_in_row = distinct.insert((key.clone(), attempted.account_id.as_str()));
+        let entry = row(&mut rows, &attempted.group, by);
+        if new_in_row {
+            entry.accounts += 1;
+            entry.currency(&attempted.currency).accounts += 1;
+        }
     }
     for promise in &input.promises_made {
         row(&mut rows, &promise.group, by).promises_made += promise.count;
@@ -599,9 +606,15 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy, order: &StageOrd
         total.add(group);
         group.finish();
     }
-    total.accounts = input.accounts_total.values().sum();
-    for (currency, accounts) in &input.accounts_total {
-        total.currency(currency).accounts = *accounts;
+    total.accounts = 0;
+    for amounts in &mut total.amounts {
+        amounts.accounts = 0;
+    }
+    for attempted in &input.accounts {
+        if distinct_total.insert(attempted.account_id.as_str()) {
+            total.accounts += 1;
+            total.currency(&attempted.currency).accounts += 1;
+        }
     }
     total.finish();
     KpiReport {
@@ -653,12 +666,12 @@ mod tests {
                 attempt(group("M2", "c", None), "no_answer", "USD", 2),
             ],
             accounts: vec![
-                AccountCount { group: group("M1", "a", None), currency: "USD".into(), accounts: 2 },
-                AccountCount { group: group("M1", "b", Some("x")), currency: "CNY".into(), accounts: 1 },
-                AccountCount { group: None, currency: "USD".into(), accounts: 1 },
-                AccountCount { group: group("M2", "c", None), currency: "USD".into(), accounts: 1 },
+                attempted(group("M1", "a", None), "USD", "U1"),
+                attempted(group("M1", "a", None), "USD", "U2"),
+                attempted(group("M1", "b", Some("x")), "CNY", "C1"),
+                attempted(None, "USD", "U3"),
+                attempted(group("M2", "c", None), "USD", "U1"),
             ],
-            accounts_total: [("USD".to_string(), 3), ("CNY".to_string(), 1)].into(),
             promises_made: vec![PromiseCount { group: group("M1", "b", Some("x")), status: "open".into(), count: 1 }],
             promises_resolved: vec![
                 ResolvedPromise {
@@ -685,6 +698,36 @@ mod tests {
 
     fn report(by: GroupBy) -> KpiReport {
         aggregate(&input(), period(), by, &StageOrder::new([("M1", 1), ("M2", 31)]), zone())
+    }
+
+    fn attempted(group: Option<TaskGroup>, currency: &str, account: &str) -> AccountAttempted {
+        AccountAttempted { group, currency: currency.into(), account_id: account.into() }
+    }
+
+    #[test]
+    fn an_account_attempted_under_several_groups_of_a_row_counts_once_in_it() {
+        // U1 attempted under rules a and b in M1 and under a in M2; U2 under a in M2.
+        let input = KpiInput {
+            accounts: vec![
+                attempted(group("M1", "a", None), "USD", "U1"),
+                attempted(group("M1", "b", None), "USD", "U1"),
+                attempted(group("M2", "a", None), "USD", "U1"),
+                attempted(group("M2", "a", None), "USD", "U2"),
+            ],
+            ..KpiInput::default()
+        };
+        let order = StageOrder::new([("M1", 1), ("M2", 31)]);
+        let accounts = |by: GroupBy| -> Vec<(String, u64, u64)> {
+            let report = aggregate(&input, period(), by, &order, zone());
+            let usd = |row: &KpiRow| row.amounts_in("USD").map_or(0, |amounts| amounts.accounts);
+            report.groups.iter().chain([&report.total]).map(|row| (row.group.clone(), row.accounts, usd(row))).collect()
+        };
+        let rows = |rows: &[(&str, u64)]| -> Vec<(String, u64, u64)> {
+            rows.iter().map(|(name, count)| (name.to_string(), *count, *count)).collect()
+        };
+        assert_eq!(accounts(GroupBy::Stage), rows(&[("M1", 1), ("M2", 2), ("total", 2)]));
+        assert_eq!(accounts(GroupBy::Rule), rows(&[("s/a", 2), ("s/b", 1), ("total", 2)]));
+        assert_eq!(accounts(GroupBy::Strategy), rows(&[("s", 2), ("total", 2)]));
     }
 
     #[test]

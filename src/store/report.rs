@@ -12,8 +12,8 @@ use super::StoreError;
 use super::sql::{Sql, get, get_money};
 use crate::domain::Money;
 use crate::report::{
-    AccountCount, AccountStates, AttemptCount, CureRow, KpiInput, PaymentRow, Period, PromiseCount, ResolvedPromise,
-    TaskGroup, UNKNOWN_CURRENCY, VintageEntry,
+    AccountAttempted, AccountStates, AttemptCount, CureRow, KpiInput, PaymentRow, Period, PromiseCount,
+    ResolvedPromise, TaskGroup, UNKNOWN_CURRENCY, VintageEntry,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -65,18 +65,16 @@ pub(super) fn push_period(sql: &mut Sql, column: &str, period: Period) {
     sql.bind(period.to);
 }
 
-/// The attempts of a period counted three ways, from one grouped scan of them.
+/// The attempts of a period, from one grouped scan of them.
 pub struct AttemptTallies {
     /// By the attempt's task group, outcome and currency.
     pub attempts: Vec<AttemptCount>,
-    /// Distinct accounts attempted, by task group and currency.
-    pub accounts: Vec<AccountCount>,
-    /// Distinct accounts attempted, by currency.
-    pub accounts_total: BTreeMap<String, u64>,
+    /// The accounts attempted: one per task group and account.
+    pub accounts: Vec<AccountAttempted>,
 }
 
 /// Attempts made in the period (`attempts.at`): one scan grouped by task group, outcome,
-/// currency and account, counted here by group and outcome and by distinct accounts.
+/// currency and account, counted here by group and outcome, and listed by group and account.
 pub async fn attempt_tallies(db: &impl ConnectionTrait, period: Period) -> Result<AttemptTallies, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     let currency = currency_column();
@@ -87,30 +85,27 @@ pub async fn attempt_tallies(db: &impl ConnectionTrait, period: Period) -> Resul
     ));
     push_period(&mut sql, "a.at", period);
     sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, a.outcome, {currency}, a.account_id"));
-    type GroupKey = (Option<TaskGroup>, String);
-    let mut attempts: BTreeMap<(GroupKey, String), (u64, u64)> = BTreeMap::new();
-    let mut accounts: HashMap<GroupKey, std::collections::HashSet<String>> = HashMap::new();
-    let mut total: BTreeMap<String, std::collections::HashSet<String>> = BTreeMap::new();
+    let mut attempts: BTreeMap<(Option<TaskGroup>, String, String), (u64, u64)> = BTreeMap::new();
+    let mut accounts: std::collections::HashSet<(Option<TaskGroup>, String, String)> = Default::default();
     for row in db.query_all_raw(sql.statement()).await? {
         let group = task_group(&row, "attempts", "group")?;
         let outcome: String = get(&row, 4, "attempts", "outcome")?;
         let currency: String = get(&row, 5, "attempts", "currency")?;
         let account_id: String = get(&row, 6, "attempts", "account_id")?;
-        let tally = attempts.entry(((group.clone(), currency.clone()), outcome)).or_default();
+        let tally = attempts.entry((group.clone(), currency.clone(), outcome)).or_default();
         tally.0 += count(&row, 7, "attempts")?;
         tally.1 += count(&row, 8, "attempts")?;
-        total.entry(currency.clone()).or_default().insert(account_id.clone());
-        accounts.entry((group, currency)).or_default().insert(account_id);
+        accounts.insert((group, currency, account_id));
     }
-    let mut accounts: Vec<AccountCount> = accounts
+    let mut accounts: Vec<AccountAttempted> = accounts
         .into_iter()
-        .map(|((group, currency), ids)| AccountCount { group, currency, accounts: ids.len() as u64 })
+        .map(|(group, currency, account_id)| AccountAttempted { group, currency, account_id })
         .collect();
-    accounts.sort_by(|a, b| (&a.group, &a.currency).cmp(&(&b.group, &b.currency)));
+    accounts.sort_by(|a, b| (&a.group, &a.account_id).cmp(&(&b.group, &b.account_id)));
     Ok(AttemptTallies {
         attempts: attempts
             .into_iter()
-            .map(|(((group, currency), outcome), (count, agent_seconds))| AttemptCount {
+            .map(|((group, currency, outcome), (count, agent_seconds))| AttemptCount {
                 group,
                 outcome,
                 currency,
@@ -119,7 +114,6 @@ pub async fn attempt_tallies(db: &impl ConnectionTrait, period: Period) -> Resul
             })
             .collect(),
         accounts,
-        accounts_total: total.into_iter().map(|(currency, ids)| (currency, ids.len() as u64)).collect(),
     })
 }
 
@@ -380,7 +374,6 @@ pub async fn load_kpi_input(db: &impl ConnectionTrait, period: Period, zone: Tz)
     Ok(KpiInput {
         attempts: tallies.attempts,
         accounts: tallies.accounts,
-        accounts_total: tallies.accounts_total,
         promises_made: promises_made(db, period).await?,
         promises_resolved: promises_resolved(db, period).await?,
         payments: payments_in(db, period).await?,
