@@ -5,6 +5,7 @@ mod account;
 mod capacity;
 mod codes;
 pub mod effects;
+mod funding;
 mod history;
 pub mod promise;
 mod reason;
@@ -12,6 +13,7 @@ mod reason;
 pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
 pub use capacity::{QueueCapacity, QueueName};
 pub use codes::{Cap, Channel, DeliveryState, Flag, Flags, Outcome, ParseCodeError, TaskOrigin, TaskState};
+pub use funding::{FundingShare, FundingShares};
 pub use history::{AttemptRecord, History, InFlight, Ledger, PromiseRecord};
 pub use reason::Reason;
 
