@@ -556,15 +556,17 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy, order: &StageOrd
             entry.right_party_contacts += attempt.count;
         }
     }
-    // Distinct accounts per row and per row and currency (a row gathers several groups: a
-    // strategy's stages and rules), and for the total.
+    // Distinct accounts per row (a row gathers several groups: a strategy's stages and rules)
+    // and for the total, by currency.
     let mut distinct: HashSet<(String, &str)> = HashSet::new();
     let mut distinct_total: HashSet<&str> = HashSet::new();
+    let mut total_accounts: BTreeMap<&str, u64> = BTreeMap::new();
     for attempted in &input.accounts {
-        let key = key_of(&attempted.group, by);
-        let new_in_row = distinct.insert((key.clone(), attempted.account_id.as_str()));
-        let entry = row(&mut rows, &attempted.group, by);
-        if new_in_row {
+        if distinct_total.insert(attempted.account_id.as_str()) {
+            *total_accounts.entry(attempted.currency.as_str()).or_default() += 1;
+        }
+        if distinct.insert((key_of(&attempted.group, by), attempted.account_id.as_str())) {
+            let entry = row(&mut rows, &attempted.group, by);
             entry.accounts += 1;
             entry.currency(&attempted.currency).accounts += 1;
         }
@@ -606,15 +608,10 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy, order: &StageOrd
         total.add(group);
         group.finish();
     }
-    total.accounts = 0;
+    // The rows' sums count an account attempted in two rows twice: the total counts it once.
+    total.accounts = total_accounts.values().sum();
     for amounts in &mut total.amounts {
-        amounts.accounts = 0;
-    }
-    for attempted in &input.accounts {
-        if distinct_total.insert(attempted.account_id.as_str()) {
-            total.accounts += 1;
-            total.currency(&attempted.currency).accounts += 1;
-        }
+        amounts.accounts = total_accounts.get(amounts.currency.as_str()).copied().unwrap_or(0);
     }
     total.finish();
     KpiReport {

@@ -97,11 +97,10 @@ pub async fn attempt_tallies(db: &impl ConnectionTrait, period: Period) -> Resul
         tally.1 += count(&row, 8, "attempts")?;
         accounts.insert((group, currency, account_id));
     }
-    let mut accounts: Vec<AccountAttempted> = accounts
+    let accounts = accounts
         .into_iter()
         .map(|(group, currency, account_id)| AccountAttempted { group, currency, account_id })
         .collect();
-    accounts.sort_by(|a, b| (&a.group, &a.account_id).cmp(&(&b.group, &b.account_id)));
     Ok(AttemptTallies {
         attempts: attempts
             .into_iter()
@@ -245,8 +244,8 @@ async fn latest_stages(
     sql.bind(period.to);
     let mut stages: HashMap<String, AtBounds<(String, DateTime<Utc>, i64)>> = HashMap::new();
     for row in db.query_all_raw(sql.statement()).await? {
-        let id: i64 = get(&row, 3, "stage_history", "id")?;
-        let account_id: String = get(&row, 0, "stage_history", &id.to_string())?;
+        let account_id: String = get(&row, 0, "stage_history", "account_id")?;
+        let id: i64 = get(&row, 3, "stage_history", &account_id)?;
         let stage: String = get(&row, 1, "stage_history", &account_id)?;
         let at: DateTime<Utc> = get(&row, 2, "stage_history", &account_id)?;
         let bounds = stages.entry(account_id).or_default();
