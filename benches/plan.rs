@@ -120,6 +120,7 @@ fn portfolio(accounts: usize, now: DateTime<Utc>) -> Portfolio {
             scores: vec![("loss".into(), rng.random_range(0.0..1.0))],
             attrs: vec![],
             broken_promises: 0,
+            funders: None,
         });
     }
     book

@@ -102,9 +102,13 @@ pub enum Command {
         /// Group the KPIs by stage, strategy, rule or arm.
         #[arg(long, value_enum, default_value = "stage")]
         by: crate::report::GroupBy,
-        /// text (tables for people) or json.
+        /// A co-lending funder's share: only the accounts it holds a share of, every amount cut
+        /// to its share (`(none)`: the accounts no funder holds a share of).
+        #[arg(long)]
+        funder: Option<String>,
+        /// text (tables for people), json, or csv (one figure per line: a funder's daily file).
         #[arg(long, value_enum, default_value = "text")]
-        format: ops::report::ReportFormat,
+        format: ops::report::KpiFormat,
     },
     /// Read the champion/challenger experiments: each arm's metrics at the horizon with 95 %
     /// intervals, the always-valid comparison with the champion, the sample-ratio check, and
@@ -244,6 +248,10 @@ pub enum TokenCommand {
         /// The agent id (required for role agent, refused for the others).
         #[arg(long)]
         agent: Option<String>,
+        /// The funder whose share the token reads (required for role funder, refused for the
+        /// others).
+        #[arg(long)]
+        funder: Option<String>,
         /// A note for operators (who or what uses the token).
         #[arg(long)]
         label: Option<String>,
@@ -340,12 +348,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ops::flags::flag_command(&settings, action, &account_id, &flag, &reason, &operator(), now, &mut out)
                 .await?;
         }
-        Command::Report { from, to, by, format } => {
+        Command::Report { from, to, by, funder, format } => {
             ops::report::report_command(
                 &settings,
                 from.as_deref(),
                 to.as_deref(),
                 by,
+                funder.as_deref(),
                 format,
                 chrono::Utc::now(),
                 &mut out,
@@ -357,8 +366,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
         }
         Command::Serve => crate::serve::serve(settings).await?,
-        Command::Token { command: TokenCommand::Create { role, agent, label } } => {
-            let token = ops::tokens::create_command(&settings, role, agent.as_deref(), label.as_deref()).await?;
+        Command::Token { command: TokenCommand::Create { role, agent, funder, label } } => {
+            let token =
+                ops::tokens::create_command(&settings, role, agent.as_deref(), funder.as_deref(), label.as_deref())
+                    .await?;
             writeln!(out, "{token}")?;
         }
         Command::Simulate { days, accounts, book, seed, vs, robot_calls_per_hour, oracle, format } => {

@@ -44,6 +44,7 @@ fn world(zones: &[Tz]) -> World {
             scores: vec![],
             attrs: vec![],
             broken_promises: 0,
+            funders: None,
         },
         borrower: Borrower {
             id: "B1".into(),

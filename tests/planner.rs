@@ -78,6 +78,7 @@ fn account(due_date: &str) -> Account {
         scores: vec![],
         attrs: vec![],
         broken_promises: 0,
+        funders: None,
     }
 }
 

@@ -214,7 +214,7 @@ fn usd(row: &KpiRow) -> (Decimal, Option<Decimal>) {
 
 async fn kpis_of(db: &DatabaseConnection, period: Period, by: GroupBy) -> KpiReport {
     let order = StageOrder::of(&strategies());
-    kpis(db, period, by, &order, "America/New_York".parse().unwrap()).await.unwrap()
+    kpis(db, period, by, &order, "America/New_York".parse().unwrap(), &arrears::report::FunderScope::All).await.unwrap()
 }
 
 #[tokio::test]

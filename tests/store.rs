@@ -37,6 +37,7 @@ fn account(id: &str, borrower: &str, amount: &str) -> Account {
         scores: vec![],
         attrs: vec![],
         broken_promises: 0,
+        funders: None,
     }
 }
 

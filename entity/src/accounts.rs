@@ -40,6 +40,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub engine_flags: String,
     pub updated_at: DateTimeUtc,
+    /// Funding shares, `funder:share;...` in canonical form; null when wholly the lender's own.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub funders: Option<String>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

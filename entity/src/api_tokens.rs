@@ -21,6 +21,9 @@ pub struct Model {
     pub label: Option<String>,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The funder a `funder` role token reads for.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub funder: Option<String>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

@@ -13,6 +13,7 @@ mod m20261122_000005_release;
 mod m20261126_000006_gate;
 mod m20261201_000007_models;
 mod m20261202_000008_experiments;
+mod m20261203_000009_funders;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_gate::Migration),
             Box::new(m20261201_000007_models::Migration),
             Box::new(m20261202_000008_experiments::Migration),
+            Box::new(m20261203_000009_funders::Migration),
         ]
     }
 }

@@ -46,6 +46,7 @@ mod timing;
 pub use cache::DashboardCache;
 
 use crate::http::AppState;
+use crate::report::FunderScope;
 use crate::report::{KpiInput, Period};
 use crate::store::StoreError;
 use auth::Viewer;
@@ -169,7 +170,7 @@ async fn kpi_input(
         .dashboard
         .fresh(&key, now, || async {
             let period = period_only.period(zone, now)?;
-            let input = crate::store::load_kpi_input(&state.db, period, zone).await?;
+            let input = crate::store::load_kpi_input(&state.db, period, zone, &FunderScope::All).await?;
             Ok::<_, PageError>((period, input))
         })
         .await

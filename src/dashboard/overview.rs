@@ -556,7 +556,10 @@ async fn weekly_rolls(
     for back in (0..TREND_WEEKS).rev() {
         let to = end - Duration::days(7 * back);
         let period = Period { from: to - Duration::days(7), to };
-        weeks.push((period, crate::ops::report::roll(&state.db, period, &order).await?));
+        weeks.push((
+            period,
+            crate::ops::report::roll(&state.db, period, &order, &crate::report::FunderScope::All).await?,
+        ));
     }
     Ok(weeks)
 }

@@ -126,7 +126,7 @@ pub async fn run(
     let period = crate::report::Period { from: week.from.max(run.report.start), to: week.to };
     for by in [crate::report::GroupBy::Stage, crate::report::GroupBy::Strategy] {
         writeln!(out)?;
-        let kpis = ops::report::kpis(&db, period, by, &order, zone).await?;
+        let kpis = ops::report::kpis(&db, period, by, &order, zone, &crate::report::FunderScope::All).await?;
         crate::report::write_groups(&kpis, out)?;
         if by == crate::report::GroupBy::Strategy {
             // The roll matrix and vintages are the portfolio's: printed once, after the groups.

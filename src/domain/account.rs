@@ -1,6 +1,6 @@
 //! Accounts, borrowers and their contact points as the planner and the store see them.
 
-use super::{Channel, Flags, Money};
+use super::{Channel, Flags, FundingShares, Money};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap as HashMap;
@@ -108,6 +108,8 @@ pub struct Account {
     pub attrs: Vec<(String, String)>,
     /// Promises made on this account and broken so far.
     pub broken_promises: u32,
+    /// Who funds it and in what share (co-lending); `None` when it is wholly the lender's own.
+    pub funders: Option<FundingShares>,
 }
 
 impl Account {

@@ -13,6 +13,11 @@ use super::Money;
 use rust_decimal::RoundingStrategy;
 use std::fmt;
 
+/// Whether `name` is a funder's name: lower-case letters, digits, `-` and `_`, not empty.
+pub fn is_funder_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 /// One funder's share of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FundingShare {
@@ -41,9 +46,7 @@ impl FundingShares {
             let (funder, share) =
                 part.split_once(':').ok_or_else(|| format!("`{part}`: expected funder:share, e.g. bank-a:0.7"))?;
             let funder = funder.trim();
-            if funder.is_empty()
-                || !funder.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            {
+            if !is_funder_name(funder) {
                 return Err(format!("`{funder}`: a funder name is lower-case letters, digits, - and _"));
             }
             if shares.iter().any(|held| held.funder == funder) {
@@ -107,6 +110,35 @@ impl FundingShares {
             left -= step;
         }
         parts.into_iter().map(|(funder, part, _)| (funder, part)).collect()
+    }
+}
+
+/// The decimal places of `currency`'s minor unit (ISO 4217: 2 for USD, 0 for JPY, 3 for KWD);
+/// 2 for a code ISO 4217 does not list.
+pub fn minor_unit(currency: &str) -> u32 {
+    iso_currency::Currency::from_code(currency).and_then(|code| code.exponent()).map_or(2, u32::from)
+}
+
+impl FundingShares {
+    /// `amount` in `currency` split between the funders by the rounding rule, at the currency's
+    /// minor unit, or at the amount's own scale when it is finer (a stored `10.005` is split to
+    /// the tenth of a cent), so the parts always sum to `amount` exactly.
+    pub fn split_in(&self, amount: Money, currency: &str) -> Vec<(&str, Money)> {
+        self.split(amount, minor_unit(currency).max(amount.scale()))
+    }
+
+    /// `funder`'s part of `amount` in `currency` ([`FundingShares::split_in`]); zero when it
+    /// has no share.
+    pub fn part_of(&self, funder: &str, amount: Money, currency: &str) -> Money {
+        self.split_in(amount, currency)
+            .into_iter()
+            .find(|(name, _)| *name == funder)
+            .map_or(Money::ZERO, |(_, part)| part)
+    }
+
+    /// Whether `funder` holds a share.
+    pub fn has(&self, funder: &str) -> bool {
+        self.0.iter().any(|share| share.funder == funder)
     }
 }
 
@@ -181,5 +213,20 @@ mod tests {
         assert_eq!(FundingShares::sole("platform").split(money("12.345"), 2), [("platform", money("12.34"))]);
         let shares = FundingShares::parse("a:0.5;b:0.5").unwrap();
         assert_eq!(shares.split(money("101"), 0), [("a", money("51")), ("b", money("50"))]);
+    }
+
+    #[test]
+    fn amounts_split_at_their_currency_minor_unit_or_finer_and_never_lose_a_fraction() {
+        let shares = FundingShares::parse("a:0.3333333333;b:0.3333333333;c:0.3333333334").unwrap();
+        assert_eq!(minor_unit("USD"), 2);
+        assert_eq!(minor_unit("JPY"), 0);
+        assert_eq!(minor_unit("KWD"), 3);
+        let yen = shares.split_in(money("100"), "JPY");
+        assert_eq!(yen, [("a", money("33")), ("b", money("33")), ("c", money("34"))]);
+        let fine = shares.split_in(money("10.005"), "USD");
+        assert_eq!(fine.iter().map(|(_, part)| *part).sum::<Money>(), money("10.005"));
+        assert_eq!(shares.part_of("b", money("1"), "USD"), money("0.33"));
+        assert_eq!(shares.part_of("z", money("1"), "USD"), Money::ZERO);
+        assert!(shares.has("c") && !shares.has("z"));
     }
 }

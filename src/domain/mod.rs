@@ -13,7 +13,7 @@ mod reason;
 pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
 pub use capacity::{QueueCapacity, QueueName};
 pub use codes::{Cap, Channel, DeliveryState, Flag, Flags, Outcome, ParseCodeError, TaskOrigin, TaskState};
-pub use funding::{FundingShare, FundingShares};
+pub use funding::{FundingShare, FundingShares, is_funder_name, minor_unit};
 pub use history::{AttemptRecord, History, InFlight, Ledger, PromiseRecord};
 pub use reason::Reason;
 

@@ -88,6 +88,8 @@ pub struct AccountOut {
     pub attrs: BTreeMap<String, String>,
     /// Promises broken so far.
     pub broken_promises: i32,
+    /// Co-lending funding shares (`bank-a:0.7;platform:0.3`); null: wholly the lender's own.
+    pub funders: Option<String>,
     /// The stage the last plan put it in.
     pub stage: Option<String>,
     /// Last change by an import.
@@ -230,6 +232,7 @@ impl From<AccountView> for AccountOut {
             scores: view.scores,
             attrs: view.attrs,
             broken_promises: view.broken_promises,
+            funders: view.funders,
             stage: view.stage,
             updated_at: view.updated_at,
             open_promises: view

@@ -27,7 +27,7 @@ pub const ACCOUNT_COLUMNS: &[&str] = &[
     "consent_robot",
 ];
 
-const SPEC: ColumnSpec = ColumnSpec { required: ACCOUNT_COLUMNS, optional: &["opt_outs"], dynamic: true };
+const SPEC: ColumnSpec = ColumnSpec { required: ACCOUNT_COLUMNS, optional: &["opt_outs", "funders"], dynamic: true };
 
 /// Where each column is.
 struct Columns {
@@ -46,6 +46,7 @@ struct Columns {
     flags: usize,
     consent_robot: usize,
     opt_outs: Option<usize>,
+    funders: Option<usize>,
     scores: Vec<(usize, String)>,
     attrs: Vec<(usize, String)>,
 }
@@ -70,6 +71,7 @@ impl Columns {
             flags: at("flags"),
             consent_robot: at("consent_robot"),
             opt_outs: header.index("opt_outs"),
+            funders: header.index("funders"),
             scores: header.with_prefix("score."),
             attrs: header.with_prefix("attr."),
         }
@@ -188,6 +190,7 @@ fn parse_row(row: &Row<'_>, columns: &Columns, errors: &mut Errors, batch: &mut 
             .filter(|(index, _)| !row.field(*index).is_empty())
             .map(|(index, name)| (name.clone(), row.field(*index).to_string()))
             .collect(),
+        funders: columns.funders.map(|index| row.field(index)).unwrap_or_default(),
     };
     let mut row_errors = Vec::new();
     batch.add(at, &record, &mut row_errors);

@@ -9,7 +9,8 @@ pub(crate) use super::csvfile::{
     parse_amount, parse_date, parse_instant, parse_positive_money, parse_required, reason,
 };
 use crate::domain::{
-    Account, Borrower, Channel, ContactKind, ContactPoint, Flags, parse_email, parse_phone, parse_timezone,
+    Account, Borrower, Channel, ContactKind, ContactPoint, Flags, FundingShares, parse_email, parse_phone,
+    parse_timezone,
 };
 use chrono_tz::Tz;
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ pub(crate) struct AccountRecord<'a> {
     pub opt_outs: Vec<&'a str>,
     pub scores: Option<Vec<(String, f64)>>,
     pub attrs: Vec<(String, String)>,
+    /// Funding shares as written (`bank-a:0.7;platform:0.3`); empty for the lender's own.
+    pub funders: &'a str,
 }
 
 /// An opt-out as written, kept until the borrower's contact points are all known.
@@ -173,6 +176,16 @@ impl<P: Position> AccountBatch<P> {
                 Flags::NONE
             }
         };
+        let funders = match record.funders.trim() {
+            "" => None,
+            text => match FundingShares::parse(text) {
+                Ok(shares) => Some(shares),
+                Err(message) => {
+                    errors.push(FieldError::new(at.clone(), "funders", Some(record.funders), message));
+                    None
+                }
+            },
+        };
         let mut opt_outs = Vec::new();
         for item in &record.opt_outs {
             match parse_opt_out(item) {
@@ -264,6 +277,7 @@ impl<P: Position> AccountBatch<P> {
             scores,
             attrs: record.attrs.iter().filter(|(_, value)| !value.is_empty()).cloned().collect(),
             broken_promises: 0,
+            funders,
         });
     }
 

@@ -110,6 +110,11 @@ pub struct AccountIn {
     /// String attributes by name.
     #[serde(default)]
     pub attrs: BTreeMap<String, String>,
+    /// Co-lending funding shares, `funder:share;...` summing to 1 (absent or empty: wholly the
+    /// lender's own).
+    #[serde(default)]
+    #[schema(example = "bank-a:0.7;platform:0.3")]
+    pub funders: Option<String>,
 }
 
 /// One payment as `POST /v1/payments` takes it.
@@ -245,6 +250,7 @@ pub async fn ingest_accounts(
             opt_outs: item.opt_outs.iter().map(|opt_out| opt_out.trim()).collect(),
             scores: Some(item.scores.iter().map(|(model, score)| (model.clone(), *score)).collect()),
             attrs: item.attrs.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
+            funders: item.funders.as_deref().unwrap_or(""),
         };
         batch.add(Item(index), &record, &mut errors);
     }

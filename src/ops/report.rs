@@ -3,7 +3,7 @@
 //! in `crate::report` and `docs/operations.md`.
 
 use super::{Settings, connect};
-use crate::report::{self, GroupBy, KpiReport, Period, StageOrder};
+use crate::report::{self, FunderScope, GroupBy, KpiReport, Period, StageOrder};
 use crate::store::{self, StoreError};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -20,17 +20,38 @@ pub enum ReportFormat {
     Json,
 }
 
-/// The KPI report of `period`, grouped `by`; `order` (the strategies' stages) says which stage
-/// is worse, `zone` (the portfolio's) cuts the vintages' weeks.
+/// `arrears report --format`: [`ReportFormat`]'s two, and CSV.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KpiFormat {
+    /// Aligned tables for people.
+    #[default]
+    Text,
+    /// The report as one JSON object (as `GET /v1/reports/kpis` answers it).
+    Json,
+    /// One figure per line (`section,group,state,currency,metric,value`): the daily file a
+    /// funder loads (`report --funder bank-a --format csv`).
+    Csv,
+}
+
+/// The KPI report of `period` for the accounts of `scope` (a funder's share, or the whole
+/// portfolio), grouped `by`; `order` (the strategies' stages) says which stage is worse, `zone`
+/// (the portfolio's) cuts the vintages' weeks.
 pub async fn kpis(
     db: &impl ConnectionTrait,
     period: Period,
     by: GroupBy,
     order: &StageOrder,
     zone: chrono_tz::Tz,
+    scope: &FunderScope,
 ) -> Result<KpiReport, StoreError> {
-    let input = store::load_kpi_input(db, period, zone).await?;
-    Ok(report::aggregate(&input, period, by, order, zone))
+    let input = store::load_kpi_input(db, period, zone, scope).await?;
+    Ok(scoped(report::aggregate(&input, period, by, order, zone), scope))
+}
+
+/// `report` labelled with the scope its rows were read for.
+pub fn scoped(mut report: KpiReport, scope: &FunderScope) -> KpiReport {
+    report.funder = scope.label();
+    report
 }
 
 /// The roll matrix of `period` alone (`KpiReport.roll` without the rest of the report): the
@@ -39,32 +60,45 @@ pub async fn roll(
     db: &impl ConnectionTrait,
     period: Period,
     order: &StageOrder,
+    scope: &FunderScope,
 ) -> Result<report::RollMatrix, StoreError> {
-    Ok(report::roll::roll_matrix(&store::account_states(db, period).await?, order))
+    let mut input = report::KpiInput { states: store::account_states(db, period, scope).await?, ..Default::default() };
+    if let Some(funder) = scope.funder() {
+        report::funder::take_share(&mut input, funder, &store::funding_shares(db, scope).await?);
+    }
+    Ok(report::roll::roll_matrix(&input.states, order))
 }
 
 /// `arrears report`: the period from `from` and `to` (RFC 3339, or dates in the portfolio zone;
-/// by default the 7 days before `now`), printed as text or JSON.
+/// by default the 7 days before `now`) for `funder`'s share (or the whole portfolio), printed
+/// as text, JSON or CSV.
+#[allow(clippy::too_many_arguments)]
 pub async fn report_command(
     settings: &Settings,
     from: Option<&str>,
     to: Option<&str>,
     by: GroupBy,
-    format: ReportFormat,
+    funder: Option<&str>,
+    format: KpiFormat,
     now: DateTime<Utc>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let zone = crate::domain::parse_timezone(&settings.config.timezone)
         .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
     let period = Period::parse(from, to, zone, now).map_err(|error| anyhow::anyhow!("--{error}"))?;
+    let scope = match funder {
+        Some(text) => FunderScope::parse(text).map_err(|error| anyhow::anyhow!("--{error}"))?,
+        None => FunderScope::All,
+    };
     let db = connect(settings).await?;
     let order = super::load_strategies(settings, &settings.strategies_dir)
         .map(|strategies| StageOrder::of(&strategies))
         .map_err(|errors| anyhow::anyhow!("the strategies (which order the stages) are invalid:\n{errors}"))?;
-    let report = kpis(&db, period, by, &order, zone).await.context("cannot read the report's data")?;
+    let report = kpis(&db, period, by, &order, zone, &scope).await.context("cannot read the report's data")?;
     match format {
-        ReportFormat::Text => report::write_text(&report, out)?,
-        ReportFormat::Json => {
+        KpiFormat::Text => report::write_text(&report, out)?,
+        KpiFormat::Csv => report::csv::write_csv(&report, out)?,
+        KpiFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &report)?;
             writeln!(out)?;
         }

@@ -30,11 +30,15 @@ pub enum Role {
     /// Collections managers: read-only — the KPI report, account explanations and the
     /// dashboard; never leases, reports, ingests or reloads.
     Manager,
+    /// A co-lending funder (tied to a funder name): reads only that funder's share of the KPI
+    /// report and of the dashboard's overview — aggregates, never a borrower's name or number.
+    Funder,
 }
 
 impl Role {
     /// Every role, in the order the documentation lists them.
-    pub const ALL: &'static [Role] = &[Role::Agent, Role::Dialler, Role::Ingest, Role::Admin, Role::Manager];
+    pub const ALL: &'static [Role] =
+        &[Role::Agent, Role::Dialler, Role::Ingest, Role::Admin, Role::Manager, Role::Funder];
 
     /// The stored code.
     pub fn code(self) -> &'static str {
@@ -44,6 +48,7 @@ impl Role {
             Role::Ingest => "ingest",
             Role::Admin => "admin",
             Role::Manager => "manager",
+            Role::Funder => "funder",
         }
     }
 }
@@ -58,11 +63,10 @@ impl FromStr for Role {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .iter()
-            .copied()
-            .find(|role| role.code() == text)
-            .ok_or_else(|| format!("unknown role `{text}` (expected one of: agent, dialler, ingest, admin, manager)"))
+        Role::ALL.iter().copied().find(|role| role.code() == text).ok_or_else(|| {
+            let codes: Vec<&str> = Role::ALL.iter().map(|role| role.code()).collect();
+            format!("unknown role `{text}` (expected one of: {})", codes.join(", "))
+        })
     }
 }
 
@@ -75,6 +79,8 @@ pub struct Principal {
     pub role: Role,
     /// The agent, for role `agent`.
     pub agent_id: Option<String>,
+    /// The funder, for role `funder`.
+    pub funder: Option<String>,
 }
 
 impl Principal {
@@ -85,9 +91,10 @@ impl Principal {
 
     /// The actor written in audit rows: `token:<id>` (with the agent for agents).
     pub fn actor(&self) -> String {
-        match &self.agent_id {
-            Some(agent) => format!("token:{}:agent:{agent}", self.token_id),
-            None => format!("token:{}:{}", self.token_id, self.role),
+        match (&self.agent_id, &self.funder) {
+            (Some(agent), _) => format!("token:{}:agent:{agent}", self.token_id),
+            (None, Some(funder)) => format!("token:{}:funder:{funder}", self.token_id),
+            (None, None) => format!("token:{}:{}", self.token_id, self.role),
         }
     }
 }
@@ -104,6 +111,15 @@ pub enum TokenError {
     /// An empty agent id.
     #[error("the agent id must not be empty")]
     EmptyAgent,
+    /// Role `funder` without `--funder`.
+    #[error("a token of role funder needs --funder NAME")]
+    FunderRequired,
+    /// `--funder` with another role.
+    #[error("--funder is only for tokens of role funder (this one is {0})")]
+    FunderNotAllowed(Role),
+    /// Not a funder's name.
+    #[error("--funder `{0}`: a funder name is lower-case letters, digits, - and _")]
+    BadFunder(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -117,6 +133,18 @@ pub fn check_agent(role: Role, agent_id: Option<&str>) -> Result<Option<&str>, T
         (Role::Agent, Some("")) => Err(TokenError::EmptyAgent),
         (Role::Agent, Some(agent)) => Ok(Some(agent)),
         (other, Some(_)) => Err(TokenError::AgentNotAllowed(other)),
+        (_, None) => Ok(None),
+    }
+}
+
+/// The funder a token of `role` carries: required (a valid funder name) for funders, refused
+/// for the other roles.
+pub fn check_funder(role: Role, funder: Option<&str>) -> Result<Option<&str>, TokenError> {
+    match (role, funder.map(str::trim)) {
+        (Role::Funder, None) => Err(TokenError::FunderRequired),
+        (Role::Funder, Some(name)) if !crate::domain::is_funder_name(name) => Err(TokenError::BadFunder(name.into())),
+        (Role::Funder, Some(name)) => Ok(Some(name)),
+        (other, Some(_)) => Err(TokenError::FunderNotAllowed(other)),
         (_, None) => Ok(None),
     }
 }
@@ -135,11 +163,25 @@ pub async fn create_token(
     label: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String, TokenError> {
+    create_token_for(db, role, agent_id, None, label, now).await
+}
+
+/// [`create_token`] for any role, `funder` naming the funder of a `funder` token.
+pub async fn create_token_for(
+    db: &impl ConnectionTrait,
+    role: Role,
+    agent_id: Option<&str>,
+    funder: Option<&str>,
+    label: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, TokenError> {
     let agent_id = check_agent(role, agent_id)?;
+    let funder = check_funder(role, funder)?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
-    store::insert_token(db, &hash_token(&token), role.code(), agent_id, label, now).await?;
+    let subject = store::TokenSubject { agent_id, funder };
+    store::insert_token(db, &hash_token(&token), role.code(), subject, label, now).await?;
     Ok(token)
 }
 
@@ -156,7 +198,7 @@ pub async fn authenticate(db: &impl ConnectionTrait, token: &str) -> Result<Opti
         tracing::warn!(token_id = stored.id, role = %stored.role, "token with an unknown role refused");
         return Ok(None);
     };
-    Ok(Some(Principal { token_id: stored.id, role, agent_id: stored.agent_id }))
+    Ok(Some(Principal { token_id: stored.id, role, agent_id: stored.agent_id, funder: stored.funder }))
 }
 
 /// How long a proven token is believed without reading the store again: a revoked token is
@@ -205,11 +247,13 @@ pub async fn create_command(
     settings: &super::Settings,
     role: Role,
     agent_id: Option<&str>,
+    funder: Option<&str>,
     label: Option<&str>,
 ) -> anyhow::Result<String> {
     check_agent(role, agent_id)?;
+    check_funder(role, funder)?;
     let db = super::connect(settings).await?;
-    let token = create_token(&db, role, agent_id, label, Utc::now()).await?;
+    let token = create_token_for(&db, role, agent_id, funder, label, Utc::now()).await?;
     db.close().await.ok();
     Ok(token)
 }

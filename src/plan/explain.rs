@@ -241,6 +241,7 @@ fn describe_failure(condition: &str, account: &Account, facts: &Facts) -> String
         "product" => account.product.clone(),
         "dpd" => facts.dpd.to_string(),
         "tags_any" | "tags_all" | "tags_none" => format!("[{}]", account.tags.join(", ")),
+        "funder" => account.funders.as_ref().map_or_else(|| "no funders".to_string(), |shares| shares.to_string()),
         "amount_due" => account.amount_due.to_string(),
         "balance" => account.balance.to_string(),
         "score" => {

@@ -9,12 +9,15 @@
 //! two together. Money is summed here with `rust_decimal`, never in SQL floats, and never
 //! across currencies. The definitions of every KPI are in `docs/kpis.md`; change them there too.
 
+pub mod csv;
+pub mod funder;
 pub mod paired;
 pub mod roll;
 pub mod text;
 pub mod vintage;
 
-pub use roll::{AccountStates, CURRENT, RollMatrix, StageOrder};
+pub use funder::{FunderScope, UNFUNDED};
+pub use roll::{AccountStates, CURRENT, RollMatrix, StageBalance, StageOrder};
 pub use text::{write_groups, write_portfolio, write_text};
 pub use vintage::{Vintage, VintageEntry};
 
@@ -50,7 +53,7 @@ pub enum ReportError {
 }
 
 impl ReportError {
-    fn invalid(parameter: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(parameter: &'static str, message: impl Into<String>) -> Self {
         ReportError::Invalid { parameter, message: message.into() }
     }
 
@@ -277,6 +280,8 @@ pub struct PromiseCount {
 /// One promise kept or broken in the period (whenever it was made).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedPromise {
+    /// Its account.
+    pub account_id: String,
     /// The task of the attempt that made it.
     pub group: Option<TaskGroup>,
     /// Whether it was kept.
@@ -290,6 +295,8 @@ pub struct ResolvedPromise {
 /// One payment received in the period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRow {
+    /// Its account.
+    pub account_id: String,
     /// The account's latest task before the payment.
     pub group: Option<TaskGroup>,
     /// The amount, exact.
@@ -533,6 +540,12 @@ pub struct KpiReport {
     pub groups: Vec<KpiRow>,
     /// All groups together (`group` is `total`).
     pub total: KpiRow,
+    /// The co-lending funder whose share the report shows (`(none)`: the accounts no funder
+    /// holds a share of); absent for the whole portfolio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funder: Option<String>,
+    /// The accounts in each state at `to` and their balance then, best state first.
+    pub balances: Vec<StageBalance>,
     /// Where the accounts in each state at `from` are at `to`, by count and balance.
     pub roll: RollMatrix,
     /// Accounts entering collections in the period, by week, cured after 7/14/30/60 days.
@@ -620,6 +633,8 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy, order: &StageOrd
         by,
         groups,
         total,
+        funder: None,
+        balances: roll::stage_balances(&input.states, order),
         roll: roll::roll_matrix(&input.states, order),
         vintages: vintage::vintages(&input.entries, &input.entry_cures, period.to, zone),
     }
@@ -672,18 +687,46 @@ mod tests {
             promises_made: vec![PromiseCount { group: group("M1", "b", Some("x")), status: "open".into(), count: 1 }],
             promises_resolved: vec![
                 ResolvedPromise {
+                    account_id: "C1".into(),
                     group: group("M1", "b", Some("x")),
                     kept: true,
                     amount: money("300"),
                     currency: "CNY".into(),
                 },
-                ResolvedPromise { group: None, kept: false, amount: money("50"), currency: "USD".into() },
-                ResolvedPromise { group: None, kept: false, amount: money("25"), currency: "USD".into() },
+                ResolvedPromise {
+                    account_id: "U3".into(),
+                    group: None,
+                    kept: false,
+                    amount: money("50"),
+                    currency: "USD".into(),
+                },
+                ResolvedPromise {
+                    account_id: "U3".into(),
+                    group: None,
+                    kept: false,
+                    amount: money("25"),
+                    currency: "USD".into(),
+                },
             ],
             payments: vec![
-                PaymentRow { group: group("M2", "c", None), amount: money("0.1"), currency: "USD".into() },
-                PaymentRow { group: group("M2", "c", None), amount: money("0.2"), currency: "USD".into() },
-                PaymentRow { group: group("M1", "b", Some("x")), amount: money("300"), currency: "CNY".into() },
+                PaymentRow {
+                    account_id: "A".into(),
+                    group: group("M2", "c", None),
+                    amount: money("0.1"),
+                    currency: "USD".into(),
+                },
+                PaymentRow {
+                    account_id: "A".into(),
+                    group: group("M2", "c", None),
+                    amount: money("0.2"),
+                    currency: "USD".into(),
+                },
+                PaymentRow {
+                    account_id: "A".into(),
+                    group: group("M1", "b", Some("x")),
+                    amount: money("300"),
+                    currency: "CNY".into(),
+                },
             ],
             cures: vec![
                 CureRow { account_id: "A".into(), group: group("M2", "c", None) },

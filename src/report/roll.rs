@@ -80,6 +80,8 @@ pub struct AccountStates {
     pub balance_now: Money,
     /// The payments received since the period's start (they lowered the balance since).
     pub paid_since_start: Money,
+    /// The payments received since the period's end (zero for a period ending now).
+    pub paid_since_end: Money,
     /// The latest stage entry before the period's start: stage and instant.
     pub start_stage: Option<(String, DateTime<Utc>)>,
     /// The latest paid-in-full before the period's start.
@@ -234,6 +236,40 @@ pub fn roll_matrix(accounts: &[AccountStates], order: &StageOrder) -> RollMatrix
     RollMatrix { states: states.iter().map(|state| state.to_string()).collect(), rows, entered }
 }
 
+/// The accounts in one state at a period's end, and their balance then.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StageBalance {
+    /// The state (`current` or a stage).
+    pub stage: String,
+    /// Accounts in it.
+    pub accounts: u64,
+    /// Their balance at the period's end (the balance now plus what was paid since), per
+    /// currency.
+    pub balance: Vec<CurrencyAmount>,
+}
+
+/// The book at the period's end by state, best state first: what a funder reads as its
+/// balances by stage.
+pub fn stage_balances(accounts: &[AccountStates], order: &StageOrder) -> Vec<StageBalance> {
+    let mut by_state: BTreeMap<&str, (u64, BTreeMap<&str, Money>)> = BTreeMap::new();
+    for account in accounts {
+        let Some(end) = state_at(account.end_stage.as_ref(), account.end_cure) else { continue };
+        let entry = by_state.entry(end).or_default();
+        entry.0 += 1;
+        *entry.1.entry(account.currency.as_str()).or_default() += account.balance_now + account.paid_since_end;
+    }
+    let mut states: Vec<_> = by_state.into_iter().collect();
+    states.sort_by_key(|(state, _)| order.rank(state));
+    states
+        .into_iter()
+        .map(|(stage, (accounts, balance))| StageBalance {
+            stage: stage.to_string(),
+            accounts,
+            balance: balance.iter().map(|(currency, amount)| CurrencyAmount::new(currency, *amount)).collect(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +298,7 @@ mod tests {
             currency: currency.into(),
             balance_now: balance.parse().unwrap(),
             paid_since_start: Money::ZERO,
+            paid_since_end: Money::ZERO,
             start_stage,
             start_cure,
             end_stage,

@@ -14,9 +14,10 @@ pub fn write_text(report: &KpiReport, out: &mut impl Write) -> std::io::Result<(
 /// Writes the KPI and amount tables of the groups (rates as percentages, money with 2
 /// decimals), without the portfolio's roll matrix and vintages.
 pub fn write_groups(report: &KpiReport, out: &mut impl Write) -> std::io::Result<()> {
+    let whose = report.funder.as_ref().map_or_else(String::new, |funder| format!(" for funder {funder}"));
     writeln!(
         out,
-        "KPIs from {} to {} (UTC, end excluded), by {}",
+        "KPIs{whose} from {} to {} (UTC, end excluded), by {}",
         report.from.format("%Y-%m-%d %H:%M"),
         report.to.format("%Y-%m-%d %H:%M"),
         report.by
@@ -90,9 +91,27 @@ pub fn write_groups(report: &KpiReport, out: &mut impl Write) -> std::io::Result
     Ok(())
 }
 
-/// Writes the roll matrix (accounts and share of the row, roll and cure rates), the roll and
-/// cure rates by balance per currency, and the vintages.
+/// Writes the balances by state at the period's end, the roll matrix (accounts and share of the
+/// row, roll and cure rates), the roll and cure rates by balance per currency, and the vintages.
 pub fn write_portfolio(report: &KpiReport, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "Balances by state at {}, per currency", report.to.format("%Y-%m-%d %H:%M"))?;
+    if report.balances.is_empty() {
+        writeln!(out, "  no account had a stage")?;
+    } else {
+        let mut lines: Vec<Vec<String>> = vec![["state", "accounts", "currency", "balance"].map(String::from).to_vec()];
+        for state in &report.balances {
+            for balance in &state.balance {
+                lines.push(vec![
+                    state.stage.clone(),
+                    state.accounts.to_string(),
+                    balance.currency.clone(),
+                    money(Some(balance.amount)),
+                ]);
+            }
+        }
+        write_table(out, &lines, None)?;
+    }
     let roll = &report.roll;
     writeln!(out)?;
     writeln!(

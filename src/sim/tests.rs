@@ -24,6 +24,7 @@ fn account(id: usize, product: &str, tags: &[&str], dpd: i64) -> Account {
         scores: Vec::new(),
         attrs: Vec::new(),
         broken_promises: 0,
+        funders: None,
     }
 }
 

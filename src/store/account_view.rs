@@ -41,6 +41,8 @@ pub struct AccountView {
     pub attrs: BTreeMap<String, String>,
     /// Promises broken so far.
     pub broken_promises: i32,
+    /// Funding shares in canonical form (`bank-a:0.7;platform:0.3`); `None`: the lender's own.
+    pub funders: Option<String>,
     /// The stage the last plan run put it in.
     pub stage: Option<String>,
     /// Last change by an import.
@@ -75,7 +77,7 @@ pub async fn account_view(db: &impl ConnectionTrait, id: &str) -> Result<Option<
     let mut sql = Sql::new(backend);
     sql.push(
         "SELECT id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, scores, \
-         attrs, broken_promises, stage, updated_at, engine_flags FROM accounts WHERE id = ",
+         attrs, broken_promises, stage, updated_at, engine_flags, funders FROM accounts WHERE id = ",
     );
     sql.bind(id);
     let Some(row) = db.query_one_raw(sql.statement()).await? else {
@@ -104,6 +106,7 @@ pub async fn account_view(db: &impl ConnectionTrait, id: &str) -> Result<Option<
         scores: serde_json::from_str(&scores).map_err(|error| corrupt(format!("scores: {error}")))?,
         attrs: serde_json::from_str(&attrs).map_err(|error| corrupt(format!("attrs: {error}")))?,
         broken_promises: get(&row, 11, "accounts", id)?,
+        funders: get(&row, 15, "accounts", id)?,
         stage: get(&row, 12, "accounts", id)?,
         updated_at: get(&row, 13, "accounts", id)?,
         borrower: borrowers::Entity::find_by_id(borrower_id.clone()).one(db).await?,

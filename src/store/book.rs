@@ -2,7 +2,9 @@
 
 use super::StoreError;
 use super::sql::{PAGE_ROWS, Sql, is_postgres, json_pages, page_key, push_in_list, push_json_page};
-use crate::domain::{Account, Borrower, Channel, ContactKind, ContactPoint, Flags, Portfolio, parse_timezone};
+use crate::domain::{
+    Account, Borrower, Channel, ContactKind, ContactPoint, Flags, FundingShares, Portfolio, parse_timezone,
+};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap as HashMap;
@@ -153,6 +155,7 @@ struct AccountRow<'a>(
     Pairs<String>,
     i64,
     Option<String>,
+    Option<String>,
 );
 
 /// Reads a packed page.
@@ -182,14 +185,14 @@ pub(crate) fn push_accounts(sql: &mut Sql, scope: Scope<'_>) {
     let backend = sql.backend();
     let fields = format!(
         "id, borrower_id, product, currency, {}, {}, due_date, tags, flags, engine_flags, {}, {}, broken_promises, \
-         stage",
+         stage, funders",
         money_field(backend, "amount_due"),
         money_field(backend, "balance"),
         if is_postgres(backend) { "scores::json" } else { "json(scores)" },
         if is_postgres(backend) { "attrs::json" } else { "json(attrs)" },
     );
     let columns = "id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, \
-                   engine_flags, scores, attrs, broken_promises, stage";
+                   engine_flags, scores, attrs, broken_promises, stage, funders";
     push_json_page(sql, columns, &fields, "accounts", |sql| scope.accounts(sql), "id", scope.limit());
 }
 
@@ -229,6 +232,7 @@ pub(crate) fn decode_accounts(
         attrs,
         broken,
         stage,
+        funders,
     ) in rows
     {
         let corrupt = |message: String| StoreError::Corrupt { table: "accounts", id: id.clone(), message };
@@ -240,6 +244,9 @@ pub(crate) fn decode_accounts(
         let flags = Flags::parse_list(&flags).map_err(|error| corrupt(error.to_string()))?;
         let engine_flags = Flags::parse_list(&engine_flags).map_err(|error| corrupt(error.to_string()))?;
         let flags = flags.union(engine_flags);
+        let funders = funders
+            .map(|text| FundingShares::parse(&text).map_err(|message| corrupt(format!("funders: {message}"))))
+            .transpose()?;
         let account = Account {
             borrower_id,
             product,
@@ -252,6 +259,7 @@ pub(crate) fn decode_accounts(
             scores: scores.0,
             attrs: attrs.0,
             broken_promises: u32::try_from(broken).unwrap_or(0),
+            funders,
             id,
         };
         accounts.push((account, stage));

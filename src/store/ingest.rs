@@ -312,7 +312,7 @@ fn push_point_rows(sql: &mut Sql, points: &[(&str, &ContactPoint)]) {
 }
 
 /// Upserts accounts: everything the servicing system owns (borrower, product, currency,
-/// amounts, due date, tags, flags, scores, attributes). `broken_promises` and `stage` belong to
+/// amounts, due date, tags, flags, scores, attributes, funding shares). `broken_promises` and `stage` belong to
 /// the engine and are not touched. Unchanged rows are left alone (`updated_at` included).
 pub async fn upsert_accounts(
     db: &impl ConnectionTrait,
@@ -323,9 +323,9 @@ pub async fn upsert_accounts(
     let affected = insert_values(
         db,
         "INSERT INTO accounts (updated_at, id, borrower_id, product, currency, amount_due, balance, \
-         due_date, tags, flags, scores, attrs)",
+         due_date, tags, flags, scores, attrs, funders)",
         &[Value::from(now)],
-        11,
+        12,
         accounts,
         |account, values| {
             values.push(Value::from(account.id.as_str()));
@@ -339,12 +339,14 @@ pub async fn upsert_accounts(
             values.push(Value::from(account.flags.to_list()));
             values.push(Value::from(scores_json(&account.scores)));
             values.push(Value::from(attrs_json(&account.attrs)));
+            values.push(Value::from(account.funders.as_ref().map(|shares| shares.to_string())));
         },
         " ON CONFLICT (id) DO UPDATE SET borrower_id = excluded.borrower_id, \
          product = excluded.product, currency = excluded.currency, \
          amount_due = excluded.amount_due, balance = excluded.balance, \
          due_date = excluded.due_date, tags = excluded.tags, flags = excluded.flags, \
-         scores = excluded.scores, attrs = excluded.attrs, updated_at = excluded.updated_at \
+         scores = excluded.scores, attrs = excluded.attrs, funders = excluded.funders, \
+         updated_at = excluded.updated_at \
          WHERE accounts.borrower_id IS DISTINCT FROM excluded.borrower_id \
          OR accounts.product IS DISTINCT FROM excluded.product \
          OR accounts.currency IS DISTINCT FROM excluded.currency \
@@ -354,7 +356,8 @@ pub async fn upsert_accounts(
          OR accounts.tags IS DISTINCT FROM excluded.tags \
          OR accounts.flags IS DISTINCT FROM excluded.flags \
          OR accounts.scores IS DISTINCT FROM excluded.scores \
-         OR accounts.attrs IS DISTINCT FROM excluded.attrs",
+         OR accounts.attrs IS DISTINCT FROM excluded.attrs \
+         OR accounts.funders IS DISTINCT FROM excluded.funders",
     )
     .await?;
     let after = count_rows(db, "accounts").await?;

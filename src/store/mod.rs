@@ -57,12 +57,12 @@ pub use plans::{
 };
 pub use release::{release_candidates, tasks_by_id};
 pub use report::{
-    AttemptTallies, account_states, attempt_tallies, cures_in, load_kpi_input, payments_in, promises_made,
-    promises_resolved, vintage_entries,
+    AttemptTallies, account_states, attempt_tallies, cures_in, funding_shares, load_kpi_input, payments_in,
+    promises_made, promises_resolved, vintage_entries,
 };
 pub use task_state::{TaskCount, live_task_counts, task_counts};
 pub use tasks::{Audit, ChannelFilter, Claimed, ClosedTask, NewTask};
-pub use tokens::{StoredToken, find_token, insert_token};
+pub use tokens::{StoredToken, TokenSubject, find_token, insert_token};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};

@@ -10,9 +10,9 @@
 
 use super::StoreError;
 use super::sql::{Sql, get, get_money};
-use crate::domain::Money;
+use crate::domain::{FundingShares, Money};
 use crate::report::{
-    AccountAttempted, AccountStates, AttemptCount, CureRow, KpiInput, PaymentRow, Period, PromiseCount,
+    AccountAttempted, AccountStates, AttemptCount, CureRow, FunderScope, KpiInput, PaymentRow, Period, PromiseCount,
     ResolvedPromise, TaskGroup, UNKNOWN_CURRENCY, VintageEntry,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -54,6 +54,28 @@ pub(super) fn count(row: &QueryResult, index: usize, table: &'static str) -> Res
     Ok(u64::try_from(value).unwrap_or(0))
 }
 
+/// Appends ` AND` the condition that the account whose `funders` column is `column` is in
+/// `scope` (nothing for the whole portfolio). A funder is matched in the canonical text form
+/// (`a:0.7;b:0.3`) as `;name:` after a leading `;`, with `LIKE`'s wildcards escaped.
+pub(super) fn push_scope(sql: &mut Sql, column: &str, scope: &FunderScope) {
+    match scope {
+        FunderScope::All => {}
+        FunderScope::Unfunded => {
+            sql.push(" AND ");
+            sql.push(column);
+            sql.push(" IS NULL");
+        }
+        FunderScope::Funder(name) => {
+            let escaped = name.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            sql.push(" AND (';' || ");
+            sql.push(column);
+            sql.push(") LIKE ");
+            sql.bind(format!("%;{escaped}:%"));
+            sql.push(" ESCAPE '\\'");
+        }
+    }
+}
+
 /// Appends ` column >= from AND column < to`.
 pub(super) fn push_period(sql: &mut Sql, column: &str, period: Period) {
     sql.push(column);
@@ -75,7 +97,11 @@ pub struct AttemptTallies {
 
 /// Attempts made in the period (`attempts.at`): one scan grouped by task group, outcome,
 /// currency and account, counted here by group and outcome, and listed by group and account.
-pub async fn attempt_tallies(db: &impl ConnectionTrait, period: Period) -> Result<AttemptTallies, StoreError> {
+pub async fn attempt_tallies(
+    db: &impl ConnectionTrait,
+    period: Period,
+    scope: &FunderScope,
+) -> Result<AttemptTallies, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     let currency = currency_column();
     sql.push(&format!(
@@ -84,6 +110,7 @@ pub async fn attempt_tallies(db: &impl ConnectionTrait, period: Period) -> Resul
          FROM attempts a LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
     ));
     push_period(&mut sql, "a.at", period);
+    push_scope(&mut sql, "acc.funders", scope);
     sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, a.outcome, {currency}, a.account_id"));
     let mut attempts: BTreeMap<(Option<TaskGroup>, String, String), (u64, u64)> = BTreeMap::new();
     let mut accounts: std::collections::HashSet<(Option<TaskGroup>, String, String)> = Default::default();
@@ -118,13 +145,18 @@ pub async fn attempt_tallies(db: &impl ConnectionTrait, period: Period) -> Resul
 
 /// Promises made in the period (`made_at`), counted by the group of the task whose attempt
 /// made them and by status.
-pub async fn promises_made(db: &impl ConnectionTrait, period: Period) -> Result<Vec<PromiseCount>, StoreError> {
+pub async fn promises_made(
+    db: &impl ConnectionTrait,
+    period: Period,
+    scope: &FunderScope,
+) -> Result<Vec<PromiseCount>, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     sql.push(&format!(
         "SELECT {GROUP_COLUMNS}, p.status, COUNT(*) FROM promises p LEFT JOIN attempts a ON a.id = p.attempt_id \
-         LEFT JOIN tasks t ON t.id = a.task_id WHERE "
+         LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts acc ON acc.id = p.account_id WHERE "
     ));
     push_period(&mut sql, "p.made_at", period);
+    push_scope(&mut sql, "acc.funders", scope);
     sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, p.status"));
     let mut counts = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
@@ -139,16 +171,21 @@ pub async fn promises_made(db: &impl ConnectionTrait, period: Period) -> Result<
 
 /// Promises kept or broken in the period (`resolved_at`), one row each with its amount and
 /// the account's currency.
-pub async fn promises_resolved(db: &impl ConnectionTrait, period: Period) -> Result<Vec<ResolvedPromise>, StoreError> {
+pub async fn promises_resolved(
+    db: &impl ConnectionTrait,
+    period: Period,
+    scope: &FunderScope,
+) -> Result<Vec<ResolvedPromise>, StoreError> {
     let backend = db.get_database_backend();
     let mut sql = Sql::new(backend);
     sql.push(&format!(
-        "SELECT {GROUP_COLUMNS}, p.id, p.status, p.amount, {} FROM promises p \
+        "SELECT {GROUP_COLUMNS}, p.id, p.status, p.amount, {}, p.account_id FROM promises p \
          LEFT JOIN attempts a ON a.id = p.attempt_id LEFT JOIN tasks t ON t.id = a.task_id \
          LEFT JOIN accounts acc ON acc.id = p.account_id WHERE p.status IN ('kept', 'broken') AND ",
         currency_column()
     ));
     push_period(&mut sql, "p.resolved_at", period);
+    push_scope(&mut sql, "acc.funders", scope);
     sql.push(" ORDER BY p.id");
     let mut promises = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
@@ -156,6 +193,7 @@ pub async fn promises_resolved(db: &impl ConnectionTrait, period: Period) -> Res
         let id = id.to_string();
         let status: String = get(&row, 5, "promises", &id)?;
         promises.push(ResolvedPromise {
+            account_id: get(&row, 8, "promises", &id)?,
             group: task_group(&row, "promises", &id)?,
             kept: status == "kept",
             amount: get_money(&row, 6, backend, "promises", &id)?,
@@ -167,22 +205,28 @@ pub async fn promises_resolved(db: &impl ConnectionTrait, period: Period) -> Res
 
 /// Payments received in the period (`paid_at`), each with the account's currency and its
 /// latest task whose window opened at or before the payment.
-pub async fn payments_in(db: &impl ConnectionTrait, period: Period) -> Result<Vec<PaymentRow>, StoreError> {
+pub async fn payments_in(
+    db: &impl ConnectionTrait,
+    period: Period,
+    scope: &FunderScope,
+) -> Result<Vec<PaymentRow>, StoreError> {
     let backend = db.get_database_backend();
     let mut sql = Sql::new(backend);
     sql.push(&format!(
-        "SELECT {GROUP_COLUMNS}, p.id, p.amount, {} FROM payments p \
+        "SELECT {GROUP_COLUMNS}, p.id, p.amount, {}, p.account_id FROM payments p \
          LEFT JOIN accounts acc ON acc.id = p.account_id LEFT JOIN tasks t ON t.id = {} WHERE ",
         currency_column(),
         latest_task_before("p.account_id", "p.paid_at")
     ));
     push_period(&mut sql, "p.paid_at", period);
+    push_scope(&mut sql, "acc.funders", scope);
     sql.push(" ORDER BY p.id");
     let mut payments = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
         let id: i64 = get(&row, 4, "payments", "id")?;
         let id = id.to_string();
         payments.push(PaymentRow {
+            account_id: get(&row, 7, "payments", &id)?,
             group: task_group(&row, "payments", &id)?,
             amount: get_money(&row, 5, backend, "payments", &id)?,
             currency: get(&row, 6, "payments", &id)?,
@@ -193,14 +237,19 @@ pub async fn payments_in(db: &impl ConnectionTrait, period: Period) -> Result<Ve
 
 /// `account.paid_in_full` audit rows in the period, in time order, each with the account's
 /// latest task whose window opened at or before it.
-pub async fn cures_in(db: &impl ConnectionTrait, period: Period) -> Result<Vec<CureRow>, StoreError> {
+pub async fn cures_in(
+    db: &impl ConnectionTrait,
+    period: Period,
+    scope: &FunderScope,
+) -> Result<Vec<CureRow>, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     sql.push(&format!(
         "SELECT {GROUP_COLUMNS}, l.entity_id FROM audit_log l LEFT JOIN tasks t ON t.id = {} \
-         WHERE l.action = 'account.paid_in_full' AND l.entity = 'account' AND ",
+         LEFT JOIN accounts acc ON acc.id = l.entity_id WHERE l.action = 'account.paid_in_full' AND l.entity = 'account' AND ",
         latest_task_before("l.entity_id", "l.at")
     ));
     push_period(&mut sql, "l.at", period);
+    push_scope(&mut sql, "acc.funders", scope);
     sql.push(" ORDER BY l.at, l.id");
     let mut cures = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
@@ -273,26 +322,39 @@ async fn latest_cures(
     Ok(cures)
 }
 
-/// Every account that had a stage before the period's end, with its states at both bounds,
-/// its balance now and the payments it received since the period's start.
-pub async fn account_states(db: &impl ConnectionTrait, period: Period) -> Result<Vec<AccountStates>, StoreError> {
+/// Every account of `scope` that had a stage before the period's end, with its states at both
+/// bounds, its balance now and the payments it received since each bound.
+pub async fn account_states(
+    db: &impl ConnectionTrait,
+    period: Period,
+    scope: &FunderScope,
+) -> Result<Vec<AccountStates>, StoreError> {
     let backend = db.get_database_backend();
     let (mut stages, mut cures) = (latest_stages(db, period).await?, latest_cures(db, period).await?);
 
-    let mut paid: HashMap<String, Money> = HashMap::new();
+    // Paid since the start, and since the end.
+    let mut paid: HashMap<String, (Money, Money)> = HashMap::new();
     let mut sql = Sql::new(backend);
-    sql.push("SELECT id, account_id, amount FROM payments WHERE paid_at >= ");
+    sql.push("SELECT id, account_id, amount, paid_at FROM payments WHERE paid_at >= ");
     sql.bind(period.from);
     for row in db.query_all_raw(sql.statement()).await? {
         let id: i64 = get(&row, 0, "payments", "id")?;
         let id = id.to_string();
         let account_id: String = get(&row, 1, "payments", &id)?;
-        *paid.entry(account_id).or_default() += get_money(&row, 2, backend, "payments", &id)?;
+        let amount = get_money(&row, 2, backend, "payments", &id)?;
+        let at: DateTime<Utc> = get(&row, 3, "payments", &id)?;
+        let sums = paid.entry(account_id).or_default();
+        sums.0 += amount;
+        if at >= period.to {
+            sums.1 += amount;
+        }
     }
 
     let mut states = Vec::with_capacity(stages.len());
     let mut sql = Sql::new(backend);
-    sql.push("SELECT id, currency, balance FROM accounts ORDER BY id");
+    sql.push("SELECT id, currency, balance FROM accounts acc WHERE 1 = 1");
+    push_scope(&mut sql, "acc.funders", scope);
+    sql.push(" ORDER BY id");
     for row in db.query_all_raw(sql.statement()).await? {
         let account_id: String = get(&row, 0, "accounts", "id")?;
         let [start_stage, end_stage] = stages.remove(&account_id).unwrap_or_default();
@@ -301,10 +363,12 @@ pub async fn account_states(db: &impl ConnectionTrait, period: Period) -> Result
             continue;
         }
         let without_id = |(stage, at, _): (String, DateTime<Utc>, i64)| (stage, at);
+        let (paid_since_start, paid_since_end) = paid.remove(&account_id).unwrap_or_default();
         states.push(AccountStates {
             currency: get(&row, 1, "accounts", &account_id)?,
             balance_now: get_money(&row, 2, backend, "accounts", &account_id)?,
-            paid_since_start: paid.remove(&account_id).unwrap_or_default(),
+            paid_since_start,
+            paid_since_end,
             start_stage: start_stage.map(without_id),
             start_cure,
             end_stage: end_stage.map(without_id),
@@ -322,6 +386,7 @@ pub async fn vintage_entries(
     db: &impl ConnectionTrait,
     period: Period,
     zone: Tz,
+    scope: &FunderScope,
 ) -> Result<(Vec<VintageEntry>, HashMap<String, Vec<DateTime<Utc>>>), StoreError> {
     let backend = db.get_database_backend();
     let first: NaiveDate = period.from.with_timezone(&zone).date_naive() - Duration::days(1);
@@ -334,6 +399,7 @@ pub async fn vintage_entries(
     sql.bind(first);
     sql.push(" AND a.due_date <= ");
     sql.bind(last);
+    push_scope(&mut sql, "a.funders", scope);
     sql.push(" ORDER BY a.id");
     let mut entries = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
@@ -358,6 +424,7 @@ pub async fn vintage_entries(
     sql.bind(last);
     sql.push(" AND l.at >= ");
     sql.bind(period.from - Duration::days(1));
+    push_scope(&mut sql, "a.funders", scope);
     for row in db.query_all_raw(sql.statement()).await? {
         let account_id: String = get(&row, 0, "audit_log", "entity_id")?;
         let at: DateTime<Utc> = get(&row, 1, "audit_log", &account_id)?;
@@ -366,19 +433,51 @@ pub async fn vintage_entries(
     Ok((entries, cures))
 }
 
-/// Everything the KPI report of a period needs; `zone` is the portfolio's (vintage weeks).
-pub async fn load_kpi_input(db: &impl ConnectionTrait, period: Period, zone: Tz) -> Result<KpiInput, StoreError> {
-    let (entries, entry_cures) = vintage_entries(db, period, zone).await?;
-    let tallies = attempt_tallies(db, period).await?;
-    Ok(KpiInput {
+/// The funding shares of the accounts in `scope`, by account.
+pub async fn funding_shares(
+    db: &impl ConnectionTrait,
+    scope: &FunderScope,
+) -> Result<HashMap<String, FundingShares>, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT id, funders FROM accounts acc WHERE acc.funders IS NOT NULL");
+    push_scope(&mut sql, "acc.funders", scope);
+    let mut shares = HashMap::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        let id: String = get(&row, 0, "accounts", "id")?;
+        let text: String = get(&row, 1, "accounts", &id)?;
+        let parsed = FundingShares::parse(&text).map_err(|message| StoreError::Corrupt {
+            table: "accounts",
+            id: id.clone(),
+            message: format!("funders: {message}"),
+        })?;
+        shares.insert(id, parsed);
+    }
+    Ok(shares)
+}
+
+/// Everything the KPI report of a period needs for the accounts of `scope` (a funder's: every
+/// amount cut to its share, see `report::funder`); `zone` is the portfolio's (vintage weeks).
+pub async fn load_kpi_input(
+    db: &impl ConnectionTrait,
+    period: Period,
+    zone: Tz,
+    scope: &FunderScope,
+) -> Result<KpiInput, StoreError> {
+    let (entries, entry_cures) = vintage_entries(db, period, zone, scope).await?;
+    let tallies = attempt_tallies(db, period, scope).await?;
+    let mut input = KpiInput {
         attempts: tallies.attempts,
         accounts: tallies.accounts,
-        promises_made: promises_made(db, period).await?,
-        promises_resolved: promises_resolved(db, period).await?,
-        payments: payments_in(db, period).await?,
-        cures: cures_in(db, period).await?,
-        states: account_states(db, period).await?,
+        promises_made: promises_made(db, period, scope).await?,
+        promises_resolved: promises_resolved(db, period, scope).await?,
+        payments: payments_in(db, period, scope).await?,
+        cures: cures_in(db, period, scope).await?,
+        states: account_states(db, period, scope).await?,
         entries,
         entry_cures,
-    })
+    };
+    if let Some(funder) = scope.funder() {
+        crate::report::funder::take_share(&mut input, funder, &funding_shares(db, scope).await?);
+    }
+    Ok(input)
 }

@@ -15,6 +15,17 @@ pub struct StoredToken {
     pub role: String,
     /// The agent a token of role `agent` belongs to.
     pub agent_id: Option<String>,
+    /// The funder a token of role `funder` reads for.
+    pub funder: Option<String>,
+}
+
+/// Whom a token is for: the agent of an `agent` token, the funder of a `funder` token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenSubject<'a> {
+    /// The agent id.
+    pub agent_id: Option<&'a str>,
+    /// The funder's name.
+    pub funder: Option<&'a str>,
 }
 
 /// Stores a new token's hash; returns the row id.
@@ -22,7 +33,7 @@ pub async fn insert_token(
     db: &impl ConnectionTrait,
     token_hash: &str,
     role: &str,
-    agent_id: Option<&str>,
+    subject: TokenSubject<'_>,
     label: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
@@ -30,7 +41,8 @@ pub async fn insert_token(
         id: NotSet,
         token_hash: Set(token_hash.to_string()),
         role: Set(role.to_string()),
-        agent_id: Set(agent_id.map(str::to_string)),
+        agent_id: Set(subject.agent_id.map(str::to_string)),
+        funder: Set(subject.funder.map(str::to_string)),
         label: Set(label.map(str::to_string)),
         created_at: Set(now),
         revoked_at: Set(None),
@@ -45,5 +57,5 @@ pub async fn find_token(db: &impl ConnectionTrait, token_hash: &str) -> Result<O
         .filter(api_tokens::Column::RevokedAt.is_null())
         .one(db)
         .await?;
-    Ok(found.map(|row| StoredToken { id: row.id, role: row.role, agent_id: row.agent_id }))
+    Ok(found.map(|row| StoredToken { id: row.id, role: row.role, agent_id: row.agent_id, funder: row.funder }))
 }

@@ -602,6 +602,18 @@ fn compile_conditions(
                 Ok(list) => conditions.products = Some(list.iter().map(|p| symbols.product(p)).collect()),
                 Err(message) => problem(message),
             },
+            "funder" => match strings(value.get_ref()) {
+                Ok(list) if !list.is_empty() => match list.iter().find(|name| !crate::domain::is_funder_name(name)) {
+                    Some(bad) => problem(format!("`{bad}` is not a funder name (lower-case letters, digits, - and _)")),
+                    None => {
+                        let mut ids: Vec<u32> = list.iter().map(|f| symbols.funder(f)).collect();
+                        ids.sort_unstable();
+                        conditions.funders = Some(tag_ids(&ids));
+                    }
+                },
+                Ok(_) => problem("list at least one funder".into()),
+                Err(message) => problem(message),
+            },
             "dpd" => match range(value.get_ref(), integer) {
                 Ok(r) => conditions.dpd = Some(map_range(r, |v| v as i32)),
                 Err(message) => problem(message),
@@ -662,8 +674,8 @@ fn compile_conditions(
                     problems.push((
                         key.span(),
                         format!(
-                            "rule `{rule}`: unknown condition `{other}` (expected product, dpd, amount_due, balance, \
-                             score.<model>, tags_any, tags_all, tags_none, attr.<name>, broken_promises, attempts_7d, days_since_rpc)"
+                            "rule `{rule}`: unknown condition `{other}` (expected product, funder, dpd, amount_due, \
+                             balance, score.<model>, tags_any, tags_all, tags_none, attr.<name>, broken_promises, attempts_7d, days_since_rpc)"
                         ),
                     ));
                 }

@@ -15,6 +15,7 @@ pub struct Symbols {
     pub(crate) attrs: HashMap<String, u32>,
     pub(crate) attr_values: HashMap<String, u32>,
     pub(crate) products: HashMap<String, u32>,
+    pub(crate) funders: HashMap<String, u32>,
 }
 
 impl Symbols {
@@ -37,8 +38,14 @@ impl Symbols {
     pub(crate) fn product(&mut self, name: &str) -> u32 {
         Self::intern(&mut self.products, name)
     }
+    pub(crate) fn funder(&mut self, name: &str) -> u32 {
+        Self::intern(&mut self.funders, name)
+    }
     fn tag_words(&self) -> usize {
         self.tags.len().div_ceil(64)
+    }
+    fn funder_words(&self) -> usize {
+        self.funders.len().div_ceil(64)
     }
 }
 
@@ -59,6 +66,8 @@ pub struct Facts {
     pub product: u32,
     /// Bit set of interned tags.
     pub tags: Vec<u64>,
+    /// Bit set of the interned funders holding a share of the account.
+    pub funders: Vec<u64>,
     /// Score by interned model (NaN when the account has none).
     pub scores: Vec<f64>,
     /// Interned value by interned attribute ([`UNKNOWN`] when absent or unmentioned).
@@ -98,6 +107,7 @@ pub struct Conditions {
     pub(crate) tags_any: Option<Vec<u64>>,
     pub(crate) tags_all: Option<Vec<u64>>,
     pub(crate) tags_none: Option<Vec<u64>>,
+    pub(crate) funders: Option<Vec<u64>>,
     pub(crate) attrs: Vec<(u32, Vec<u32>)>,
     pub(crate) broken_promises: Option<Range<u32>>,
     pub(crate) attempts_7d: Option<Range<u32>>,
@@ -136,6 +146,11 @@ impl Conditions {
             && mask.iter().enumerate().any(|(word, m)| bits(&facts.tags, word) & m != 0)
         {
             return Some("tags_none");
+        }
+        if let Some(mask) = &self.funders
+            && !mask.iter().enumerate().any(|(word, m)| bits(&facts.funders, word) & m != 0)
+        {
+            return Some("funder");
         }
         if let Some(range) = &self.amount_due
             && !range.holds(facts.amount_due)
@@ -489,6 +504,7 @@ impl StrategySet {
     pub fn new_facts(&self) -> Facts {
         Facts {
             tags: vec![0; self.symbols.tag_words()],
+            funders: vec![0; self.symbols.funder_words()],
             scores: vec![f64::NAN; self.symbols.models.len()],
             attrs: vec![UNKNOWN; self.symbols.attrs.len()],
             ..Facts::default()
@@ -513,6 +529,12 @@ impl StrategySet {
         for tag in &account.tags {
             if let Some(id) = symbols.tags.get(tag.as_str()) {
                 facts.tags[*id as usize / 64] |= 1 << (id % 64);
+            }
+        }
+        facts.funders.iter_mut().for_each(|word| *word = 0);
+        for share in account.funders.iter().flat_map(|funders| funders.shares()) {
+            if let Some(id) = symbols.funders.get(share.funder.as_str()) {
+                facts.funders[*id as usize / 64] |= 1 << (id % 64);
             }
         }
         facts.scores.iter_mut().for_each(|score| *score = f64::NAN);

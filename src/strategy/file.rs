@@ -235,6 +235,7 @@ fn when_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "additionalProperties": false,
         "properties": {
             "product": one_or_many,
+            "funder": one_or_many,
             "dpd": range_int,
             "amount_due": range_money,
             "balance": range_money,
