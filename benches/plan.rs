@@ -121,6 +121,7 @@ fn portfolio(accounts: usize, now: DateTime<Utc>) -> Portfolio {
             attrs: vec![],
             broken_promises: 0,
             funders: None,
+            hold_until: None,
         });
     }
     book

@@ -35,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Create or upgrade the database schema.
     Migrate,
-    /// Import a CSV file: accounts, payments, attempts or promises. All rows or none.
+    /// Import a CSV file: accounts, payments, attempts, promises or risk events. All rows or none.
     Import {
         /// accounts | payments | attempts | promises
         kind: ImportKind,
@@ -109,6 +109,10 @@ pub enum Command {
         /// text (tables for people), json, or csv (one figure per line: a funder's daily file).
         #[arg(long, value_enum, default_value = "text")]
         format: ops::report::KpiFormat,
+        /// Instead of the KPIs: per reaction to risk events, its events, cases, SLA met,
+        /// dispositions, precision and lead time to the next missed payment (text or json).
+        #[arg(long, conflicts_with_all = ["by", "funder"])]
+        reactions: bool,
     },
     /// Read the champion/challenger experiments: each arm's metrics at the horizon with 95 %
     /// intervals, the always-valid comparison with the champion, the sample-ratio check, and
@@ -348,7 +352,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ops::flags::flag_command(&settings, action, &account_id, &flag, &reason, &operator(), now, &mut out)
                 .await?;
         }
-        Command::Report { from, to, by, funder, format } => {
+        Command::Report { from, to, reactions: true, format, .. } => {
+            let json = matches!(format, ops::report::KpiFormat::Json);
+            if matches!(format, ops::report::KpiFormat::Csv) {
+                anyhow::bail!("--reactions is written as text or json, not csv");
+            }
+            ops::report::reactions_command(
+                &settings,
+                from.as_deref(),
+                to.as_deref(),
+                json,
+                chrono::Utc::now(),
+                &mut out,
+            )
+            .await?;
+        }
+        Command::Report { from, to, by, funder, format, reactions: false } => {
             ops::report::report_command(
                 &settings,
                 from.as_deref(),

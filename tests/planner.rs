@@ -79,6 +79,7 @@ fn account(due_date: &str) -> Account {
         attrs: vec![],
         broken_promises: 0,
         funders: None,
+        hold_until: None,
     }
 }
 

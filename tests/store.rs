@@ -38,6 +38,7 @@ fn account(id: &str, borrower: &str, amount: &str) -> Account {
         attrs: vec![],
         broken_promises: 0,
         funders: None,
+        hold_until: None,
     }
 }
 

@@ -43,6 +43,11 @@ pub struct Model {
     /// Funding shares, `funder:share;...` in canonical form; null when wholly the lender's own.
     #[sea_orm(column_type = "Text", nullable)]
     pub funders: Option<String>,
+    /// The last local day a reaction holds all contact with the account; null when none does.
+    pub hold_until: Option<Date>,
+    /// Tags set by reactions, `;`-joined; an import never removes them.
+    #[sea_orm(column_type = "Text")]
+    pub engine_tags: String,
 }
 
 /// No relations are declared: the schema has no foreign keys.

@@ -16,6 +16,8 @@ pub mod experiment_entries;
 pub mod payments;
 pub mod plan_runs;
 pub mod promises;
+pub mod reaction_cases;
+pub mod risk_events;
 pub mod scheduler_locks;
 pub mod stage_history;
 pub mod strategy_versions;

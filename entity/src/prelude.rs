@@ -11,6 +11,8 @@ pub use super::deliveries::Entity as Deliveries;
 pub use super::payments::Entity as Payments;
 pub use super::plan_runs::Entity as PlanRuns;
 pub use super::promises::Entity as Promises;
+pub use super::reaction_cases::Entity as ReactionCases;
+pub use super::risk_events::Entity as RiskEvents;
 pub use super::scheduler_locks::Entity as SchedulerLocks;
 pub use super::stage_history::Entity as StageHistory;
 pub use super::strategy_versions::Entity as StrategyVersions;

@@ -14,6 +14,7 @@ mod m20261126_000006_gate;
 mod m20261201_000007_models;
 mod m20261202_000008_experiments;
 mod m20261203_000009_funders;
+mod m20261204_000011_reactions;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_models::Migration),
             Box::new(m20261202_000008_experiments::Migration),
             Box::new(m20261203_000009_funders::Migration),
+            Box::new(m20261204_000011_reactions::Migration),
         ]
     }
 }

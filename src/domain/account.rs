@@ -110,6 +110,9 @@ pub struct Account {
     pub broken_promises: u32,
     /// Who funds it and in what share (co-lending); `None` when it is wholly the lender's own.
     pub funders: Option<FundingShares>,
+    /// The last local day a reaction to a risk event holds all contact (`hold` in a
+    /// `[[reaction]]`); `None` when nothing holds it.
+    pub hold_until: Option<NaiveDate>,
 }
 
 impl Account {

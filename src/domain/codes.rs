@@ -1,5 +1,6 @@
 //! The fixed code lists of the contracts: channels, hard-stop flags, attempt outcomes, task and
-//! delivery states, task origins and the policy's caps. One source per code: parse, display,
+//! delivery states, task origins, the policy's caps, risk event types, case states and
+//! dispositions. One source per code: parse, display,
 //! the list, and the SQL literals (`sql_list`) the store's statements and indexes use.
 
 use serde::{Deserialize, Serialize};
@@ -273,6 +274,38 @@ code_enum!(
         Calls7d => "calls_7d",
         CallsPerDay => "calls_per_day",
         UnansweredPerNumber => "unanswered_per_number",
+    }
+);
+
+code_enum!(
+    /// The built-in types of risk events (`custom:<name>` is the lender's own; see
+    /// [`crate::domain::EventKind`]).
+    EventType, "event type", {
+        ScoreChange => "score_change",
+        MissedPaymentElsewhere => "missed_payment_elsewhere",
+        ContactChanged => "contact_changed",
+        FraudAlert => "fraud_alert",
+        LegalNotice => "legal_notice",
+    }
+);
+
+code_enum!(
+    /// What the team found when it closed a reaction's case: the feedback that measures the
+    /// reaction (its precision is the `confirmed` share).
+    Disposition, "disposition", {
+        Confirmed => "confirmed",
+        FalseAlarm => "false_alarm",
+        Resolved => "resolved",
+        Escalated => "escalated",
+    }
+);
+
+code_enum!(
+    /// Where a reaction's case is: `open` (in its queue, taken or not) or `closed` (with a
+    /// disposition).
+    CaseState, "case state", {
+        Open => "open",
+        Closed => "closed",
     }
 );
 

@@ -9,13 +9,18 @@ mod funding;
 mod history;
 pub mod promise;
 mod reason;
+mod risk;
 
 pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
 pub use capacity::{QueueCapacity, QueueName};
-pub use codes::{Cap, Channel, DeliveryState, Flag, Flags, Outcome, ParseCodeError, TaskOrigin, TaskState};
+pub use codes::{
+    Cap, CaseState, Channel, DeliveryState, Disposition, EventType, Flag, Flags, Outcome, ParseCodeError, TaskOrigin,
+    TaskState,
+};
 pub use funding::{FundingShare, FundingShares, is_funder_name, minor_unit};
 pub use history::{AttemptRecord, History, InFlight, Ledger, PromiseRecord};
 pub use reason::Reason;
+pub use risk::EventKind;
 
 /// Money is always a decimal, never a float.
 pub type Money = rust_decimal::Decimal;

@@ -20,6 +20,8 @@ pub enum Reason {
     AlreadyPlanned,
     /// A flag stops the contact (all contact, or calls for `do_not_call`).
     Flag(Flag),
+    /// A reaction to a risk event holds all contact with the account until a date.
+    Held,
     /// A promise to pay is open.
     PromiseOpen,
     /// No rule matches.
@@ -68,6 +70,7 @@ impl Reason {
             Reason::NoStrategy,
             Reason::NoStage,
             Reason::AlreadyPlanned,
+            Reason::Held,
             Reason::PromiseOpen,
             Reason::NoRule,
             Reason::NoContactPoint,
@@ -106,6 +109,7 @@ impl Reason {
             Reason::NoStrategy => "no_strategy",
             Reason::NoStage => "no_stage",
             Reason::AlreadyPlanned => "already_planned",
+            Reason::Held => "held",
             Reason::PromiseOpen => "promise_open",
             Reason::NoRule => "no_rule",
             Reason::NoContactPoint => "no_contact_point",

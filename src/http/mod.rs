@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod auth;
 pub mod deliveries;
 pub mod error;
+pub mod events;
 pub mod experiments;
 pub mod health;
 pub mod metrics;
@@ -120,6 +121,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(strategies::routes())
         .merge(accounts::routes())
         .merge(payments::routes())
+        .merge(events::routes())
         .merge(work::routes())
         .merge(deliveries::routes())
         .merge(reports::routes())

@@ -27,7 +27,8 @@ pub const ACCOUNT_COLUMNS: &[&str] = &[
     "consent_robot",
 ];
 
-const SPEC: ColumnSpec = ColumnSpec { required: ACCOUNT_COLUMNS, optional: &["opt_outs", "funders"], dynamic: true };
+const SPEC: ColumnSpec =
+    ColumnSpec { required: ACCOUNT_COLUMNS, optional: &["opt_outs", "funders"], dynamic: &["score.", "attr."] };
 
 /// Where each column is.
 struct Columns {

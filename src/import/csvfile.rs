@@ -13,8 +13,8 @@ pub(crate) struct ColumnSpec {
     pub required: &'static [&'static str],
     /// Columns a file may have.
     pub optional: &'static [&'static str],
-    /// Whether `score.<model>` and `attr.<name>` columns are allowed.
-    pub dynamic: bool,
+    /// The prefixes of named columns allowed (`score.`, `attr.`, `field.`): `<prefix><name>`.
+    pub dynamic: &'static [&'static str],
 }
 
 /// Where each column of the spec is in the file.
@@ -248,15 +248,14 @@ fn check_header(file: &str, headers: &csv::StringRecord, spec: &ColumnSpec, erro
     }
     let before = errors.is_empty();
     let mut expected: Vec<&str> = spec.required.iter().chain(spec.optional).copied().collect();
-    if spec.dynamic {
-        expected.extend(["score.<model>", "attr.<name>"]);
-    }
+    let named: Vec<String> = spec.dynamic.iter().map(|prefix| format!("{prefix}<name>")).collect();
+    expected.extend(named.iter().map(String::as_str));
     for (index, name) in names.iter().enumerate() {
         let known = spec.required.contains(&name.as_str())
             || spec.optional.contains(&name.as_str())
-            || (spec.dynamic && dynamic_column_ok(name));
+            || dynamic_column_ok(name, spec.dynamic);
         if !known {
-            let message = if spec.dynamic && (name.starts_with("score.") || name.starts_with("attr.")) {
+            let message = if spec.dynamic.iter().any(|prefix| name.starts_with(prefix)) {
                 "needs a name after the dot, made of letters, digits, `_` and `-`".to_string()
             } else {
                 format!("is not a known column (expected: {})", expected.join(", "))
@@ -274,9 +273,9 @@ fn check_header(file: &str, headers: &csv::StringRecord, spec: &ColumnSpec, erro
     if before && errors.is_empty() { Some(Header { names }) } else { None }
 }
 
-/// `score.<model>` and `attr.<name>`: a non-empty name of letters, digits, `_` and `-`.
-fn dynamic_column_ok(name: &str) -> bool {
-    let rest = name.strip_prefix("score.").or_else(|| name.strip_prefix("attr."));
+/// `<prefix><name>` for one of `prefixes`: a non-empty name of letters, digits, `_` and `-`.
+fn dynamic_column_ok(name: &str, prefixes: &[&str]) -> bool {
+    let rest = prefixes.iter().find_map(|prefix| name.strip_prefix(prefix));
     rest.is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
 }
 
@@ -367,10 +366,10 @@ mod tests {
 
     #[test]
     fn dynamic_columns_need_a_name() {
-        assert!(dynamic_column_ok("score.loss"));
-        assert!(dynamic_column_ok("attr.branch_code"));
-        assert!(!dynamic_column_ok("score."));
-        assert!(!dynamic_column_ok("attr.a b"));
-        assert!(!dynamic_column_ok("scores.loss"));
+        assert!(dynamic_column_ok("score.loss", &["score.", "attr."]));
+        assert!(dynamic_column_ok("attr.branch_code", &["score.", "attr."]));
+        assert!(!dynamic_column_ok("score.", &["score.", "attr."]));
+        assert!(!dynamic_column_ok("attr.a b", &["score.", "attr."]));
+        assert!(!dynamic_column_ok("scores.loss", &["score.", "attr."]));
     }
 }

@@ -15,14 +15,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A parsed row with its position, for errors found after reading.
-struct Located<T> {
-    row: u64,
-    line: u64,
-    item: T,
+pub(super) struct Located<T> {
+    pub(super) row: u64,
+    pub(super) line: u64,
+    pub(super) item: T,
 }
 
 /// Reads a whole file on a blocking thread, parsing each row with `parse_row`.
-async fn read_rows<T, F>(
+pub(super) async fn read_rows<T, F>(
     path: &Path,
     spec: &'static ColumnSpec,
     progress: &ProgressBar,
@@ -92,7 +92,7 @@ fn unknown_account<T>(file: &str, row: &Located<T>, id: &str) -> RowError {
 }
 
 static PAYMENTS: ColumnSpec =
-    ColumnSpec { required: &["account_id", "amount", "paid_at", "reference"], optional: &[], dynamic: false };
+    ColumnSpec { required: &["account_id", "amount", "paid_at", "reference"], optional: &[], dynamic: &[] };
 
 /// Imports `payments.csv`. A reference already stored (or repeated in the file) with the same
 /// account, amount and time is left as it is; with different ones it is an error. New payments
@@ -140,7 +140,7 @@ pub(super) async fn import_payments(
 }
 
 static ATTEMPTS: ColumnSpec =
-    ColumnSpec { required: &["account_id", "channel", "phone", "at", "outcome"], optional: &[], dynamic: false };
+    ColumnSpec { required: &["account_id", "channel", "phone", "at", "outcome"], optional: &[], dynamic: &[] };
 
 /// A parsed `attempts.csv` row.
 struct AttemptRow {
@@ -223,7 +223,7 @@ pub(super) async fn import_attempts(
 }
 
 static PROMISES: ColumnSpec =
-    ColumnSpec { required: &["account_id", "amount", "due_on", "made_at"], optional: &[], dynamic: false };
+    ColumnSpec { required: &["account_id", "amount", "due_on", "made_at"], optional: &[], dynamic: &[] };
 
 /// Imports `promises.csv` as open promises. A promise already stored (same account and time
 /// made) is left as it is.

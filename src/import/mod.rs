@@ -13,6 +13,7 @@ pub use apply::{AccountsWritten, PAID_IN_FULL, PaymentsApplied};
 mod csvfile;
 mod events;
 pub(crate) mod records;
+pub mod risk_events;
 
 use crate::store::{self, StoreError};
 use chrono::{DateTime, Utc};
@@ -37,12 +38,14 @@ pub enum ImportKind {
     Attempts,
     /// `promises.csv`: promises to pay, idempotent by account and time made.
     Promises,
+    /// `events.csv`: risk events, idempotent by event id; the strategies' reactions act on them.
+    Events,
 }
 
 impl ImportKind {
     /// Every kind, in CLI order.
-    pub const ALL: [ImportKind; 4] =
-        [ImportKind::Accounts, ImportKind::Payments, ImportKind::Attempts, ImportKind::Promises];
+    pub const ALL: [ImportKind; 5] =
+        [ImportKind::Accounts, ImportKind::Payments, ImportKind::Attempts, ImportKind::Promises, ImportKind::Events];
 
     /// The CLI name (`accounts`, ...).
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl ImportKind {
             ImportKind::Payments => "payments",
             ImportKind::Attempts => "attempts",
             ImportKind::Promises => "promises",
+            ImportKind::Events => "events",
         }
     }
 }
@@ -60,7 +64,7 @@ impl FromStr for ImportKind {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         ImportKind::ALL.into_iter().find(|kind| kind.name() == text.trim()).ok_or_else(|| {
-            format!("unknown import kind `{text}` (expected one of: accounts, payments, attempts, promises)")
+            format!("unknown import kind `{text}` (expected one of: accounts, payments, attempts, promises, events)")
         })
     }
 }
@@ -233,6 +237,11 @@ pub async fn import_file_at(
         ImportKind::Payments => events::import_payments(db, path, &progress, now).await,
         ImportKind::Attempts => events::import_attempts(db, path, &progress).await,
         ImportKind::Promises => events::import_promises(db, path, &progress).await,
+        // Events need the strategies their reactions are in: `ops::import` reads them.
+        ImportKind::Events => Err(ImportError::Read {
+            file: path.display().to_string(),
+            message: "risk events are imported with the strategies in force (`arrears import events FILE`)".into(),
+        }),
     };
     progress.finish_and_clear();
     result

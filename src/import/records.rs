@@ -278,6 +278,7 @@ impl<P: Position> AccountBatch<P> {
             attrs: record.attrs.iter().filter(|(_, value)| !value.is_empty()).cloned().collect(),
             broken_promises: 0,
             funders,
+            hold_until: None,
         });
     }
 

@@ -23,6 +23,13 @@ pub struct AccountExplanation {
     pub tasks: Vec<tasks::Model>,
     /// The account's promises, newest first.
     pub promises: Vec<promises::Model>,
+    /// The last local day a reaction holds all contact, if one does.
+    pub hold_until: Option<chrono::NaiveDate>,
+    /// The reactions of the account's strategy and whether the account's side of each holds
+    /// now (the same decision `ops::events` applies to an arriving event).
+    pub reactions: Vec<crate::plan::ReactionTrace>,
+    /// The account's reaction cases, oldest deadline first.
+    pub cases: Vec<super::events::CaseView>,
 }
 
 /// Explains one account as of `now`; `None` when the account does not exist.
@@ -60,8 +67,13 @@ pub async fn explain_account(
         .order_by_desc(promises::Column::MadeAt)
         .all(db)
         .await?;
+    let reactions = borrower
+        .map(|borrower| crate::plan::trace_reactions(account, borrower, &history, strategies, now))
+        .unwrap_or_default();
+    let cases = super::events::account_cases(db, account_id, now).await?;
+    let hold_until = account.hold_until;
     let stored_stage = page.stored_stages.into_iter().next().flatten();
-    Ok(Some(AccountExplanation { stored_stage, explanation, tasks, promises }))
+    Ok(Some(AccountExplanation { stored_stage, explanation, tasks, promises, hold_until, reactions, cases }))
 }
 
 /// `arrears explain`: prints the explanation for people, or as JSON.
@@ -190,6 +202,35 @@ pub fn write_explanation(report: &AccountExplanation, out: &mut impl Write) -> a
             let draw = hour.draw.map(|draw| format!(", draw {:.0} %", draw * 100.0)).unwrap_or_default();
             writeln!(out, "  {:02}:00 {:>3.0} % {bar:<40} {why}{draw}", hour.local_hour, hour.estimate * 100.0)?;
         }
+    }
+    if let Some(until) = report.hold_until {
+        writeln!(out, "held: a reaction to a risk event holds all contact through {until}")?;
+    }
+    if !report.reactions.is_empty() {
+        writeln!(out, "reactions to risk events:")?;
+        for reaction in &report.reactions {
+            let fields = if reaction.event_fields.is_empty() {
+                String::new()
+            } else {
+                format!(" if the event meets {}", reaction.event_fields.join(", "))
+            };
+            match &reaction.failed {
+                None => writeln!(out, "  ✓ {} would act on {}{fields}", reaction.reaction, reaction.on.join(", "))?,
+                Some(failed) => writeln!(out, "  ✗ {} ({}): {failed}", reaction.reaction, reaction.on.join(", "))?,
+            }
+        }
+    }
+    for case in &report.cases {
+        writeln!(
+            out,
+            "case {} ({} {}, queue {}): {}{}",
+            case.id,
+            case.event_type,
+            case.reaction,
+            case.queue,
+            case.disposition.as_deref().unwrap_or(&case.state),
+            if case.overdue { ", overdue" } else { "" }
+        )?;
     }
     if !report.tasks.is_empty() {
         writeln!(out, "stored tasks:")?;

@@ -12,6 +12,7 @@ pub mod synthetic;
 pub mod tokens;
 
 pub mod deliveries;
+pub mod events;
 pub mod experiments;
 mod explain;
 pub mod flags;
@@ -82,7 +83,50 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// `arrears import KIND FILE`.
 pub async fn import(settings: &Settings, kind: ImportKind, file: &Path) -> anyhow::Result<ImportReport> {
     let db = connect(settings).await?;
+    if kind == ImportKind::Events {
+        return import_events(settings, &db, file).await;
+    }
     Ok(crate::import::import_file(&db, kind, file).await?)
+}
+
+/// `arrears import events FILE.csv`: reads and checks every row, then records the events and
+/// applies the reactions of the strategies in force, as `POST /v1/events` does.
+async fn import_events(
+    settings: &Settings,
+    db: &sea_orm::DatabaseConnection,
+    file: &Path,
+) -> anyhow::Result<ImportReport> {
+    let strategies = load_strategies(settings, &settings.strategies_dir)
+        .map_err(|errors| anyhow::anyhow!("the strategies are invalid:\n{errors}"))?;
+    let now = chrono::Utc::now();
+    let progress = indicatif::ProgressBar::hidden();
+    let (events, labels) = crate::import::risk_events::read_events(file, &progress, now).await?;
+    let report = match events::apply_events(db, &strategies, &events, &labels, now, "import").await {
+        Ok(report) => report,
+        Err(events::EventsError::Invalid(lines) | events::EventsError::Conflict(lines)) => {
+            anyhow::bail!("{}: nothing was written:\n{}", file.display(), lines.join("\n"))
+        }
+        Err(events::EventsError::Store(error)) => return Err(error.into()),
+    };
+    for fired in &report.reactions {
+        eprintln!(
+            "{}: reaction `{}` ({}) on account {}{}",
+            fired.event_id,
+            fired.reaction,
+            fired.strategy,
+            fired.account_id,
+            fired.case_id.map(|id| format!(": case {id}")).unwrap_or_default()
+        );
+    }
+    Ok(ImportReport {
+        kind: ImportKind::Events,
+        rows: report.received,
+        inserted: report.inserted,
+        updated: 0,
+        unchanged: report.duplicates.len() as u64,
+        contact_points_retired: 0,
+        contact_points_restored: 0,
+    })
 }
 
 /// Loads the strategies of a directory with the configured policy defaults.
@@ -107,12 +151,13 @@ pub fn check_strategies(settings: &Settings, dir: &Path, out: &mut impl Write) -
             for strategy in &set.strategies {
                 writeln!(
                     out,
-                    "ok  {} ({}): {} stages, {} rules, {} experiments, policy {}",
+                    "ok  {} ({}): {} stages, {} rules, {} experiments, {} reactions, policy {}",
                     strategy.name,
                     strategy.file,
                     strategy.stages.len(),
                     strategy.rules.len(),
                     strategy.experiments.len(),
+                    strategy.reactions.len(),
                     strategy.policy.name
                 )?;
             }

@@ -105,3 +105,54 @@ pub async fn report_command(
     }
     Ok(())
 }
+
+/// The reactions report for `period`, with `now` deciding which open cases are overdue (see
+/// [`report::reactions`]).
+pub async fn reactions(
+    db: &impl ConnectionTrait,
+    period: Period,
+    order: &StageOrder,
+    now: DateTime<Utc>,
+) -> Result<Vec<report::reactions::ReactionRow>, StoreError> {
+    let firings = store::reaction_firings(db, period.from, period.to).await?;
+    let ids: Vec<i64> = firings.iter().filter_map(|firing| firing.case_id).collect();
+    let cases = store::cases_by_id(db, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, case)| {
+            let closed = case.closed_at.zip(case.disposition);
+            (id, report::reactions::CaseFacts { due_at: case.due_at, closed })
+        })
+        .collect();
+    let mut accounts: Vec<&str> = firings.iter().map(|firing| firing.account_id.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let moves = store::stage_moves_since(db, &accounts, period.from).await?;
+    Ok(report::reactions::reaction_rows(&firings, &cases, &moves, order, now))
+}
+
+/// `arrears report --reactions`: the reactions report as a table or JSON.
+pub async fn reactions_command(
+    settings: &Settings,
+    from: Option<&str>,
+    to: Option<&str>,
+    json: bool,
+    now: DateTime<Utc>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let zone = crate::domain::parse_timezone(&settings.config.timezone)
+        .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
+    let period = Period::parse(from, to, zone, now).map_err(|error| anyhow::anyhow!("--{error}"))?;
+    let db = connect(settings).await?;
+    let order = super::load_strategies(settings, &settings.strategies_dir)
+        .map(|strategies| StageOrder::of(&strategies))
+        .map_err(|errors| anyhow::anyhow!("the strategies (which order the stages) are invalid:\n{errors}"))?;
+    let rows = reactions(&db, period, &order, now).await.context("cannot read the reactions")?;
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &rows)?;
+        writeln!(out)?;
+    } else {
+        report::reactions::write_reactions(&rows, period.from, period.to, out)?;
+    }
+    Ok(())
+}

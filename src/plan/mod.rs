@@ -5,12 +5,14 @@
 mod capacity;
 mod explain;
 mod learned;
+mod reactions;
 mod spread;
 mod types;
 
 pub use capacity::{Admission, Candidate, QueueAdmission, admit};
 pub use explain::{ArmTrace, CapacityNote, DecisionView, Explanation, FactsView, RuleTrace, explain};
 pub use learned::{Estimates, HourFate, HourTrace, Placed, Placement, place, window_mean};
+pub use reactions::{Matched, ReactionTrace, match_reactions, trace_reactions};
 pub use spread::spread;
 pub use types::{ExperimentEntry, Plan, Skip, Task};
 

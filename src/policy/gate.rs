@@ -84,7 +84,7 @@ fn wait(reason: Reason, detail: impl Into<String>) -> Refusal {
 }
 
 /// The stops that do not depend on the channel, on the borrower's local day `date`: nothing due,
-/// a hard-stop flag, an open promise. The planner asks them first (their codes rank before the
+/// a hard-stop flag, a reaction's hold, an open promise. The planner asks them first (their codes rank before the
 /// rules'); [`check`] asks them too.
 pub fn stops(account: &Account, ledger: Ledger<'_>, date: NaiveDate) -> Option<Refusal> {
     if account.amount_due <= Money::ZERO {
@@ -92,6 +92,11 @@ pub fn stops(account: &Account, ledger: Ledger<'_>, date: NaiveDate) -> Option<R
     }
     if let Some(flag) = account.flags.iter().find(|flag| flag.stops_all_contact()) {
         return Some(refuse(Reason::Flag(flag), format!("the `{flag}` flag stops all contact")));
+    }
+    if let Some(until) = account.hold_until
+        && date <= until
+    {
+        return Some(refuse(Reason::Held, format!("a reaction to a risk event holds all contact until {until}")));
     }
     if let Some(promise) = ledger.open_promise
         && promise.due_on + Duration::days(PROMISE_GRACE_DAYS) >= date

@@ -12,6 +12,7 @@
 pub mod csv;
 pub mod funder;
 pub mod paired;
+pub mod reactions;
 pub mod roll;
 pub mod text;
 pub mod vintage;

@@ -25,6 +25,7 @@ fn account(id: usize, product: &str, tags: &[&str], dpd: i64) -> Account {
         attrs: Vec::new(),
         broken_promises: 0,
         funders: None,
+        hold_until: None,
     }
 }
 

@@ -156,6 +156,8 @@ struct AccountRow<'a>(
     i64,
     Option<String>,
     Option<String>,
+    Option<String>,
+    #[serde(borrow)] Cow<'a, str>,
 );
 
 /// Reads a packed page.
@@ -185,14 +187,14 @@ pub(crate) fn push_accounts(sql: &mut Sql, scope: Scope<'_>) {
     let backend = sql.backend();
     let fields = format!(
         "id, borrower_id, product, currency, {}, {}, due_date, tags, flags, engine_flags, {}, {}, broken_promises, \
-         stage, funders",
+         stage, funders, hold_until, engine_tags",
         money_field(backend, "amount_due"),
         money_field(backend, "balance"),
         if is_postgres(backend) { "scores::json" } else { "json(scores)" },
         if is_postgres(backend) { "attrs::json" } else { "json(attrs)" },
     );
     let columns = "id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, \
-                   engine_flags, scores, attrs, broken_promises, stage, funders";
+                   engine_flags, scores, attrs, broken_promises, stage, funders, hold_until, engine_tags";
     push_json_page(sql, columns, &fields, "accounts", |sql| scope.accounts(sql), "id", scope.limit());
 }
 
@@ -233,6 +235,8 @@ pub(crate) fn decode_accounts(
         broken,
         stage,
         funders,
+        hold_until,
+        engine_tags,
     ) in rows
     {
         let corrupt = |message: String| StoreError::Corrupt { table: "accounts", id: id.clone(), message };
@@ -254,12 +258,20 @@ pub(crate) fn decode_accounts(
             amount_due,
             balance,
             due_date,
-            tags: split_list(&tags).map(str::to_string).collect(),
+            // The effective tags: the servicing system's, then the engine's (reactions).
+            tags: split_list(&tags)
+                .chain(split_list(&engine_tags).filter(|tag| !split_list(&tags).any(|own| own == *tag)))
+                .map(str::to_string)
+                .collect(),
             flags,
             scores: scores.0,
             attrs: attrs.0,
             broken_promises: u32::try_from(broken).unwrap_or(0),
             funders,
+            hold_until: hold_until
+                .map(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d"))
+                .transpose()
+                .map_err(|_| corrupt("hold_until".into()))?,
             id,
         };
         accounts.push((account, stage));

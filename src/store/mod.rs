@@ -18,6 +18,7 @@ mod locks;
 mod models;
 mod outcomes;
 mod plans;
+mod reactions;
 mod release;
 mod report;
 mod sql;
@@ -52,8 +53,13 @@ pub use outcomes::{
 };
 pub use plans::{
     NewPlanRun, PartSaved, PlanRunError, PlanRunWriter, RunCounts, RunPart, SQLITE_ACCOUNTS_PER_TRANSACTION,
-    StageChange, begin_plan_run, count_tasks, queue_backlog, queue_day_tasks, raw_insert_tasks, save_plan,
-    stage_history_of, tasks_for_account,
+    StageChange, add_replanned_tasks, begin_plan_run, count_tasks, queue_backlog, queue_day_tasks, raw_insert_tasks,
+    save_plan, stage_history_of, tasks_for_account,
+};
+pub use reactions::{
+    NewCase, REACTION_FIRED, account_row, accounts_of_borrower, case_by_id, cases, cases_by_id, cases_of_account,
+    cases_opened_in, close_case, events_received_in, insert_risk_event, open_case, raise_open_tasks, reaction_firings,
+    risk_event, set_reaction_marks, stage_moves_since,
 };
 pub use release::{release_candidates, tasks_by_id};
 pub use report::{

@@ -892,3 +892,23 @@ pub async fn queue_day_tasks(
         .count(db)
         .await?)
 }
+
+/// Adds one account's re-planned tasks (a reaction's `replan`) to the latest plan run, skipping
+/// any whose `(account_id, local_date, attempt)` exists; returns how many were added (0 when no
+/// plan has run yet: the next plan decides the account).
+pub async fn add_replanned_tasks(
+    txn: &DatabaseTransaction,
+    created_at: DateTime<Utc>,
+    tasks: &[Task],
+) -> Result<u64, StoreError> {
+    let mut sql = Sql::new(txn.get_database_backend());
+    sql.push("SELECT MAX(id) FROM plan_runs");
+    let run_id = match txn.query_one_raw(sql.statement()).await? {
+        Some(row) => get::<Option<i64>>(&row, 0, "plan_runs", "max")?,
+        None => None,
+    };
+    match run_id {
+        Some(run_id) if !tasks.is_empty() => insert_tasks(txn, run_id, created_at, tasks, true).await,
+        _ => Ok(0),
+    }
+}

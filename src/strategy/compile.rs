@@ -4,7 +4,7 @@
 use super::compiled::{
     Conditions, Experiment, Priority, Range, Rule, Stage, Strategy, Symbols, TagIndex, Timing, Treatment,
 };
-use super::file::{ExperimentDef, PriorityDef, RuleDef, StrategyFile};
+use super::file::{ExperimentDef, PriorityDef, ReactionDef, RuleDef, StrategyFile};
 use super::templates::TemplateChecker;
 use crate::domain::{Channel, Money};
 use crate::policy::{Policy, PolicySettings, TimeWindow};
@@ -25,16 +25,23 @@ pub(crate) struct Context<'a> {
     pub capacities: &'a std::collections::BTreeMap<String, crate::domain::QueueCapacity>,
 }
 
+/// A file's list entries, read one by one.
+pub(crate) struct Entries {
+    pub rules: Vec<Spanned<RuleDef>>,
+    pub experiments: Vec<Spanned<ExperimentDef>>,
+    pub reactions: Vec<Spanned<ReactionDef>>,
+}
+
 /// Compiles one parsed file.
 pub(crate) fn compile(
     file_name: &str,
     content_hash: String,
     content: String,
     file: StrategyFile,
-    rules: Vec<Spanned<RuleDef>>,
-    experiments: Vec<Spanned<ExperimentDef>>,
+    entries: Entries,
     context: &mut Context<'_>,
 ) -> Result<Strategy, Problems> {
+    let Entries { rules, experiments, reactions } = entries;
     let mut problems = Problems::new();
     let name = file.name.get_ref().trim().to_string();
     if name.is_empty() {
@@ -73,6 +80,7 @@ pub(crate) fn compile(
 
     let experiment_list =
         compile_experiments(&experiments, &stage_index, &rule_names, &mut compiled_rules, &mut problems);
+    let reaction_list = super::reaction::compile_reactions(&reactions, &stage_index, context.symbols, &mut problems);
 
     if problems.is_empty() {
         check_reachable(&rules, &compiled_rules, &stages, context.capacities, &mut problems);
@@ -104,6 +112,7 @@ pub(crate) fn compile(
         stages,
         rules: compiled_rules,
         experiments: experiment_list,
+        reactions: reaction_list,
         experiment_by_stage,
         rules_by_stage,
         tag_index,
@@ -252,7 +261,7 @@ fn compile_rule(
     };
 
     let conditions = match &def.when {
-        Some(when) => compile_conditions(when, context.symbols, name, problems),
+        Some(when) => compile_conditions(when, context.symbols, &format!("rule `{name}`"), false, problems),
         None => Conditions::default(),
     };
 
@@ -585,18 +594,24 @@ fn parse_horizon(text: &str) -> Result<u32, String> {
     Ok(days as u32)
 }
 
-fn compile_conditions(
+/// Compiles a `when` table; `owner` names its rule or reaction in messages ("rule `early`").
+/// Keys starting with `event.` are left to the caller (a reaction's event conditions).
+pub(crate) fn compile_conditions(
     when: &Spanned<std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     symbols: &mut Symbols,
-    rule: &str,
+    owner: &str,
+    allow_event: bool,
     problems: &mut Problems,
 ) -> Conditions {
     let mut conditions = Conditions::default();
     for (key, value) in when.get_ref() {
         let span = value.span();
         let key_name = key.get_ref().as_str();
+        if allow_event && key_name.starts_with("event.") {
+            continue;
+        }
         let mut problem =
-            |message: String| problems.push((span.clone(), format!("rule `{rule}`: when.{key_name}: {message}")));
+            |message: String| problems.push((span.clone(), format!("{owner}: when.{key_name}: {message}")));
         match key_name {
             "product" => match strings(value.get_ref()) {
                 Ok(list) => conditions.products = Some(list.iter().map(|p| symbols.product(p)).collect()),
@@ -674,8 +689,9 @@ fn compile_conditions(
                     problems.push((
                         key.span(),
                         format!(
-                            "rule `{rule}`: unknown condition `{other}` (expected product, funder, dpd, amount_due, \
-                             balance, score.<model>, tags_any, tags_all, tags_none, attr.<name>, broken_promises, attempts_7d, days_since_rpc)"
+                            "{owner}: unknown condition `{other}` (expected product, funder, dpd, amount_due, \
+                             balance, score.<model>, tags_any, tags_all, tags_none, attr.<name>, broken_promises, attempts_7d, days_since_rpc{})",
+                            if allow_event { ", event.<field>" } else { "" }
                         ),
                     ));
                 }
@@ -699,7 +715,7 @@ fn map_range<T: Copy, U>(range: Range<T>, f: impl Fn(T) -> U) -> Range<U> {
     Range { min: range.min.map(&f), max: range.max.map(&f) }
 }
 
-fn strings(value: &toml::Value) -> Result<Vec<String>, String> {
+pub(crate) fn strings(value: &toml::Value) -> Result<Vec<String>, String> {
     match value {
         toml::Value::String(text) => Ok(vec![text.clone()]),
         toml::Value::Array(items) => items
@@ -712,7 +728,7 @@ fn strings(value: &toml::Value) -> Result<Vec<String>, String> {
     }
 }
 
-fn range<T: PartialOrd + Copy + std::fmt::Display>(
+pub(crate) fn range<T: PartialOrd + Copy + std::fmt::Display>(
     value: &toml::Value,
     read: fn(&toml::Value) -> Result<T, String>,
 ) -> Result<Range<T>, String> {
@@ -750,7 +766,7 @@ fn count(value: &toml::Value) -> Result<i64, String> {
     }
 }
 
-fn number(value: &toml::Value) -> Result<f64, String> {
+pub(crate) fn number(value: &toml::Value) -> Result<f64, String> {
     match value {
         toml::Value::Float(f) if f.is_finite() => Ok(*f),
         toml::Value::Integer(i) => Ok(*i as f64),

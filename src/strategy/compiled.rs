@@ -347,6 +347,8 @@ pub struct Strategy {
     pub rules: Vec<Rule>,
     /// Experiments.
     pub experiments: Vec<Experiment>,
+    /// Reactions to risk events, in file order.
+    pub reactions: Vec<super::Reaction>,
     /// Per stage, the experiment splitting it.
     pub(crate) experiment_by_stage: Vec<Option<usize>>,
     /// Per stage, the indices of the rules covering it, in order.

@@ -43,6 +43,10 @@ pub struct StrategyFile {
     #[serde(default)]
     #[schemars(with = "Vec<ExperimentDef>")]
     pub experiment: Vec<Spanned<ExperimentDef>>,
+    /// Reactions to risk events, each tried on every event of its types.
+    #[serde(default)]
+    #[schemars(with = "Vec<ReactionDef>")]
+    pub reaction: Vec<Spanned<ReactionDef>>,
 }
 
 /// `applies_to = { products = [...] }`.
@@ -218,6 +222,73 @@ pub struct ExperimentDef {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub horizon: Option<Spanned<String>>,
+}
+
+/// One `[[reaction]]`: what happens when a risk event of its types arrives for an account of the
+/// strategy and its conditions hold. Every matching reaction acts (not only the first).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionDef {
+    /// Unique reaction name within the strategy, reported with its cases.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// The event type or types it reacts to (`score_change`, `missed_payment_elsewhere`,
+    /// `contact_changed`, `fraud_alert`, `legal_notice`, `custom:<name>`).
+    #[schemars(with = "OneOrMany")]
+    pub on: Spanned<OneOrMany>,
+    /// Stage or stages of the account it applies to. Absent: every stage (and accounts in none).
+    #[serde(default)]
+    #[schemars(with = "Option<OneOrMany>")]
+    pub stage: Option<Spanned<OneOrMany>>,
+    /// Conditions that must all hold: a rule's `when` vocabulary plus `event.<field>` (a range
+    /// `{ min, max }` for numbers, a string or list of strings otherwise).
+    #[serde(default)]
+    #[schemars(schema_with = "reaction_when_schema")]
+    pub when: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
+    /// Opens a case in this human queue, to be closed with a disposition (`confirmed`,
+    /// `false_alarm`, `resolved`, `escalated`) within `sla`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub queue: Option<Spanned<String>>,
+    /// The case's deadline after the event arrives, like "4h" or "2d" (required with `queue`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub sla: Option<Spanned<String>>,
+    /// Tags the engine adds to the account (kept across imports until a reaction removes them).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub add_tags: Option<Spanned<Vec<String>>>,
+    /// Engine tags the reaction removes.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub remove_tags: Option<Spanned<Vec<String>>>,
+    /// Holds all contact with the account for this many whole days, like "14d": through the
+    /// borrower's local day that many days after the event arrives.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub hold: Option<Spanned<String>>,
+    /// Re-plans the account's day now, under the tags and hold the reaction just set.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub replan: Option<Spanned<bool>>,
+    /// `"now"`: the account's open tasks go to the top of their queues (below callbacks and
+    /// transfers).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub priority: Option<Spanned<String>>,
+}
+
+fn reaction_when_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = when_schema(generator);
+    let event_value = serde_json::json!({"anyOf": [
+        {"type": "string"}, {"type": "array", "items": {"type": "string"}},
+        {"type": "object", "additionalProperties": false,
+         "properties": {"min": {"type": "number"}, "max": {"type": "number"}}}
+    ]});
+    if let Some(patterns) = schema.get_mut("patternProperties").and_then(|value| value.as_object_mut()) {
+        patterns.insert("^event\\.[A-Za-z0-9_-]+$".into(), event_value);
+    }
+    schema
 }
 
 fn when_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -5,6 +5,7 @@
 mod compile;
 mod compiled;
 mod file;
+mod reaction;
 mod templates;
 
 pub use compile::DEFAULT_HORIZON_DAYS;
@@ -12,13 +13,14 @@ pub use compiled::{
     Conditions, Experiment, Facts, Priority, Range, Rule, Stage, Strategy, StrategySet, Timing, Treatment, UNKNOWN,
 };
 pub use file::StrategyFile;
+pub use reaction::{CaseRule, EventMatch, MAX_HOLD_DAYS, Miss, Reaction};
 pub use templates::{
     AccountView, BorrowerView, LenderView, MessageContext, MessageTemplates, TaskView, TemplateChecker, TemplateError,
 };
 
 use crate::policy::PolicySettings;
 use compile::{Context, Problems};
-use file::{ExperimentDef, RuleDef};
+use file::{ExperimentDef, ReactionDef, RuleDef};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 use sha2::{Digest, Sha256};
@@ -106,9 +108,9 @@ impl Positions<'_> {
     }
 }
 
-type Parsed = (StrategyFile, Vec<Spanned<RuleDef>>, Vec<Spanned<ExperimentDef>>);
+type Parsed = (StrategyFile, Vec<Spanned<RuleDef>>, Vec<Spanned<ExperimentDef>>, Vec<Spanned<ReactionDef>>);
 
-/// Reads a file's TOML. `rule` and `experiment` entries are read one by one so that every broken
+/// Reads a file's TOML. `rule`, `experiment` and `reaction` entries are read one by one so that every broken
 /// entry is reported.
 fn parse(text: &str) -> Result<Parsed, Problems> {
     let root =
@@ -117,6 +119,7 @@ fn parse(text: &str) -> Result<Parsed, Problems> {
     let mut table = root.into_inner();
     let rule_values = table.remove("rule");
     let experiment_values = table.remove("experiment");
+    let reaction_values = table.remove("reaction");
     let mut problems = Problems::new();
     let header = StrategyFile::deserialize(ValueDeserializer::from(Spanned::new(span, DeValue::Table(table))))
         .map_err(|error| {
@@ -126,8 +129,9 @@ fn parse(text: &str) -> Result<Parsed, Problems> {
         .ok();
     let rules = read_entries::<RuleDef>(text, rule_values, "rule", &mut problems);
     let experiments = read_entries::<ExperimentDef>(text, experiment_values, "experiment", &mut problems);
+    let reactions = read_entries::<ReactionDef>(text, reaction_values, "reaction", &mut problems);
     match header {
-        Some(header) if problems.is_empty() => Ok((header, rules, experiments)),
+        Some(header) if problems.is_empty() => Ok((header, rules, experiments, reactions)),
         _ => Err(problems),
     }
 }
@@ -339,7 +343,7 @@ pub fn load_sources(sources: &[SourceFile], options: &LoadOptions<'_>) -> Result
     let mut names: HashMap<String, String> = HashMap::new();
     for source in sources {
         let positions = Positions { file: &source.name, text: &source.text };
-        let (file, rules, experiments) = match parse(&source.text) {
+        let (file, rules, experiments, reactions) = match parse(&source.text) {
             Ok(parsed) => parsed,
             Err(problems) => {
                 errors.extend(problems.into_iter().map(|(span, message)| positions.error(span, message)));
@@ -360,14 +364,14 @@ pub fn load_sources(sources: &[SourceFile], options: &LoadOptions<'_>) -> Result
             symbols: &mut set.symbols,
             capacities: options.capacities,
         };
-        let strategy =
-            match compile::compile(&source.name, hash, source.text.clone(), file, rules, experiments, &mut context) {
-                Ok(strategy) => strategy,
-                Err(problems) => {
-                    errors.extend(problems.into_iter().map(|(span, message)| positions.error(span, message)));
-                    continue;
-                }
-            };
+        let entries = compile::Entries { rules, experiments, reactions };
+        let strategy = match compile::compile(&source.name, hash, source.text.clone(), file, entries, &mut context) {
+            Ok(strategy) => strategy,
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(|(span, message)| positions.error(span, message)));
+                continue;
+            }
+        };
         let index = set.strategies.len();
         if let Some(other) = names.insert(strategy.name.to_string(), source.name.clone()) {
             errors.push(
