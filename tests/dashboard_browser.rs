@@ -29,6 +29,7 @@ const PAGES: &[(&str, &str, bool)] = &[
     ("timing", "/dashboard/timing", true),
     ("operations", "/dashboard/operations", true),
     ("roll-trend", "/dashboard/roll?from_state=M1-early&to_state=M1", true),
+    ("funder", "/dashboard/funder?funder=bank-a", true),
 ];
 
 /// The Chromium binary, or `None` (after saying why) when it is absent and not required.
@@ -166,7 +167,7 @@ fn open(tab: &Tab, url: &str) -> anyhow::Result<()> {
 }
 
 /// The whole visit; returns every problem the browser reported.
-fn visit(chromium: &Path, base: &str, token: &str) -> anyhow::Result<Vec<String>> {
+fn visit(chromium: &Path, base: &str, token: &str, funder_token: &str) -> anyhow::Result<Vec<String>> {
     let options = LaunchOptions::default_builder()
         .path(Some(chromium.to_path_buf()))
         .headless(true)
@@ -220,6 +221,26 @@ fn visit(chromium: &Path, base: &str, token: &str) -> anyhow::Result<Vec<String>
             screenshot(&tab, "overview-phone")?;
         }
     }
+    // A funder signs in on the same form and lands on its own share, its charts drawn, with no
+    // way to another page.
+    set_screen(&tab, 1280, 900, false)?;
+    open(&tab, &format!("{base}/dashboard/login"))?;
+    tab.wait_for_element("input[name=token]")?;
+    let paste =
+        format!("document.querySelector('input[name=token]').value = {}; true", serde_json::to_string(funder_token)?);
+    tab.evaluate(&paste, false)?;
+    tab.wait_for_element("form.login button[type=submit]")?.click()?;
+    tab.wait_until_navigated()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tab.get_url() != format!("{base}/dashboard/funder") {
+        anyhow::ensure!(Instant::now() < deadline, "a funder's sign-in did not open its page: {}", tab.get_url());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tab.wait_for_element("#funder-balances")?;
+    anyhow::ensure!(charts_drawn(&tab, "funder (funder token)")? > 0, "the funder's page drew no chart");
+    let links = evaluate_f64(&tab, "document.querySelectorAll('nav a[href^=\"/dashboard\"]').length")?;
+    anyhow::ensure!(links <= 1.0, "a funder's navigation offers {links} dashboard pages");
+    screenshot(&tab, "funder-token")?;
     let problems = problems.lock().unwrap().clone();
     Ok(problems)
 }
@@ -232,8 +253,18 @@ async fn a_manager_signs_in_and_every_page_draws_without_an_error() {
     let app = spawn_app(common::sqlite_db().await).await;
     seed(&app).await;
     let (base, token) = (app.base.clone(), app.tokens.manager.clone());
+    let funder = arrears::ops::tokens::create_token_for(
+        &app.state.db,
+        arrears::ops::tokens::Role::Funder,
+        None,
+        Some("bank-a"),
+        None,
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
     let started = Instant::now();
-    let problems = tokio::task::spawn_blocking(move || visit(&chromium, &base, &token))
+    let problems = tokio::task::spawn_blocking(move || visit(&chromium, &base, &token, &funder))
         .await
         .expect("the browser thread panicked")
         .unwrap_or_else(|error| panic!("the browser visit failed: {error:#}"));

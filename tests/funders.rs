@@ -197,3 +197,65 @@ async fn a_funder_token_reads_its_own_share_and_nothing_else() {
         assert!(error["error"]["message"].as_str().unwrap().starts_with("funder:"), "{error}");
     }
 }
+
+#[tokio::test]
+async fn a_funder_sees_its_own_share_on_the_dashboard_and_nothing_else() {
+    for db in common::all_dbs().await {
+        let app = common::app::spawn_app(db).await;
+        let backend = app.backend();
+        let now = app.clock.now();
+        let account = |id: &str, name: &str, funders: &str| {
+            serde_json::json!({
+                "account_id": id, "borrower_id": format!("P-{id}"), "name": name,
+                "phones": ["+8613800138001"], "timezones": ["Asia/Shanghai"], "product": "cash",
+                "currency": "CNY", "amount_due": "100", "balance": "1000", "due_date": "2026-11-12",
+                "consent_robot": true, "funders": funders
+            })
+        };
+        let batch = serde_json::json!([
+            account("F-1", "Secret Person", "bank-a:0.5;bank-b:0.5"),
+            account("F-2", "Other Person", "bank-b:1")
+        ]);
+        assert_eq!(app.post_json("/v1/accounts", Some(&app.tokens.ingest), &batch).await.status(), 200, "{backend}");
+        arrears::ops::plan_and_persist(&app.state.db, &app.state.strategies.current(), now, false).await.unwrap();
+        app.clock.advance(chrono::Duration::hours(1));
+        let token = create_token_for(&app.state.db, Role::Funder, None, Some("bank-a"), None, now).await.unwrap();
+        let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let get = |path: &str, token: &str| client.get(app.url(path)).bearer_auth(token.to_string()).send();
+
+        // The dashboard's home sends a funder to its page, which shows its share only.
+        let home = get("/dashboard", &token).await.unwrap();
+        assert_eq!(home.status(), 303, "{backend}");
+        assert_eq!(home.headers()["location"], "/dashboard/funder");
+        let page = get("/dashboard/funder", &token).await.unwrap();
+        assert_eq!(page.status(), 200, "{backend}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("Balances by state of bank-a"), "{backend}");
+        assert!(html.contains("500.00") && !html.contains("1,500.00"), "{backend}: half of F-1 only: {html}");
+        for secret in
+            ["Secret Person", "Other Person", "F-1", "F-2", "+8613800138001", "bank-b", "Strategies &amp; rules"]
+        {
+            assert!(!html.contains(secret), "{backend}: the funder page shows {secret:?}");
+        }
+        // Nothing else: another funder's share, the other pages, their CSV files.
+        for path in [
+            "/dashboard/funder?funder=bank-b",
+            "/dashboard/funder?funder=(none)",
+            "/dashboard/strategies",
+            "/dashboard/operations",
+            "/dashboard/roll",
+            "/dashboard/data/funnel.csv",
+            "/dashboard/data/broken_promises.csv",
+        ] {
+            assert_eq!(get(path, &token).await.unwrap().status(), 403, "{backend}: {path}");
+        }
+        // A manager picks any funder: bank-b holds half of F-1 and all of F-2.
+        let manager = get("/dashboard/funder?funder=bank-b", &app.tokens.manager).await.unwrap();
+        assert_eq!(manager.status(), 200);
+        let html = manager.text().await.unwrap();
+        assert!(html.contains("Balances by state of bank-b") && html.contains("1,500.00"), "{backend}");
+        assert!(html.contains(r#"<option value="bank-a">bank-a</option>"#), "{backend}: the picker lists the funders");
+        let bad = get("/dashboard/funder?funder=Bank%20A", &app.tokens.manager).await.unwrap();
+        assert_eq!(bad.status(), 400, "{backend}");
+    }
+}

@@ -26,8 +26,12 @@ pub const SESSION_COOKIE: &str = "arrears_session";
 /// How long a session cookie lives: 12 hours.
 pub const SESSION_SECONDS: i64 = 12 * 60 * 60;
 
-/// The roles that may open the dashboard.
-pub const DASHBOARD_ROLES: &[Role] = &[Role::Manager, Role::Admin];
+/// The roles that may open the dashboard: managers and admins every page, a funder only its
+/// own share on the funder page.
+pub const DASHBOARD_ROLES: &[Role] = &[Role::Manager, Role::Admin, Role::Funder];
+
+/// The dashboard path a funder token may open (its own share); `/dashboard` sends it there.
+pub const FUNDER_PAGE: &str = "/dashboard/funder";
 
 /// The token in the request's session cookie, if any.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
@@ -62,9 +66,12 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// The page chrome for this viewer.
+    /// The page chrome for this viewer (a funder's navigation holds its page only).
     pub fn chrome(&self, key: &str, title: &str, period_query: &str) -> Chrome {
         let mut chrome = Chrome::new(key, title, period_query);
+        if self.principal.role == Role::Funder {
+            chrome.nav.retain(|item| item.href.starts_with(FUNDER_PAGE));
+        }
         chrome.role = Some(self.principal.role.code().to_string());
         chrome.session = self.session;
         chrome
@@ -107,9 +114,23 @@ fn forbidden(role: Role) -> Response {
     render::error_page(
         StatusCode::FORBIDDEN,
         "Not allowed",
-        &format!("A token of role {role} may not open the dashboard: it is for manager and admin tokens."),
+        &format!("A token of role {role} may not open the dashboard: it is for manager, admin and funder tokens."),
         &chrome,
         true,
+    )
+}
+
+/// A 403 page for a funder token on a page other than its own share.
+fn forbidden_to_funder() -> Response {
+    let mut chrome = Chrome::new("", "Not allowed", "");
+    chrome.nav.retain(|item| item.href.starts_with(FUNDER_PAGE));
+    chrome.role = Some(Role::Funder.code().to_string());
+    render::error_page(
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        "A funder token sees its own share on the funder page, and no other page.",
+        &chrome,
+        false,
     )
 }
 
@@ -144,6 +165,17 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(see_other(&login_url(&here)));
         };
         match state.tokens.authenticate(&state.db, &token).await {
+            Ok(Some(principal)) if principal.role == Role::Funder => {
+                // A funder sees its own share and nothing else: no other page, no CSV file.
+                let path = parts.uri.path();
+                if path == "/dashboard" {
+                    Err(see_other(FUNDER_PAGE))
+                } else if path == FUNDER_PAGE {
+                    Ok(Viewer { principal, session })
+                } else {
+                    Err(forbidden_to_funder())
+                }
+            }
             Ok(Some(principal)) if principal.has_role(DASHBOARD_ROLES) => Ok(Viewer { principal, session }),
             Ok(Some(principal)) => Err(forbidden(principal.role)),
             Ok(None) => Err(see_other(&login_url(&here))),

@@ -1,5 +1,5 @@
 //! The manager dashboard of `arrears serve`, at `/dashboard`: server-rendered pages (overview,
-//! strategies and rules, experiments, contact timing, operations), their CSV files, the
+//! strategies and rules, experiments, contact timing, operations, a funder's share), their CSV files, the
 //! sign-in page and the embedded assets. [`routes`] is merged into `http::router`.
 //!
 //! One module per concern: [`auth`] (who may see it, the session cookie), [`query`] (the
@@ -38,6 +38,7 @@ pub mod query;
 pub mod render;
 
 mod data;
+mod funder;
 mod operations;
 mod overview;
 mod strategies;
@@ -70,6 +71,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/experiments", get(experiments::page))
         .route("/dashboard/timing", get(timing::page))
         .route("/dashboard/operations", get(operations::page))
+        .route("/dashboard/funder", get(funder::page))
         .route("/dashboard/data/{file}", get(data::file))
         .route("/dashboard/login", get(auth::login_form).post(auth::login))
         .route("/dashboard/logout", post(auth::logout))

@@ -32,6 +32,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("experiments", include_str!("../../templates/dashboard/experiments.hbs")),
     ("timing", include_str!("../../templates/dashboard/timing.hbs")),
     ("operations", include_str!("../../templates/dashboard/operations.hbs")),
+    ("funder", include_str!("../../templates/dashboard/funder.hbs")),
     ("chart", include_str!("../../templates/dashboard/chart.hbs")),
     ("kpi_table", include_str!("../../templates/dashboard/kpi_table.hbs")),
 ];
@@ -99,6 +100,7 @@ pub const PAGES: &[(&str, &str, &str)] = &[
     ("experiments", "Experiments", "/dashboard/experiments"),
     ("timing", "Contact timing", "/dashboard/timing"),
     ("operations", "Operations", "/dashboard/operations"),
+    ("funder", "Funders", "/dashboard/funder"),
 ];
 
 /// A hidden field of the period form (the page's other filters, kept when the period changes).

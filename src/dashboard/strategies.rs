@@ -43,13 +43,14 @@ pub(super) async fn data(state: &AppState, params: &Params) -> Result<(Cached<St
 }
 
 #[derive(Serialize)]
-struct Amount {
+pub(super) struct Amount {
     currency: String,
     collected: String,
 }
 
+/// One KPI row as the `kpi_table` partial shows it.
 #[derive(Serialize)]
-struct RowView {
+pub(super) struct RowView {
     group: String,
     accounts: String,
     attempts: String,
@@ -66,7 +67,8 @@ struct RowView {
     collected: Vec<Amount>,
 }
 
-fn row_view(row: &KpiRow, name: String) -> RowView {
+/// A KPI row formatted for the `kpi_table` partial.
+pub(super) fn row_view(row: &KpiRow, name: String) -> RowView {
     RowView {
         group: name,
         accounts: render::count(row.accounts),

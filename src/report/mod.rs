@@ -450,7 +450,7 @@ pub struct KpiRow {
 }
 
 impl KpiRow {
-    fn empty(group: String) -> KpiRow {
+    pub(crate) fn empty(group: String) -> KpiRow {
         KpiRow {
             group,
             accounts: 0,

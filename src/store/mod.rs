@@ -63,8 +63,8 @@ pub use reactions::{
 };
 pub use release::{release_candidates, tasks_by_id};
 pub use report::{
-    AttemptTallies, account_states, attempt_tallies, cures_in, funding_shares, load_kpi_input, payments_in,
-    promises_made, promises_resolved, vintage_entries,
+    AttemptTallies, account_states, attempt_tallies, cures_in, funder_names, funding_shares, load_kpi_input,
+    payments_in, promises_made, promises_resolved, vintage_entries,
 };
 pub use task_state::{TaskCount, live_task_counts, task_counts};
 pub use tasks::{Audit, ChannelFilter, Claimed, ClosedTask, NewTask};

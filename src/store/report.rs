@@ -481,3 +481,17 @@ pub async fn load_kpi_input(
     }
     Ok(input)
 }
+
+/// Every funder holding a share of some account, by name (for the dashboard's funder picker).
+pub async fn funder_names(db: &impl ConnectionTrait) -> Result<Vec<String>, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT DISTINCT funders FROM accounts WHERE funders IS NOT NULL");
+    let mut names = std::collections::BTreeSet::new();
+    for row in db.query_all_raw(sql.statement()).await? {
+        let text: String = get(&row, 0, "accounts", "funders")?;
+        if let Ok(shares) = FundingShares::parse(&text) {
+            names.extend(shares.shares().iter().map(|share| share.funder.clone()));
+        }
+    }
+    Ok(names.into_iter().collect())
+}

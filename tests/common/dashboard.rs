@@ -4,7 +4,8 @@
 //! ([`super::app::START`], 2026-11-22 09:00 in Shanghai):
 //!
 //! - C1 (borrower named `<script>alert(1)</script>`), C2, C3: cash loans in CNY, vip, due
-//!   2026-11-12; U1: a card in USD (New York), due 2026-11-12;
+//!   2026-11-12; U1: a card in USD (New York), due 2026-11-12; C1 funded 60/40 by bank-a and
+//!   bank-b, C2 wholly by bank-a;
 //! - plans on 11-14 (C1–C3 enter M1-early, U1 B1), 11-16 and 11-21 (C1, C2 roll to M1);
 //! - 11-16: agent-7 leases the senior queue: C1 promises 1,000 (due 11-18), C2 no answer then
 //!   a right-party contact, C3 promises 1,500 (due 11-17);
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 pub const SCRIPT_NAME: &str = "<script>alert(1)</script>";
 
 /// The accounts.csv header of the rows below.
-const HEADER: &str = "account_id,borrower_id,name,phones,email,timezones,product,currency,amount_due,balance,due_date,tags,flags,consent_robot";
+const HEADER: &str = "account_id,borrower_id,name,phones,email,timezones,product,currency,amount_due,balance,due_date,tags,flags,consent_robot,funders";
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -73,12 +74,12 @@ pub async fn seed(app: &TestApp) {
     let row = |account: &str, name: &str, phone: &str, zone: &str, product: &str, currency: &str, amount: u32| {
         let balance = amount * 10;
         format!(
-            "{account},B{account},{name},{phone},,{zone},{product},{currency},{amount},{balance},2026-11-12,vip,,true"
+            "{account},B{account},{name},{phone},,{zone},{product},{currency},{amount},{balance},2026-11-12,vip,,true,"
         )
     };
     let rows = [
-        row("C1", SCRIPT_NAME, "+8613800000001", "Asia/Shanghai", "cash", "CNY", 3000),
-        row("C2", "Wang Fang", "+8613800000002", "Asia/Shanghai", "cash", "CNY", 2000),
+        row("C1", SCRIPT_NAME, "+8613800000001", "Asia/Shanghai", "cash", "CNY", 3000) + "bank-a:0.6;bank-b:0.4",
+        row("C2", "Wang Fang", "+8613800000002", "Asia/Shanghai", "cash", "CNY", 2000) + "bank-a:1",
         row("C3", "Li Lei", "+8613800000003", "Asia/Shanghai", "cash", "CNY", 1500),
         row("U1", "Jane Doe", "+12125550101", "America/New_York", "card", "USD", 500),
     ];
