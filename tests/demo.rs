@@ -67,6 +67,24 @@ async fn the_demo_simulates_the_days_that_end_now_and_leaves_nothing_in_the_futu
     let first_day = (before - Duration::days(3)).date_naive();
     let early_tasks = Tasks::find().filter(entity::tasks::Column::LocalDate.lt(first_day)).count(&db).await.unwrap();
     assert_eq!(early_tasks, 0, "tasks belong to the simulated days");
+    // The risk desk: events arrived through the events path and every closed case has its
+    // disposition; the demo prints the reactions report.
+    assert!(text.contains("risk events: ") && text.contains("Reactions to risk events"), "{text}");
+    let events = entity::risk_events::Entity::find().count(&db).await.unwrap();
+    assert!(events > 0, "the simulated monitoring sent events");
+    let late_events = entity::risk_events::Entity::find()
+        .filter(entity::risk_events::Column::ReceivedAt.gt(after))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(late_events, 0);
+    let closed_without = entity::reaction_cases::Entity::find()
+        .filter(entity::reaction_cases::Column::State.eq("closed"))
+        .filter(entity::reaction_cases::Column::Disposition.is_null())
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(closed_without, 0, "a closed case always has a disposition");
 
     // Every owing account's stored stage is the stage it is in now (what `explain` shows as
     // "stored"); an account paid off is out of collections and has none stored.

@@ -213,7 +213,7 @@ async fn events_are_idempotent_and_reactions_hold_tag_replan_and_raise() {
         let unknown = send(db, &fixture, &[event("ev-5", "fraud_alert", Some("NOPE"), None, json!({}))], now).await;
         assert!(matches!(unknown, Err(EventsError::Invalid(ref lines)) if lines[0].starts_with("[0]: account_id")));
         let bad = check_event(&event("", "fraud", Some("A1"), Some("B1"), json!({"x": [1]})), now).unwrap_err();
-        let fields: Vec<&str> = bad.iter().map(|(field, _)| *field).collect();
+        let fields: Vec<&str> = bad.iter().map(|(field, _, _)| *field).collect();
         assert_eq!(fields, ["id", "type", "account_id", "fields"], "{backend}");
         let mut future = event("ev-6", "fraud_alert", Some("A1"), None, json!({}));
         future.at = "2026-12-30T00:00:00Z".into();

@@ -134,6 +134,9 @@ pub async fn run(
         }
     }
     writeln!(out)?;
+    let reactions = ops::report::reactions(&db, period, &order, now).await?;
+    crate::report::reactions::write_reactions(&reactions, period.from, period.to, out)?;
+    writeln!(out)?;
     for reading in ops::experiments::read_all(&db, &strategies, now).await? {
         ops::experiments::write_text(&reading, out)?;
     }
@@ -142,7 +145,8 @@ pub async fn run(
         "\nnext: `arrears experiments` reads the experiments again at any time; `arrears serve` serves this \
          database (see docs/api.md) and its dashboard: `arrears token create --role manager`, then open \
          http://127.0.0.1:8080/dashboard (docs/dashboard.md); `arrears explain ACCOUNT_ID` \
-         says why an account was or was not contacted; `arrears plan --dry-run --format jsonl | head` \
+         says why an account was or was not contacted; `arrears report --reactions` reads the early-warning \
+         reactions again; `arrears plan --dry-run --format jsonl | head` \
          shows each decision; `arrears simulate --vs strategies-learned/` compares two strategy sets; \
          edit strategies/*.toml, `arrears strategy check`, and plan again."
     )?;

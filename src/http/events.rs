@@ -79,9 +79,10 @@ async fn post_events(
     for (index, item) in items.iter().enumerate() {
         match events::check_event(item, now) {
             Ok(event) => checked.push(event),
-            Err(found) => {
-                problems.extend(found.into_iter().map(|(field, message)| format!("[{index}].{field}: {message}")))
-            }
+            Err(found) => problems.extend(found.into_iter().map(|(field, value, message)| match value {
+                Some(value) => format!("[{index}].{field}: {value:?} {message}"),
+                None => format!("[{index}].{field}: {message}"),
+            })),
         }
     }
     if !problems.is_empty() {

@@ -54,7 +54,7 @@ pub async fn read_events(
         match check_event(&item, now) {
             Ok(event) => Some(event),
             Err(problems) => {
-                for (field, message) in problems {
+                for (field, _, message) in problems {
                     let column = if field == "fields" { "field.*" } else { field };
                     let index = header.index(column).unwrap_or(usize::MAX);
                     let value = header.index(column).map(|index| row.field(index)).unwrap_or("");

@@ -65,34 +65,38 @@ pub struct NewEvent {
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Checks one event; every problem as `(field, message)`.
-pub fn check_event(item: &EventIn, now: DateTime<Utc>) -> Result<NewEvent, Vec<(&'static str, String)>> {
+/// One problem of an event: the field, the bad value when the message does not quote it, and
+/// what is wrong.
+pub type EventProblem = (&'static str, Option<String>, String);
+
+/// Checks one event; every problem found.
+pub fn check_event(item: &EventIn, now: DateTime<Utc>) -> Result<NewEvent, Vec<EventProblem>> {
     let mut problems = Vec::new();
     let id = item.id.trim();
     if id.is_empty() {
-        problems.push(("id", "an event id is required (the idempotency key)".to_string()));
+        problems.push(("id", None, "an event id is required (the idempotency key)".to_string()));
     }
-    let kind = item.kind.parse::<EventKind>().map_err(|error| problems.push(("type", error.to_string()))).ok();
+    let kind = item.kind.parse::<EventKind>().map_err(|error| problems.push(("type", None, error.to_string()))).ok();
     let account_id = item.account_id.as_deref().map(str::trim).filter(|id| !id.is_empty());
     let borrower_id = item.borrower_id.as_deref().map(str::trim).filter(|id| !id.is_empty());
     if account_id.is_some() == borrower_id.is_some() {
-        problems.push(("account_id", "give exactly one of account_id and borrower_id".to_string()));
+        problems.push(("account_id", None, "give exactly one of account_id and borrower_id".to_string()));
     }
     let at = match parse_instant(item.at.trim()) {
         Ok(at) if at > now + CLOCK_SKEW => {
-            problems.push(("at", format!("`{}` is in the future", item.at.trim())));
+            problems.push(("at", None, format!("`{}` is in the future", item.at.trim())));
             None
         }
         Ok(at) => Some(at),
         Err(message) => {
-            problems.push(("at", message));
+            problems.push(("at", Some(item.at.trim().to_string()), message));
             None
         }
     };
     if let Some((name, _)) =
         item.fields.iter().find(|(_, value)| value.is_object() || value.is_array() || value.is_null())
     {
-        problems.push(("fields", format!("`{name}` must be a number, a string or a boolean")));
+        problems.push(("fields", None, format!("`{name}` must be a number, a string or a boolean")));
     }
     match (kind, at) {
         (Some(kind), Some(at)) if problems.is_empty() => Ok(NewEvent {

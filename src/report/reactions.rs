@@ -142,7 +142,7 @@ pub fn write_reactions(
     }
     writeln!(
         out,
-        "{:<16} {:<22} {:>6} {:>8} {:>6} {:>5} {:>7} {:>6} {:>7} {:>9} {:>7} {:>9}  dispositions",
+        "{:<16} {:<26} {:>6} {:>8} {:>6} {:>5} {:>7} {:>6} {:>7} {:>9} {:>7} {:>9}  dispositions",
         "strategy",
         "reaction",
         "events",
@@ -161,7 +161,7 @@ pub fn write_reactions(
             row.dispositions.iter().map(|(name, count)| format!("{name} {count}")).collect();
         writeln!(
             out,
-            "{:<16} {:<22} {:>6} {:>8} {:>6} {:>5} {:>7} {:>6} {:>7} {:>9} {:>7} {:>9}  {}",
+            "{:<16} {:<26} {:>6} {:>8} {:>6} {:>5} {:>7} {:>6} {:>7} {:>9} {:>7} {:>9}  {}",
             row.strategy,
             row.reaction,
             row.events,

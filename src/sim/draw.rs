@@ -35,6 +35,10 @@ pub(crate) enum Kind {
     Delivery,
     /// Whether the account pays on its own that day.
     SelfCure,
+    /// Which risk events the lender's monitoring raises on the account that day.
+    RiskEvent,
+    /// What the team finds when it works a reaction's case, and how long it takes.
+    Disposition,
 }
 
 /// The key of one event: the world's seed, the account or borrower id, the kind of decision, the

@@ -8,6 +8,7 @@ mod check;
 mod contact;
 mod draw;
 mod oracle;
+mod risk;
 mod world;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub use capacity::{Capacity, Load};
 pub use check::{ContactMade, Limits, Violations, violations};
 pub use contact::{Contact, PromiseTerms};
 pub use oracle::{OracleBorrower, oracle_model};
+pub use risk::{CaseWork, RISK_EVENT_RATES, SimEvent};
 pub use world::{
     AccountTraits, Archetype, BorrowerTraits, DpdBucket, FATIGUE_WINDOW_HOURS, Payment, PaymentCause, UnknownAccount,
     World,

@@ -17,6 +17,7 @@
 
 mod center;
 mod compare;
+pub mod risk;
 mod tally;
 pub mod validation;
 
@@ -185,6 +186,8 @@ pub struct SimReport {
     pub refused: BTreeMap<String, u64>,
     /// Webhooks the in-process receivers refused (bad signature or body; expected 0).
     pub webhooks_rejected: u64,
+    /// The risk desk: events sent, reactions, cases and their dispositions.
+    pub risk: risk::RiskTally,
 }
 
 /// One run: its report and its per-account counts (for a paired comparison).
@@ -422,6 +425,7 @@ pub async fn simulate_arm(
     };
     let mut center = Center::new(world, inbox.clone(), options.robot_calls_per_hour, queues, index.clone(), start, end);
 
+    let mut risk_tally = risk::RiskTally::default();
     progress.set_length(u64::from(steps));
     for step in 0..steps {
         let now = start + Duration::hours(i64::from(step));
@@ -450,6 +454,10 @@ pub async fn simulate_arm(
             scheduler.wait_for_plan().await;
             center.profile.add("plan", started);
         }
+        let started = std::time::Instant::now();
+        risk::raise_events(&db, &strategies, center.world(), now, &mut risk_tally).await?;
+        risk::work_cases(&db, center.world(), portfolio_zone, now, &mut risk_tally).await?;
+        center.profile.add("risk desk", started);
         center.flush_outbox(&engine, now).await?;
         center.start_hour(now);
         center.run_until(&engine, now + Duration::hours(1)).await?;
@@ -514,6 +522,7 @@ pub async fn simulate_arm(
         robot_tasks_unreached: center.robot_unreached,
         refused: center.refusals.clone(),
         webhooks_rejected: inbox.rejected(),
+        risk: risk_tally,
     };
     db.close().await.ok();
     Ok(SimRun { report, tally, currencies })
@@ -699,7 +708,28 @@ pub fn write_report(report: &SimReport, out: &mut impl Write) -> std::io::Result
     for metric in &report.metrics {
         writeln!(out, "{:<32} {:>16}", metric.metric, compare::format_value(&metric.metric, metric.value))?;
     }
-    compare::write_notes(std::slice::from_ref(report), out)
+    compare::write_notes(std::slice::from_ref(report), out)?;
+    write_risk(&report.risk, out)
+}
+
+/// The risk desk's lines of a report (nothing when no event was sent).
+fn write_risk(risk: &risk::RiskTally, out: &mut impl Write) -> std::io::Result<()> {
+    if risk.events.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<String> = risk.events.iter().map(|(kind, count)| format!("{count} {kind}")).collect();
+    let dispositions: Vec<String> = risk.dispositions.iter().map(|(name, count)| format!("{count} {name}")).collect();
+    writeln!(
+        out,
+        "risk events: {} ({}); {} reaction(s) acted, {} case(s) opened, {} closed ({} within their SLA){}",
+        risk.events.values().sum::<u64>(),
+        events.join(", "),
+        risk.reactions,
+        risk.cases_opened,
+        risk.cases_closed,
+        risk.sla_met,
+        if dispositions.is_empty() { String::new() } else { format!(": {}", dispositions.join(", ")) }
+    )
 }
 
 /// The arguments of `arrears simulate`.
