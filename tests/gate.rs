@@ -67,6 +67,13 @@ fn call(world: &mut World, account: &str, at: &str, to: &str, outcome: Outcome) 
     world.history.record_attempt("B1", AttemptRecord::new(account, utc(at), Channel::Robot, Some(to), outcome));
 }
 
+/// A call the borrower placed to us on A1 (an inbound call the robot took).
+fn inbound(world: &mut World, at: &str, outcome: Outcome) {
+    let mut attempt = AttemptRecord::new("A1", utc(at), Channel::Robot, Some(P1), outcome);
+    attempt.inbound = true;
+    world.history.record_attempt("B1", attempt);
+}
+
 fn flying(world: &mut World, task_id: i64, account: &str, channel: Channel, to: Option<&str>, calls: u32) {
     world.history.record_in_flight(
         "B1",
@@ -303,6 +310,32 @@ fn every_reason_of_the_gate_and_the_room_it_leaves() {
             // The Nov 16 call is outside Nov 17..23 too: all seven calls are left.
             setup: |w| call(w, "A1", "2026-11-16T15:00:00Z", P1, Outcome::Rpc),
             expect: Room(7, Some(Cap::Calls7d)),
+        },
+        // Inbound calls: none counts toward a cap (Reg F counts placed calls), but a
+        // conversation on one starts the cool-down.
+        Case {
+            name: "seven inbound calls leave all seven outbound calls",
+            policy: "us-reg-f",
+            zones: NY,
+            channel: Channel::Robot,
+            now: "2026-11-23T15:00:00Z",
+            hand_off: None,
+            setup: |w| {
+                for day in 17..=23 {
+                    inbound(w, &format!("2026-11-{day}T14:30:00Z"), Outcome::ThirdParty);
+                }
+            },
+            expect: Room(7, Some(Cap::Calls7d)),
+        },
+        Case {
+            name: "an inbound conversation starts the cool-down",
+            policy: "us-reg-f",
+            zones: NY,
+            channel: Channel::Human,
+            now: "2026-11-23T15:00:00Z",
+            hand_off: None,
+            setup: |w| inbound(w, "2026-11-22T15:00:00Z", Outcome::Rpc),
+            expect: Refused("cooldown:conversation", false),
         },
         // Caps.
         Case {

@@ -33,6 +33,9 @@ pub struct Model {
     pub exempt: bool,
     /// How long the call took, in seconds, as reported (agent minutes in reports).
     pub duration_seconds: Option<i32>,
+    /// `outbound` (placed by the engine) or `inbound` (placed by the borrower).
+    #[sea_orm(column_type = "Text")]
+    pub direction: String,
 }
 
 /// No relations are declared: the schema has no foreign keys.

@@ -13,6 +13,7 @@ pub mod contact_models;
 pub mod contact_points;
 pub mod deliveries;
 pub mod experiment_entries;
+pub mod inbound_calls;
 pub mod payments;
 pub mod plan_runs;
 pub mod promises;

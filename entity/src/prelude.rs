@@ -8,6 +8,7 @@ pub use super::borrowers::Entity as Borrowers;
 pub use super::contact_models::Entity as ContactModels;
 pub use super::contact_points::Entity as ContactPoints;
 pub use super::deliveries::Entity as Deliveries;
+pub use super::inbound_calls::Entity as InboundCalls;
 pub use super::payments::Entity as Payments;
 pub use super::plan_runs::Entity as PlanRuns;
 pub use super::promises::Entity as Promises;

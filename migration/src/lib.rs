@@ -15,6 +15,7 @@ mod m20261201_000007_models;
 mod m20261202_000008_experiments;
 mod m20261203_000009_funders;
 mod m20261204_000011_reactions;
+mod m20261204_000012_inbound;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_experiments::Migration),
             Box::new(m20261203_000009_funders::Migration),
             Box::new(m20261204_000011_reactions::Migration),
+            Box::new(m20261204_000012_inbound::Migration),
         ]
     }
 }

@@ -264,6 +264,7 @@ code_enum!(
         Plan => "plan",
         Escalation => "escalation",
         Callback => "callback",
+        Transfer => "transfer",
     }
 );
 
@@ -274,6 +275,26 @@ code_enum!(
         Calls7d => "calls_7d",
         CallsPerDay => "calls_per_day",
         UnansweredPerNumber => "unanswered_per_number",
+    }
+);
+
+code_enum!(
+    /// Who placed a call: the engine (`outbound`, the calls the caps count) or the borrower
+    /// (`inbound`: Reg F counts placed calls, so these count toward no call cap; a conversation
+    /// on one still starts the cool-down).
+    Direction, "direction", {
+        Outbound => "outbound",
+        Inbound => "inbound",
+    }
+);
+
+code_enum!(
+    /// How an inbound caller's number matched the book: one borrower, several (a shared
+    /// number: the candidates are listed), or none.
+    CallMatch, "call match", {
+        Single => "single",
+        Shared => "shared",
+        Unknown => "unknown",
     }
 );
 

@@ -69,6 +69,8 @@ pub enum Handover {
     Callback,
     /// The rule's `escalate.after_failed_attempts` unanswered robot calls were reached.
     FailedAttempts,
+    /// The robot hands a borrower who called in to a person (`POST /v1/inbound-calls/{id}/transfer`).
+    Transfer,
 }
 
 impl Handover {
@@ -77,6 +79,7 @@ impl Handover {
         match self {
             Handover::Callback => "callback",
             Handover::FailedAttempts => "failed_attempts",
+            Handover::Transfer => "transfer",
         }
     }
 }

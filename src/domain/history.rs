@@ -23,6 +23,9 @@ pub struct AttemptRecord {
     pub task_id: Option<i64>,
     /// A call the borrower asked for (Reg F §1006.14(b)(3)): outside the 7-in-7 count.
     pub exempt: bool,
+    /// A call the borrower placed (an inbound call): it counts toward no call cap, but a
+    /// conversation on it starts the cool-down like any other.
+    pub inbound: bool,
 }
 
 impl AttemptRecord {
@@ -36,6 +39,7 @@ impl AttemptRecord {
             outcome,
             task_id: None,
             exempt: false,
+            inbound: false,
         }
     }
 }

@@ -14,8 +14,8 @@ mod risk;
 pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
 pub use capacity::{QueueCapacity, QueueName};
 pub use codes::{
-    Cap, CaseState, Channel, DeliveryState, Disposition, EventType, Flag, Flags, Outcome, ParseCodeError, TaskOrigin,
-    TaskState,
+    CallMatch, Cap, CaseState, Channel, DeliveryState, Direction, Disposition, EventType, Flag, Flags, Outcome,
+    ParseCodeError, TaskOrigin, TaskState,
 };
 pub use funding::{FundingShare, FundingShares, is_funder_name, minor_unit};
 pub use history::{AttemptRecord, History, InFlight, Ledger, PromiseRecord};

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod experiments;
 pub mod health;
+pub mod inbound;
 pub mod metrics;
 pub mod payments;
 pub mod reports;
@@ -123,6 +124,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(payments::routes())
         .merge(events::routes())
         .merge(work::routes())
+        .merge(inbound::routes())
         .merge(deliveries::routes())
         .merge(reports::routes())
         .merge(experiments::routes())

@@ -46,13 +46,17 @@ fn agent_of(principal: &Principal) -> Result<String, ApiError> {
 }
 
 /// The policy for tasks whose strategy is no longer loaded.
-fn fallback_policy(state: &AppState) -> Result<Policy, ApiError> {
+pub(super) fn fallback_policy(state: &AppState) -> Result<Policy, ApiError> {
     let config = &state.settings.config;
     Policy::builtin(&config.policy, &config.policies).map_err(|error| ApiError::internal(error.message))
 }
 
 /// What the work use cases decide with.
-fn rules<'a>(state: &AppState, strategies: &'a crate::strategy::StrategySet, fallback: &'a Policy) -> Rules<'a> {
+pub(super) fn rules<'a>(
+    state: &AppState,
+    strategies: &'a crate::strategy::StrategySet,
+    fallback: &'a Policy,
+) -> Rules<'a> {
     Rules { strategies, fallback, promise_max_days: state.settings.config.promise_max_days }
 }
 

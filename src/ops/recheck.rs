@@ -112,7 +112,9 @@ pub(crate) fn hand_off_of(task: &tasks::Model, strategies: &StrategySet) -> Hand
         task_id: task.id,
         window: Interval { start: task.not_before, end: task.not_after },
         calls_allowed: if human { rule_calls.unwrap_or(u32::try_from(task.calls_allowed).unwrap_or(0)) } else { 1 },
-        exempt: task.origin == TaskOrigin::Callback.code(),
+        // The borrower asked for this call (a callback) or is on the line (a transfer of their
+        // own inbound call): consent-based, outside the 7-in-7 count and the cool-down.
+        exempt: task.origin == TaskOrigin::Callback.code() || task.origin == TaskOrigin::Transfer.code(),
     }
 }
 

@@ -13,7 +13,8 @@ pub struct CallCounters {
     pub account_calls_7d: u32,
     /// Calls on this account on day `D`.
     pub account_calls_today: u32,
-    /// Attempts on this account on any channel on days `D-6 ..= D` (for rule conditions).
+    /// Attempts on this account on any channel on days `D-6 ..= D` (for rule conditions); the
+    /// borrower's own inbound calls are not attempts.
     pub account_attempts_7d: u32,
     /// Connected right-party calls with this borrower on day `D`, across all accounts.
     pub borrower_rpc_today: u32,
@@ -37,11 +38,12 @@ pub fn count_calls(
         if day < week_start || day > date {
             continue;
         }
-        let is_call = attempt.channel.is_call();
+        // Calls the borrower placed count toward no cap (Reg F counts placed calls).
+        let is_call = attempt.channel.is_call() && !attempt.inbound;
         if day == date && is_call && attempt.outcome.is_right_party() {
             counters.borrower_rpc_today += 1;
         }
-        if attempt.account_id != account_id {
+        if attempt.account_id != account_id || attempt.inbound {
             continue;
         }
         counters.account_attempts_7d += 1;
@@ -64,6 +66,7 @@ pub fn unanswered_on(attempts: &[AttemptRecord], number: &str, zone: Tz, date: N
         .iter()
         .filter(|attempt| {
             attempt.channel.is_call()
+                && !attempt.inbound
                 && attempt.outcome.is_unanswered()
                 && attempt.address.as_deref() == Some(number)
                 && attempt.at.with_timezone(&zone).date_naive() == date

@@ -223,6 +223,7 @@ struct AttemptRow<'a>(
     #[serde(borrow)] Cow<'a, str>,
     Option<i64>,
     i64,
+    #[serde(borrow)] Cow<'a, str>,
 );
 
 /// The key of an attempts page: `(at, id)` of its last row.
@@ -242,8 +243,9 @@ fn instant(text: &str, table: &'static str, id: &str) -> Result<DateTime<Utc>, S
 fn push_attempts(sql: &mut Sql, scope: HistoryScope<'_>, since: DateTime<Utc>, after: Option<AttemptKey>) {
     push_json_page(
         sql,
-        "id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt",
-        "id, borrower_id, account_id, at, channel, address, outcome, task_id, CASE WHEN exempt THEN 1 ELSE 0 END",
+        "id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt, direction",
+        "id, borrower_id, account_id, at, channel, address, outcome, task_id, CASE WHEN exempt THEN 1 ELSE 0 END, \
+         direction",
         "attempts",
         |sql| {
             sql.push("at >= ");
@@ -274,7 +276,7 @@ fn decode_attempts(
     let rows: Vec<AttemptRow<'_>> = unpack(page, "attempts")?;
     let count = rows.len() as u64;
     let mut last: Option<AttemptKey> = None;
-    for AttemptRow(id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt) in rows {
+    for AttemptRow(id, borrower_id, account_id, at, channel, address, outcome, task_id, exempt, direction) in rows {
         let key = id.to_string();
         let corrupt = |message: String| StoreError::Corrupt { table: "attempts", id: key.clone(), message };
         let at = instant(&at, "attempts", &key)?;
@@ -286,6 +288,7 @@ fn decode_attempts(
             outcome: outcome.parse::<Outcome>().map_err(|error| corrupt(error.to_string()))?,
             task_id,
             exempt: exempt != 0,
+            inbound: direction == crate::domain::Direction::Inbound.code(),
         };
         let list = history.attempts_by_borrower.entry(borrower_id).or_default();
         if list.last().is_some_and(|previous| previous.at > record.at) {

@@ -12,6 +12,7 @@ pub mod dashboard;
 mod deliveries;
 mod experiments;
 mod history;
+mod inbound;
 mod ingest;
 mod leases;
 mod locks;
@@ -36,6 +37,10 @@ pub use deliveries::{
     record_delivered, record_try, replay_dead_letters, void_claimed, void_unsent,
 };
 pub use history::{HistoryScope, load_hand_off, load_history};
+pub use inbound::{
+    InboundAttempt, accounts_of_borrowers, borrowers_by_phone, inbound_attempts_of_call, inbound_call,
+    insert_inbound_attempt, insert_inbound_call, set_transfer_task,
+};
 pub use ingest::{
     AccountRef, ContactPointKey, ContactPointsRetired, NewAttempt, NewPayment, NewPromise, PaidAccount, StoredPayment,
     UpsertCounts, account_refs, apply_payment_totals, insert_attempts, insert_payments, insert_promises,
@@ -53,8 +58,8 @@ pub use outcomes::{
 };
 pub use plans::{
     NewPlanRun, PartSaved, PlanRunError, PlanRunWriter, RunCounts, RunPart, SQLITE_ACCOUNTS_PER_TRANSACTION,
-    StageChange, add_replanned_tasks, begin_plan_run, count_tasks, queue_backlog, queue_day_tasks, raw_insert_tasks,
-    save_plan, stage_history_of, tasks_for_account,
+    StageChange, add_replanned_tasks, begin_plan_run, count_tasks, latest_plan_run_id, queue_backlog, queue_day_tasks,
+    raw_insert_tasks, save_plan, stage_history_of, tasks_for_account,
 };
 pub use reactions::{
     NewCase, REACTION_FIRED, account_row, accounts_of_borrower, case_by_id, cases, cases_by_id, cases_of_account,

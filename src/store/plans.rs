@@ -901,14 +901,19 @@ pub async fn add_replanned_tasks(
     created_at: DateTime<Utc>,
     tasks: &[Task],
 ) -> Result<u64, StoreError> {
-    let mut sql = Sql::new(txn.get_database_backend());
-    sql.push("SELECT MAX(id) FROM plan_runs");
-    let run_id = match txn.query_one_raw(sql.statement()).await? {
-        Some(row) => get::<Option<i64>>(&row, 0, "plan_runs", "max")?,
-        None => None,
-    };
+    let run_id = latest_plan_run_id(txn).await?;
     match run_id {
         Some(run_id) if !tasks.is_empty() => insert_tasks(txn, run_id, created_at, tasks, true).await,
         _ => Ok(0),
+    }
+}
+
+/// The id of the latest plan run, if any ran.
+pub async fn latest_plan_run_id(db: &impl ConnectionTrait) -> Result<Option<i64>, StoreError> {
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT MAX(id) FROM plan_runs");
+    match db.query_one_raw(sql.statement()).await? {
+        Some(row) => get::<Option<i64>>(&row, 0, "plan_runs", "max"),
+        None => Ok(None),
     }
 }

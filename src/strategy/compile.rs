@@ -265,6 +265,12 @@ fn compile_rule(
         None => Conditions::default(),
     };
 
+    let inbound_template = def.inbound_template.as_ref().map(|template| {
+        if let Err(message) = context.templates.check(template.get_ref()) {
+            problems.push(here(template.span(), format!("inbound_template: {message}")));
+        }
+        Arc::<str>::from(template.get_ref().as_str())
+    });
     let template = def.template.as_ref().map(|template| {
         if let Err(message) = context.templates.check(template.get_ref()) {
             problems.push(here(template.span(), message));
@@ -482,6 +488,7 @@ fn compile_rule(
             calls_per_day: if is_human { calls_per_day } else { 1 },
             priority,
             escalate,
+            inbound_template,
         },
     })
 }

@@ -257,6 +257,8 @@ pub struct Treatment {
     pub priority: Priority,
     /// Robot to human escalation: after so many failed attempts, this queue.
     pub escalate: Option<(u32, Arc<str>)>,
+    /// The inbound call script's template (`inbound_template`).
+    pub inbound_template: Option<Arc<str>>,
 }
 
 /// Where a rule's attempts go inside its windows.

@@ -169,6 +169,11 @@ pub struct RuleDef {
     #[serde(default)]
     #[schemars(with = "Option<EscalateDef>")]
     pub escalate: Option<Spanned<EscalateDef>>,
+    /// The script the robot reads when a borrower whose day this rule decides calls in,
+    /// `templates/<name>.hbs` (`POST /v1/inbound-calls`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub inbound_template: Option<Spanned<String>>,
 }
 
 /// A rule's `timing`.

@@ -182,7 +182,8 @@ impl MessageTemplates {
             .strategies
             .iter()
             .flat_map(|strategy| strategy.rules.iter())
-            .filter_map(|rule| rule.treatment.template.as_deref())
+            .flat_map(|rule| [rule.treatment.template.as_deref(), rule.treatment.inbound_template.as_deref()])
+            .flatten()
             .collect();
         names.sort_unstable();
         names.dedup();

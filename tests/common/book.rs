@@ -22,6 +22,8 @@ pub struct Fixture {
     pub strategies: StrategySet,
     pub templates: MessageTemplates,
     pub policy: Policy,
+    /// The templates' directory.
+    pub templates_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -51,7 +53,7 @@ impl Fixture {
             arrears::strategy::load_dir(&strategies_dir, &options).unwrap_or_else(|errors| panic!("{errors}"));
         let templates = MessageTemplates::load(&templates, &strategies).unwrap();
         let policy = Policy::builtin(policy, &settings).unwrap();
-        Fixture { strategies, templates, policy, _dir: dir }
+        Fixture { strategies, templates, policy, templates_dir: dir.path().join("templates"), _dir: dir }
     }
 
     /// The work rules with the default bounds.

@@ -21,6 +21,12 @@ pub const CALLBACK_WINDOW: Duration = Duration::hours(1);
 /// The priority of a callback task: above any planned work, so the next lease hands it out.
 pub const CALLBACK_PRIORITY: f64 = 1e15;
 
+/// The priority of a transfer: the borrower is waiting on the line, so above callbacks too.
+pub const TRANSFER_PRIORITY: f64 = 2e15;
+
+/// How long a transfer waits for an agent before it expires (the caller is on hold).
+pub const TRANSFER_WINDOW: Duration = Duration::minutes(15);
+
 /// What set off a hand-over check.
 pub(super) struct Trigger<'a> {
     pub(super) outcome: Outcome,
@@ -118,6 +124,7 @@ pub(super) async fn escalate_if_due(
         priority: task.priority,
         kind,
         after: Some((after, failed)),
+        extra: None,
     };
     create(txn, rules, task, &context, new, &mut escalation, trigger, now).await?;
     Ok(Some(escalation))
@@ -194,9 +201,73 @@ pub(super) async fn callback(
         priority: CALLBACK_PRIORITY,
         kind: Handover::Callback,
         after: None,
+        extra: None,
     };
     create(txn, rules, task, &context, new, &mut escalation, trigger, now).await?;
     Ok(Some(escalation))
+}
+
+/// Hands a borrower who called in to a person: a human task in `queue`, origin `transfer`, for
+/// the next [`TRANSFER_WINDOW`] inside the contact hours, at [`TRANSFER_PRIORITY`] (so the next
+/// lease of the queue hands it out before any planned work), carrying the call and the robot's
+/// note. `from` is the account's stand-in task (no stored task carried the call); the new task is
+/// asked through the one contact gate like every hand-over. The account's open robot tasks are
+/// closed as `escalated:transfer`.
+pub(super) async fn transfer(
+    txn: &DatabaseTransaction,
+    rules: &Rules<'_>,
+    from: &tasks::Model,
+    queue: &str,
+    extra: serde_json::Value,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Escalation, WorkError> {
+    let trigger = Trigger { outcome: Outcome::Callback, callback_at: None, attempt_id: 0, actor };
+    let context = Context::load(txn, std::slice::from_ref(from), now).await?;
+    let mut escalation = Escalation {
+        trigger: Handover::Transfer.code().to_string(),
+        queue: queue.to_string(),
+        robot_tasks_escalated: Vec::new(),
+        human_task: None,
+        refused: None,
+    };
+    let Some((_, borrower)) = context.parties(from) else {
+        escalation.refused = Some(Reason::NoContactPoint.to_string());
+        return Ok(escalation);
+    };
+    let policy = policy_of(rules.strategies, rules.fallback, from);
+    let date = now.with_timezone(&borrower.primary_timezone()).date_naive();
+    let span = allowed_intervals(&borrower.timezones, date, &[policy.hours], now)
+        .into_iter()
+        .next()
+        .filter(|span| span.start <= now);
+    let Some(span) = span else {
+        let detail = format!(
+            "{} is outside {}'s contact hours {} in the borrower's zones",
+            now.with_timezone(&borrower.primary_timezone()).to_rfc3339(),
+            policy.name,
+            policy.hours
+        );
+        refuse(txn, from, &mut escalation, Reason::Hours, detail, &trigger, now).await?;
+        return Ok(escalation);
+    };
+    let window = Interval { start: now, end: span.end.min(now + TRANSFER_WINDOW) };
+    let new = NewHumanTask {
+        queue,
+        origin: TaskOrigin::Transfer,
+        window,
+        calls: 1,
+        priority: TRANSFER_PRIORITY,
+        kind: Handover::Transfer,
+        after: None,
+        extra: Some(extra),
+    };
+    create(txn, rules, from, &context, new, &mut escalation, &trigger, now).await?;
+    if escalation.human_task.is_some() {
+        let closed = close_robot_tasks(txn, from, queue, Handover::Transfer, &trigger, now).await?;
+        escalation.robot_tasks_escalated = closed.robot_tasks_escalated;
+    }
+    Ok(escalation)
 }
 
 /// Closes the account's other robot tasks as `escalated` (reason `escalated:<kind>`), with
@@ -265,6 +336,8 @@ struct NewHumanTask<'a> {
     kind: Handover,
     /// The rule's threshold and the unanswered calls counted (escalations).
     after: Option<(u32, usize)>,
+    /// More context for the agent (a transfer's call, the robot's note).
+    extra: Option<serde_json::Value>,
 }
 
 /// Asks the gate about the human task `new` (as a task of its own, now) and creates it
@@ -298,8 +371,8 @@ async fn create(
             })
         })
         .collect();
-    let carried = serde_json::json!({
-        "escalated_from": from.id,
+    let mut carried = serde_json::json!({
+        "escalated_from": (from.id != 0).then_some(from.id),
         "trigger": new.kind.code(),
         "origin": new.origin.code(),
         "callback_at": trigger.callback_at,
@@ -313,6 +386,9 @@ async fn create(
             "made_at": promise.made_at,
         })),
     });
+    if let (Some(serde_json::Value::Object(extra)), Some(object)) = (&new.extra, carried.as_object_mut()) {
+        object.extend(extra.clone());
+    }
     let mut candidate = from.clone();
     candidate.id = 0;
     candidate.channel = Channel::Human.code().to_string();
@@ -353,13 +429,13 @@ async fn create(
         origin: new.origin,
     };
     let detail = serde_json::json!({
-        "from_task": from.id,
+        "from_task": (from.id != 0).then_some(from.id),
         "trigger": new.kind.code(),
         "queue": new.queue,
         "calls_allowed": calls_allowed,
         "not_before": new.window.start,
         "attempt_id": trigger.attempt_id,
-        "consent_based": new.origin == TaskOrigin::Callback,
+        "consent_based": matches!(new.origin, TaskOrigin::Callback | TaskOrigin::Transfer),
     });
     let id = store::tasks::insert(txn, &task, store::Audit::new(trigger.actor, detail), now).await?;
     escalation.human_task = Some(id);

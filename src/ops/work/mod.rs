@@ -11,6 +11,7 @@
 
 mod attempts;
 mod handover;
+pub mod inbound;
 mod lease;
 mod promises;
 
