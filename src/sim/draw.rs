@@ -39,6 +39,8 @@ pub(crate) enum Kind {
     RiskEvent,
     /// What the team finds when it works a reaction's case, and how long it takes.
     Disposition,
+    /// Whether the borrower calls the lender in that hour, and what they want.
+    Inbound,
 }
 
 /// The key of one event: the world's seed, the account or borrower id, the kind of decision, the

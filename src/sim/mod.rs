@@ -7,6 +7,7 @@ mod capacity;
 mod check;
 mod contact;
 mod draw;
+mod inbound;
 mod oracle;
 mod risk;
 mod world;
@@ -17,6 +18,7 @@ mod tests;
 pub use capacity::{Capacity, Load};
 pub use check::{ContactMade, Limits, Violations, violations};
 pub use contact::{Contact, PromiseTerms};
+pub use inbound::{INBOUND_HOURS, InboundContact};
 pub use oracle::{OracleBorrower, oracle_model};
 pub use risk::{CaseWork, RISK_EVENT_RATES, SimEvent};
 pub use world::{

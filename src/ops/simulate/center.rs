@@ -403,6 +403,20 @@ impl Center {
         }
     }
 
+    /// A transfer arrived in `queue` at `at`: its idle agents on duty look for work then.
+    pub fn ring(&mut self, queue: &str, at: DateTime<Utc>) {
+        let Some(index) = self.queues.iter().position(|sim| sim.name == queue) else { return };
+        self.empty_at[index] = None;
+        for agent in 0..self.agents.len() {
+            // Also an agent already scheduled for the hour's start: the transfer comes later.
+            if self.agents[agent].queue == index && self.agents[agent].lease.is_none() && self.on_duty(agent, at) {
+                self.agents[agent].scheduled = true;
+                let when = at.max(self.agents[agent].free_at);
+                self.push(when, What::AgentFree(agent));
+            }
+        }
+    }
+
     /// Works every event before `until`, in time order.
     pub async fn run_until(&mut self, engine: &Engine<'_>, until: DateTime<Utc>) -> anyhow::Result<()> {
         while self.events.peek().is_some_and(|event| event.at < until) {
@@ -519,6 +533,10 @@ impl Center {
     }
 
     async fn agent_free(&mut self, engine: &Engine<'_>, agent: usize, at: DateTime<Utc>) -> anyhow::Result<()> {
+        // A second wake-up (a transfer rang) while the agent works a lease: the lease goes on.
+        if self.agents[agent].lease.is_some() {
+            return Ok(());
+        }
         if !self.on_duty(agent, at) {
             self.agents[agent].scheduled = false;
             return Ok(());
@@ -550,7 +568,11 @@ impl Center {
                             (phone.clone(), lease.account.phone_calls_left.get(phone).copied().unwrap_or(u32::MAX))
                         })
                         .collect(),
-                    exempt: lease.task.context.as_ref().is_some_and(|context| context["origin"] == "callback"),
+                    exempt: lease
+                        .task
+                        .context
+                        .as_ref()
+                        .is_some_and(|context| context["origin"] == "callback" || context["origin"] == "transfer"),
                 });
                 self.push(at, What::AgentCall(agent));
             }

@@ -15,6 +15,7 @@
 //! switches of `docs/simulate.md` ask for on stderr (`ARREARS_SIM_PROFILE`,
 //! `ARREARS_SIM_VIOLATIONS`; `ARREARS_SIM_DB` keeps the store).
 
+pub mod callers;
 mod center;
 mod compare;
 pub mod risk;
@@ -188,6 +189,8 @@ pub struct SimReport {
     pub webhooks_rejected: u64,
     /// The risk desk: events sent, reactions, cases and their dispositions.
     pub risk: risk::RiskTally,
+    /// The borrowers' calls: how they matched, what the robot settled, the transfers.
+    pub inbound: callers::InboundTally,
 }
 
 /// One run: its report and its per-account counts (for a paired comparison).
@@ -426,6 +429,7 @@ pub async fn simulate_arm(
     let mut center = Center::new(world, inbox.clone(), options.robot_calls_per_hour, queues, index.clone(), start, end);
 
     let mut risk_tally = risk::RiskTally::default();
+    let mut inbound_tally = callers::InboundTally::default();
     progress.set_length(u64::from(steps));
     for step in 0..steps {
         let now = start + Duration::hours(i64::from(step));
@@ -458,8 +462,25 @@ pub async fn simulate_arm(
         risk::raise_events(&db, &strategies, center.world(), now, &mut risk_tally).await?;
         risk::work_cases(&db, center.world(), portfolio_zone, now, &mut risk_tally).await?;
         center.profile.add("risk desk", started);
+        let started = std::time::Instant::now();
+        let queue_names: Vec<(String, String)> =
+            center.queues().iter().map(|queue| (queue.name.clone(), queue.capacity.zone.name().to_string())).collect();
+        let transfers = callers::take_calls(
+            &db,
+            &engine.rules,
+            &settings.templates_dir,
+            center.world_mut(),
+            &queue_names,
+            now,
+            &mut inbound_tally,
+        )
+        .await?;
+        center.profile.add("inbound calls", started);
         center.flush_outbox(&engine, now).await?;
         center.start_hour(now);
+        for (queue, at) in transfers {
+            center.ring(&queue, at);
+        }
         center.run_until(&engine, now + Duration::hours(1)).await?;
         progress.inc(1);
     }
@@ -523,6 +544,7 @@ pub async fn simulate_arm(
         refused: center.refusals.clone(),
         webhooks_rejected: inbox.rejected(),
         risk: risk_tally,
+        inbound: inbound_tally,
     };
     db.close().await.ok();
     Ok(SimRun { report, tally, currencies })
@@ -709,7 +731,27 @@ pub fn write_report(report: &SimReport, out: &mut impl Write) -> std::io::Result
         writeln!(out, "{:<32} {:>16}", metric.metric, compare::format_value(&metric.metric, metric.value))?;
     }
     compare::write_notes(std::slice::from_ref(report), out)?;
+    write_inbound(&report.inbound, out)?;
     write_risk(&report.risk, out)
+}
+
+/// The borrowers' calls' line of a report (nothing when nobody called).
+fn write_inbound(inbound: &callers::InboundTally, out: &mut impl Write) -> std::io::Result<()> {
+    if inbound.calls.is_empty() {
+        return Ok(());
+    }
+    let matched: Vec<String> = inbound.calls.iter().map(|(kind, count)| format!("{count} {kind}")).collect();
+    let settled: Vec<String> = inbound.settled.iter().map(|(outcome, count)| format!("{count} {outcome}")).collect();
+    writeln!(
+        out,
+        "inbound calls: {} ({}); the robot settled {} ({}), transferred {} to an agent, {} transfer(s) refused by the gate",
+        inbound.calls.values().sum::<u64>(),
+        matched.join(", "),
+        inbound.settled.values().sum::<u64>(),
+        if settled.is_empty() { "none".to_string() } else { settled.join(", ") },
+        inbound.transferred,
+        inbound.transfer_refused
+    )
 }
 
 /// The risk desk's lines of a report (nothing when no event was sent).

@@ -104,6 +104,9 @@ pub struct AccountOnCall {
     pub strategy: Option<String>,
     /// The rule deciding its day.
     pub rule: Option<String>,
+    /// The queue a transfer goes to unless the robot names one: the deciding rule's escalation
+    /// queue, its own human queue, or `default`.
+    pub transfer_queue: String,
     /// Its flags.
     pub flags: Vec<String>,
     /// The open promise.
@@ -383,6 +386,7 @@ pub async fn lookup(
                 stage: (!task.stage.is_empty()).then(|| task.stage.clone()),
                 strategy: (!task.strategy.is_empty()).then(|| task.strategy.clone()),
                 rule: (!task.rule.is_empty()).then(|| task.rule.clone()),
+                transfer_queue: task.queue.clone().unwrap_or_else(|| "default".into()),
                 flags: account.flags.iter().map(|flag| flag.code().to_string()).collect(),
                 open_promise: call_context
                     .context
