@@ -98,6 +98,9 @@ pub async fn read_attempt_facts(
                 sql.bind(from);
                 sql.push(" AND a.at < ");
                 sql.bind(to);
+                // The contact model learns when calls placed to borrowers are answered.
+                sql.push(" AND a.direction = ");
+                sql.bind(crate::domain::Direction::Outbound.code());
             },
             "attempt_id",
             FACT_PAGE_ROWS,

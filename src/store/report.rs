@@ -110,6 +110,9 @@ pub async fn attempt_tallies(
          FROM attempts a LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts acc ON acc.id = a.account_id WHERE "
     ));
     push_period(&mut sql, "a.at", period);
+    // Attempts are the contacts the engine made; a borrower's inbound call is none.
+    sql.push(" AND a.direction = ");
+    sql.bind(crate::domain::Direction::Outbound.code());
     push_scope(&mut sql, "acc.funders", scope);
     sql.push(&format!(" GROUP BY {GROUP_COLUMNS}, a.outcome, {currency}, a.account_id"));
     let mut attempts: BTreeMap<(Option<TaskGroup>, String, String), (u64, u64)> = BTreeMap::new();

@@ -199,6 +199,22 @@ impl MessageTemplates {
         Ok(MessageTemplates { registry })
     }
 
+    /// Reads, compiles and renders the one template `name` of `dir` (the inbound script, read
+    /// fresh at each call, as the strategies' files are).
+    pub fn render_file(dir: &Path, name: &str, context: &MessageContext) -> Result<String, TemplateError> {
+        let error = |message: String| TemplateError { name: name.to_string(), message };
+        let path = dir.join(format!("{name}.hbs"));
+        let source =
+            std::fs::read_to_string(&path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(handlebars::no_escape);
+        registry
+            .register_template_string(name, source)
+            .map_err(|e| error(format!("does not compile{}", describe_syntax(&e))))?;
+        MessageTemplates { registry }.render(name, context)
+    }
+
     /// Renders template `name` with `context`.
     pub fn render(&self, name: &str, context: &MessageContext) -> Result<String, TemplateError> {
         if !self.registry.has_template(name) {

@@ -258,7 +258,7 @@ fn deciding_rule<'a>(
 }
 
 fn script(
-    templates: Option<&MessageTemplates>,
+    templates_dir: &Path,
     rule: Option<&crate::strategy::Rule>,
     account: &Account,
     borrower: &Borrower,
@@ -289,7 +289,7 @@ fn script(
         },
         lender: LenderView { name: lender.to_string() },
     };
-    match templates?.render(name, &context) {
+    match MessageTemplates::render_file(templates_dir, name, &context) {
         Ok(text) => Some(text),
         Err(error) => {
             tracing::warn!(%error, "inbound script");
@@ -354,7 +354,6 @@ pub async fn lookup(
     let id = store::insert_inbound_call(db, &from, to.as_deref(), now, matched, &borrower_ids).await?;
     let accounts = store::accounts_of_borrowers(db, &borrower_ids).await?;
     let call_context = call_context(db, rules.strategies, &accounts, now).await?;
-    let templates = MessageTemplates::load(templates_dir, rules.strategies).ok();
     let mut callers = Vec::new();
     for borrower_id in &borrower_ids {
         let Some(borrower) = call_context.context.book.borrowers.get(borrower_id) else { continue };
@@ -396,7 +395,7 @@ pub async fn lookup(
                     .map(|promise| PromiseOnCall { amount: promise.amount, due_on: promise.due_on }),
                 open_tasks,
                 contact_now: contact_now(&verdict),
-                script: script(templates.as_ref(), rule, account, borrower, task, lender),
+                script: script(templates_dir, rule, account, borrower, task, lender),
             });
         }
         let history = &call_context.context.history;
