@@ -228,14 +228,16 @@ impl Step<'_> {
             return Ok(());
         }
         let message = match task.template.as_deref() {
-            Some(name) => match self.templates.render(name, &self.message_context(task, account, borrower)) {
-                Ok(text) => Some(text),
-                Err(error) => {
-                    report.render_failed += 1;
-                    self.warn_once(format!("template:{name}"), &format!("{error}; its tasks stay planned"));
-                    return Ok(());
+            Some(name) => {
+                match self.templates.render(name, &message_context(task, account, borrower, &self.config.lender_name)) {
+                    Ok(text) => Some(text),
+                    Err(error) => {
+                        report.render_failed += 1;
+                        self.warn_once(format!("template:{name}"), &format!("{error}; its tasks stay planned"));
+                        return Ok(());
+                    }
                 }
-            },
+            }
             None => None,
         };
         let body = self.ready_body(task, account, borrower, to.clone(), message)?;
@@ -248,33 +250,6 @@ impl Step<'_> {
         store::enqueue_deliveries(txn, std::slice::from_ref(&delivery), now).await?;
         report.dispatched += 1;
         Ok(())
-    }
-
-    /// The variables a message template sees, from the task and the latest account.
-    fn message_context(&self, task: &tasks::Model, account: &Account, borrower: &Borrower) -> MessageContext {
-        let zone = borrower.primary_timezone();
-        MessageContext {
-            borrower: BorrowerView { id: borrower.id.clone(), name: borrower.name.clone() },
-            account: MessageAccount {
-                id: account.id.clone(),
-                product: account.product.clone(),
-                currency: account.currency.clone(),
-                amount_due: account.amount_due.to_string(),
-                balance: account.balance.to_string(),
-                due_date: account.due_date.to_string(),
-                dpd: task.dpd,
-            },
-            task: TaskView {
-                stage: task.stage.clone(),
-                strategy: task.strategy.clone(),
-                rule: task.rule.clone(),
-                channel: task.channel.clone(),
-                attempt: u32::try_from(task.attempt).unwrap_or(0),
-                not_before: task.not_before.with_timezone(&zone).to_rfc3339(),
-                not_after: task.not_after.with_timezone(&zone).to_rfc3339(),
-            },
-            lender: LenderView { name: self.config.lender_name.clone() },
-        }
     }
 
     /// The `task.ready` body of a task.
@@ -322,5 +297,38 @@ fn ready_delivery(task_id: i64, endpoint: &str, body: String, now: DateTime<Utc>
         event: TASK_READY.to_string(),
         body,
         send_at: now,
+    }
+}
+
+/// The variables a message template sees, from the task and the latest account (the release's
+/// messages and the inbound call's script).
+pub(crate) fn message_context(
+    task: &tasks::Model,
+    account: &Account,
+    borrower: &Borrower,
+    lender: &str,
+) -> MessageContext {
+    let zone = borrower.primary_timezone();
+    MessageContext {
+        borrower: BorrowerView { id: borrower.id.clone(), name: borrower.name.clone() },
+        account: MessageAccount {
+            id: account.id.clone(),
+            product: account.product.clone(),
+            currency: account.currency.clone(),
+            amount_due: account.amount_due.to_string(),
+            balance: account.balance.to_string(),
+            due_date: account.due_date.to_string(),
+            dpd: task.dpd,
+        },
+        task: TaskView {
+            stage: task.stage.clone(),
+            strategy: task.strategy.clone(),
+            rule: task.rule.clone(),
+            channel: task.channel.clone(),
+            attempt: u32::try_from(task.attempt).unwrap_or(0),
+            not_before: task.not_before.with_timezone(&zone).to_rfc3339(),
+            not_after: task.not_after.with_timezone(&zone).to_rfc3339(),
+        },
+        lender: LenderView { name: lender.to_string() },
     }
 }

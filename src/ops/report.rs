@@ -69,6 +69,23 @@ pub async fn roll(
     Ok(report::roll::roll_matrix(&input.states, order))
 }
 
+/// The portfolio zone, the period `--from`/`--to` in it (by default the 7 days before `now`),
+/// and the stage order of the strategies in force: what every `arrears report` reads with.
+fn period_and_order(
+    settings: &Settings,
+    from: Option<&str>,
+    to: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(chrono_tz::Tz, Period, StageOrder)> {
+    let zone = crate::domain::parse_timezone(&settings.config.timezone)
+        .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
+    let period = Period::parse(from, to, zone, now).map_err(|error| anyhow::anyhow!("--{error}"))?;
+    let order = super::load_strategies(settings, &settings.strategies_dir)
+        .map(|strategies| StageOrder::of(&strategies))
+        .map_err(|errors| anyhow::anyhow!("the strategies (which order the stages) are invalid:\n{errors}"))?;
+    Ok((zone, period, order))
+}
+
 /// `arrears report`: the period from `from` and `to` (RFC 3339, or dates in the portfolio zone;
 /// by default the 7 days before `now`) for `funder`'s share (or the whole portfolio), printed
 /// as text, JSON or CSV.
@@ -83,17 +100,12 @@ pub async fn report_command(
     now: DateTime<Utc>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let zone = crate::domain::parse_timezone(&settings.config.timezone)
-        .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
-    let period = Period::parse(from, to, zone, now).map_err(|error| anyhow::anyhow!("--{error}"))?;
+    let (zone, period, order) = period_and_order(settings, from, to, now)?;
     let scope = match funder {
         Some(text) => FunderScope::parse(text).map_err(|error| anyhow::anyhow!("--{error}"))?,
         None => FunderScope::All,
     };
     let db = connect(settings).await?;
-    let order = super::load_strategies(settings, &settings.strategies_dir)
-        .map(|strategies| StageOrder::of(&strategies))
-        .map_err(|errors| anyhow::anyhow!("the strategies (which order the stages) are invalid:\n{errors}"))?;
     let report = kpis(&db, period, by, &order, zone, &scope).await.context("cannot read the report's data")?;
     match format {
         KpiFormat::Text => report::write_text(&report, out)?,
@@ -140,13 +152,8 @@ pub async fn reactions_command(
     now: DateTime<Utc>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let zone = crate::domain::parse_timezone(&settings.config.timezone)
-        .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
-    let period = Period::parse(from, to, zone, now).map_err(|error| anyhow::anyhow!("--{error}"))?;
+    let (_, period, order) = period_and_order(settings, from, to, now)?;
     let db = connect(settings).await?;
-    let order = super::load_strategies(settings, &settings.strategies_dir)
-        .map(|strategies| StageOrder::of(&strategies))
-        .map_err(|errors| anyhow::anyhow!("the strategies (which order the stages) are invalid:\n{errors}"))?;
     let rows = reactions(&db, period, &order, now).await.context("cannot read the reactions")?;
     if json {
         serde_json::to_writer_pretty(&mut *out, &rows)?;

@@ -16,7 +16,7 @@ use crate::domain::{
 use crate::ops::recheck::{Context, Verdict, recheck};
 use crate::plan::explain;
 use crate::store;
-use crate::strategy::{AccountView, BorrowerView, LenderView, MessageContext, MessageTemplates, StrategySet, TaskView};
+use crate::strategy::{MessageTemplates, StrategySet};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::tasks;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -266,29 +266,9 @@ fn script(
     lender: &str,
 ) -> Option<String> {
     let name = rule?.treatment.inbound_template.as_deref()?;
-    let zone = borrower.primary_timezone();
-    let context = MessageContext {
-        borrower: BorrowerView { id: borrower.id.clone(), name: borrower.name.clone() },
-        account: AccountView {
-            id: account.id.clone(),
-            product: account.product.clone(),
-            currency: account.currency.clone(),
-            amount_due: account.amount_due.to_string(),
-            balance: account.balance.to_string(),
-            due_date: account.due_date.to_string(),
-            dpd: task.dpd,
-        },
-        task: TaskView {
-            stage: task.stage.clone(),
-            strategy: task.strategy.clone(),
-            rule: task.rule.clone(),
-            channel: Channel::Robot.code().to_string(),
-            attempt: 0,
-            not_before: task.not_before.with_timezone(&zone).to_rfc3339(),
-            not_after: task.not_after.with_timezone(&zone).to_rfc3339(),
-        },
-        lender: LenderView { name: lender.to_string() },
-    };
+    // The stand-in is the transfer's human task; the script is the robot's.
+    let mut context = crate::ops::release::message_context(task, account, borrower, lender);
+    context.task.channel = Channel::Robot.code().to_string();
     match MessageTemplates::render_file(templates_dir, name, &context) {
         Ok(text) => Some(text),
         Err(error) => {
