@@ -14,48 +14,11 @@ use arrears::strategy::{LoadOptions, SourceFile, StrategySet, load_sources};
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::fmt::Write as _;
 use std::time::Instant;
 
-const TAGS: usize = 300;
-const RULES: usize = 600;
-const STAGES: [(&str, i32, i32); 6] =
-    [("pre", -5, -1), ("m1a", 1, 7), ("m1", 8, 30), ("m2", 31, 60), ("m3", 61, 90), ("m4", 91, 720)];
-
-fn strategy_text(timing: &str) -> String {
-    let mut text = String::from("name = \"bench\"\npolicy = \"cn-gbt-45251\"\n[stages]\n");
-    for (name, first, last) in STAGES {
-        writeln!(text, "{name} = {{ dpd = [{first}, {last}] }}").unwrap();
-    }
-    let per_stage = RULES / STAGES.len();
-    for index in 0..RULES {
-        let stage = STAGES[index / per_stage].0;
-        let last_of_stage = index % per_stage == per_stage - 1;
-        let (channel, extra) = match index % 3 {
-            0 => ("sms", "template = \"sms/t\"\n".to_string()),
-            1 => (
-                "robot",
-                format!(
-                    "template = \"robot/t\"\nattempts_per_day = 3\nmin_gap = \"2h\"\nwindows = [\"09:00-12:00\", \"14:00-20:00\"]\ntiming = \"{timing}\"\n"
-                ),
-            ),
-            _ => ("human", format!("queue = \"q{}\"\npriority = \"balance\"\n", index % 7)),
-        };
-        writeln!(text, "\n[[rule]]\nname = \"r{index}\"\nstage = \"{stage}\"\nchannel = \"{channel}\"\n{extra}")
-            .unwrap();
-        if !last_of_stage {
-            let (a, b) = ((index * 7) % TAGS, (index * 13 + 5) % TAGS);
-            writeln!(
-                text,
-                "when = {{ tags_any = [\"t{a}\", \"t{b}\"], \"score.loss\" = {{ max = {:.2} }}, balance = {{ min = \"{}\" }} }}",
-                0.3 + (index % 50) as f64 / 100.0,
-                (index % 10) * 1000
-            )
-            .unwrap();
-        }
-    }
-    text
-}
+use arrears::ops::synthetic::{
+    BENCHMARK_STAGES as STAGES, BENCHMARK_TAGS as TAGS, benchmark_strategy as strategy_text,
+};
 
 fn strategies(timing: &str) -> (StrategySet, tempfile::TempDir) {
     let templates = tempfile::tempdir().expect("tempdir");

@@ -157,3 +157,65 @@ pub fn write_portfolio(dir: &Path, accounts: usize, seed: u64, now: DateTime<Utc
     promises_csv.flush()?;
     Ok(())
 }
+
+/// Distinct tags the benchmark strategy's rules test (`t0` … `t299`).
+pub const BENCHMARK_TAGS: usize = 300;
+/// Rules of the benchmark strategy.
+pub const BENCHMARK_RULES: usize = 600;
+/// The benchmark strategy's stages: `(name, first dpd, last dpd)`.
+pub const BENCHMARK_STAGES: [(&str, i32, i32); 6] =
+    [("pre", -5, -1), ("m1a", 1, 7), ("m1", 8, 30), ("m2", 31, 60), ("m3", 61, 90), ("m4", 91, 720)];
+
+/// The benchmark strategy of `benches/` and `docs/PERFORMANCE.md`: [`BENCHMARK_RULES`] rules
+/// over [`BENCHMARK_STAGES`] (SMS, robot calls with `timing`, human queues `q0`–`q6`), each but
+/// a stage's last testing `tags_any` of two of [`BENCHMARK_TAGS`] tags, a `score.loss` maximum
+/// and a `balance` minimum; the last rule of each stage is its catch-all. Its templates are
+/// `sms/t` and `robot/t` (see [`write_benchmark_book`]).
+pub fn benchmark_strategy(timing: &str) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::from("name = \"bench\"\npolicy = \"cn-gbt-45251\"\n[stages]\n");
+    for (name, first, last) in BENCHMARK_STAGES {
+        let _ = writeln!(text, "{name} = {{ dpd = [{first}, {last}] }}");
+    }
+    let per_stage = BENCHMARK_RULES / BENCHMARK_STAGES.len();
+    for index in 0..BENCHMARK_RULES {
+        let stage = BENCHMARK_STAGES[index / per_stage].0;
+        let last_of_stage = index % per_stage == per_stage - 1;
+        let (channel, extra) = match index % 3 {
+            0 => ("sms", "template = \"sms/t\"\n".to_string()),
+            1 => (
+                "robot",
+                format!(
+                    "template = \"robot/t\"\nattempts_per_day = 3\nmin_gap = \"2h\"\nwindows = [\"09:00-12:00\", \"14:00-20:00\"]\ntiming = \"{timing}\"\n"
+                ),
+            ),
+            _ => ("human", format!("queue = \"q{}\"\npriority = \"balance\"\n", index % 7)),
+        };
+        let _ =
+            writeln!(text, "\n[[rule]]\nname = \"r{index}\"\nstage = \"{stage}\"\nchannel = \"{channel}\"\n{extra}");
+        if !last_of_stage {
+            let (a, b) = ((index * 7) % BENCHMARK_TAGS, (index * 13 + 5) % BENCHMARK_TAGS);
+            let _ = writeln!(
+                text,
+                "when = {{ tags_any = [\"t{a}\", \"t{b}\"], \"score.loss\" = {{ max = {:.2} }}, balance = {{ min = \"{}\" }} }}",
+                0.3 + (index % 50) as f64 / 100.0,
+                (index % 10) * 1000
+            );
+        }
+    }
+    text
+}
+
+/// Writes the benchmark book into `dir`: the demo's `accounts.csv` of `accounts` rows (seed 42,
+/// as of `now`; its attempts and promises files too), `strategies/bench.toml` (see
+/// [`benchmark_strategy`], spread timing) and its templates under `templates/`.
+pub fn write_benchmark_book(dir: &Path, accounts: usize, now: DateTime<Utc>) -> anyhow::Result<()> {
+    write_portfolio(dir, accounts, 42, now)?;
+    std::fs::create_dir_all(dir.join("strategies"))?;
+    std::fs::write(dir.join("strategies").join("bench.toml"), benchmark_strategy("spread"))?;
+    for (name, body) in [("sms", "Hi {{borrower.name}}"), ("robot", "Hello {{borrower.name}}")] {
+        std::fs::create_dir_all(dir.join("templates").join(name))?;
+        std::fs::write(dir.join("templates").join(name).join("t.hbs"), body)?;
+    }
+    Ok(())
+}
