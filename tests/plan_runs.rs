@@ -260,8 +260,10 @@ async fn accounts_another_run_saves_while_a_run_plans_keep_that_runs_tasks_only(
             .collect();
         assert_eq!(theirs.len(), 5);
 
-        // Another plan saves those accounts after this run loaded its history (while it shows
-        // its first page), before it writes them.
+        // Another plan saves those accounts while this run plans (as it shows its first page):
+        // the run sees them in their page's history (`already_planned`) or, when it read that
+        // history before, when it writes them (`planned_meanwhile`); either way it keeps the
+        // other run's tasks and saves none of its own for them.
         let mut pages = 0;
         let outcome = ops::plan_pages_of(db, &strategies, now, false, 100, |_| {
             pages += 1;
@@ -274,7 +276,7 @@ async fn accounts_another_run_saves_while_a_run_plans_keep_that_runs_tasks_only(
         })
         .await
         .unwrap();
-        assert_eq!(outcome.totals.planned_meanwhile, 5, "{backend}");
+        assert!(outcome.totals.planned_meanwhile <= 5, "{backend}");
         let stored = Tasks::find().all(db).await.unwrap();
         for account in &racing {
             let tasks: Vec<&entity::tasks::Model> = stored.iter().filter(|task| task.account_id == *account).collect();
@@ -287,6 +289,58 @@ async fn accounts_another_run_saves_while_a_run_plans_keep_that_runs_tasks_only(
         let skip_counts: BTreeMap<String, u64> = serde_json::from_str(&run.skip_counts).unwrap();
         assert_eq!(skip_counts.get("already_planned"), Some(&5), "{backend}");
         assert_eq!(outcome.totals.skip_counts.get("already_planned"), Some(&5), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_part_whose_account_days_another_run_saved_after_its_history_was_read_saves_none_of_them() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 200, 9, now).unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    for test_db in common::all_dbs().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        load_book(db, dir.path()).await;
+        // This run's decisions, made before the other run saves.
+        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
+        let mut racing: Vec<&str> = whole.tasks.iter().map(|task| &*task.account_id).collect();
+        racing.dedup();
+        racing.truncate(3);
+        let theirs: Vec<arrears::plan::Task> = whole
+            .tasks
+            .iter()
+            .filter(|task| racing.contains(&&*task.account_id) && task.attempt == 1)
+            .map(|task| arrears::plan::Task { rule: "another run".into(), ..task.clone() })
+            .collect();
+        arrears::store::raw_insert_tasks(db, &theirs).await.unwrap();
+
+        let run = arrears::store::NewPlanRun { as_of: now, started_at: now, ..Default::default() };
+        let mut writer = arrears::store::begin_plan_run(db, &run, None).await.unwrap();
+        let counts = arrears::store::RunCounts { accounts: 200, ..Default::default() };
+        let part = arrears::store::RunPart {
+            tasks: &whole.tasks,
+            changes: &[],
+            entries: &[],
+            counts: &counts,
+            resume_after: "~",
+        };
+        let saved = writer.save_part(part, Some(now)).await.unwrap();
+        let mut meanwhile = saved.planned_meanwhile.clone();
+        meanwhile.dedup();
+        assert_eq!(meanwhile, racing, "{backend}");
+        let ours = whole.tasks.iter().filter(|task| !racing.contains(&&*task.account_id)).count();
+        assert_eq!(saved.inserted as usize, ours, "{backend}");
+        let stored = Tasks::find().all(db).await.unwrap();
+        assert_eq!(stored.len(), ours + theirs.len(), "{backend}");
+        for account in &racing {
+            assert!(
+                stored.iter().filter(|task| task.account_id == *account).all(|task| task.rule == "another run"),
+                "{backend}: {account} keeps the other run's tasks only"
+            );
+        }
+        let run = PlanRuns::find().one(db).await.unwrap().unwrap();
+        let skip_counts: BTreeMap<String, u64> = serde_json::from_str(&run.skip_counts).unwrap();
+        assert_eq!(skip_counts.get("already_planned"), Some(&(racing.len() as u64)), "{backend}");
     }
 }
 

@@ -16,6 +16,7 @@ mod m20261202_000008_experiments;
 mod m20261203_000009_funders;
 mod m20261204_000011_reactions;
 mod m20261204_000012_inbound;
+mod m20261205_000013_page_history;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_funders::Migration),
             Box::new(m20261204_000011_reactions::Migration),
             Box::new(m20261204_000012_inbound::Migration),
+            Box::new(m20261205_000013_page_history::Migration),
         ]
     }
 }

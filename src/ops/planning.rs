@@ -2,7 +2,7 @@
 //! scheduler's plan job all come through [`plan_pages_with`].
 //!
 //! Memory is bounded by a page, not by the book: a page of accounts is loaded with its
-//! borrowers, planned, written in short transactions of its own and dropped. Loading and
+//! borrowers and their history (what the contact gate reads), planned, written in short transactions of its own and dropped. Loading and
 //! planning the next page overlap with writing the previous one (the database works in its own
 //! thread or process while the planner computes). The run's row is the marker that makes a run
 //! resumable: committed first, moved forward with every page, finished with the last.
@@ -254,22 +254,9 @@ where
     let page_accounts = options.page_accounts.max(1);
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
-    let today = now.date_naive();
-    let mut history = store::load_history(
-        db,
-        store::HistoryScope::Book,
-        now - Duration::days(8),
-        Some((today - Duration::days(1))..=(today + Duration::days(1))),
-    )
-    .await?;
-    tracing::info!(elapsed = ?clock.elapsed(), "history loaded");
     // The latest contact model of `arrears learn`: rules with learned timing place by it.
     let model = store::load_latest_model(db).await?;
-    // A dry run decides every account as if its day were not planned yet, and marks the
-    // accounts whose day is: a manager previews what a strategy edit does today.
-    let planned_days = if options.dry_run { std::mem::take(&mut history.planned_days) } else { Default::default() };
-    let admission =
-        admission_for(db, &history, strategies, model.as_ref(), now, page_accounts, options.dry_run).await?;
+    let admission = admission_for(db, strategies, model.as_ref(), now, page_accounts, options.dry_run).await?;
     let queues: BTreeMap<String, QueueAdmission> = admission
         .as_ref()
         .map(|admission| admission.queues.iter().map(|(queue, summary)| (queue.to_string(), *summary)).collect())
@@ -291,13 +278,15 @@ where
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedPage>(PAGES_IN_FLIGHT);
     let start_after = resumed_after.clone().unwrap_or_default();
     let produce = async move {
-        let mut planner =
-            Planner::new(&history, strategies, now).with_model(model.as_ref()).with_admission(admission.as_ref());
         let mut after = start_after;
         loop {
             let page = store::load_book_page(db, &after, page_accounts).await?;
             let next = page.next.clone();
+            let (history, planned_days) = page_history(db, &page, now, options.dry_run).await?;
+            let mut planner =
+                Planner::new(&history, strategies, now).with_model(model.as_ref()).with_admission(admission.as_ref());
             let planned = plan_page(&mut planner, page, now, &planned_days, per_transaction);
+            drop(planner);
             if sender.send(planned).await.is_err() {
                 break;
             }
@@ -336,27 +325,30 @@ where
 /// no rule routes to a limited queue.
 async fn admission_for(
     db: &DatabaseConnection,
-    history: &crate::domain::History,
     strategies: &StrategySet,
     model: Option<&ContactModel>,
     now: DateTime<Utc>,
     page_accounts: u64,
     dry_run: bool,
 ) -> anyhow::Result<Option<Admission>> {
-    let mut planner = Planner::new(history, strategies, now).with_model(model).collecting();
-    if !planner.needs_admission() {
+    let none = crate::domain::History::default();
+    if !Planner::new(&none, strategies, now).needs_admission() {
         return Ok(None);
     }
     let clock = std::time::Instant::now();
     let mut after = String::new();
     let mut scratch = Vec::new();
+    let mut candidates = Vec::new();
     loop {
         let page = store::load_book_page(db, &after, page_accounts).await?;
+        let (history, _) = page_history(db, &page, now, dry_run).await?;
+        let mut planner = Planner::new(&history, strategies, now).with_model(model).collecting();
         for account in &page.portfolio.accounts {
             scratch.clear();
             // Skips are of no interest here: only who would go to a limited queue.
             let _ = planner.decide_into(account, page.portfolio.borrowers.get(&account.borrower_id), &mut scratch);
         }
+        candidates.extend(planner.take_candidates());
         match page.next {
             Some(key) => after = key,
             None => break,
@@ -370,7 +362,7 @@ async fn admission_for(
         }
         room.insert(QueueName::intern(name), left);
     }
-    let admission = admit(planner.take_candidates(), &room);
+    let admission = admit(candidates, &room);
     for (queue, summary) in &admission.queues {
         tracing::info!(
             %queue,
@@ -382,6 +374,24 @@ async fn admission_for(
         );
     }
     Ok(Some(admission))
+}
+
+/// The history the gate reads for a page's borrowers: attempts of the last 8 days, calls in
+/// flight, open promises, last conversations and the plan's days from yesterday to tomorrow.
+/// Read page by page, so a plan holds one page's history, never the book's. A dry run decides
+/// as if no day were planned: the planned days come back apart, to mark the page's accounts.
+async fn page_history(
+    db: &DatabaseConnection,
+    page: &BookPage,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> anyhow::Result<(crate::domain::History, rustc_hash::FxHashSet<(String, chrono::NaiveDate)>)> {
+    let today = now.date_naive();
+    let scope = store::HistoryScope::Page { after: &page.after, through: page.next.as_deref() };
+    let dates = (today - Duration::days(1))..=(today + Duration::days(1));
+    let mut history = store::load_page_history(db, scope, now - Duration::days(8), dates).await?;
+    let planned_days = if dry_run { std::mem::take(&mut history.planned_days) } else { Default::default() };
+    Ok((history, planned_days))
 }
 
 /// Saves a planned page part by part; the book's last part finishes the run. Accounts another
@@ -482,7 +492,7 @@ fn plan_page<S: std::hash::BuildHasher>(
     planned_days: &std::collections::HashSet<(String, chrono::NaiveDate), S>,
     per_transaction: usize,
 ) -> PlannedPage {
-    let BookPage { portfolio, stored_stages, next } = page;
+    let BookPage { portfolio, stored_stages, next, .. } = page;
     let mut plan = Plan { tasks: Vec::with_capacity(portfolio.accounts.len() * 2), skips: Vec::new() };
     let mut changes = Vec::new();
     let mut entries = Vec::new();

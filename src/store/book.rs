@@ -43,6 +43,9 @@ pub struct BookPage {
     pub stored_stages: Vec<Option<String>>,
     /// The key to pass as `after` for the next page; `None` after the last page.
     pub next: Option<String>,
+    /// The key this page was loaded after (`""`: the first page, or not a page of the book):
+    /// with `next`, the page's range of ids (see `HistoryScope::Page`).
+    pub after: String,
 }
 
 /// Loads up to `limit` accounts whose id comes after `after` (`""` for the first page), with
@@ -51,7 +54,8 @@ pub struct BookPage {
 /// database's order of ids, which is byte order on SQLite and on a PostgreSQL database with the
 /// `C` collation; each page is sorted byte-wise.
 pub async fn load_book_page(db: &impl ConnectionTrait, after: &str, limit: u64) -> Result<BookPage, StoreError> {
-    load_scope(db, Scope::After { after, limit }).await
+    let page = load_scope(db, Scope::After { after, limit }).await?;
+    Ok(BookPage { after: after.to_string(), ..page })
 }
 
 /// One account with its stored stage, its borrower and the borrower's contact points; `None`
@@ -135,7 +139,7 @@ async fn load_scope(db: &impl ConnectionTrait, scope: Scope<'_>) -> Result<BookP
         borrowers = load_borrowers(db, scope).await?;
         attach_contact_points(db, scope, &mut borrowers).await?;
     }
-    Ok(BookPage { portfolio: Portfolio { accounts, borrowers }, stored_stages, next })
+    Ok(BookPage { portfolio: Portfolio { accounts, borrowers }, stored_stages, next, after: String::new() })
 }
 
 /// One packed `accounts` row.

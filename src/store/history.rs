@@ -20,7 +20,7 @@ use std::ops::RangeInclusive;
 /// Whose history to load.
 #[derive(Debug, Clone, Copy)]
 pub enum HistoryScope<'a> {
-    /// Every borrower of the book (the planner).
+    /// Every borrower of the book (tools and tests; a plan reads [`HistoryScope::Page`]s).
     Book,
     /// These borrowers and their accounts (explain).
     Borrowers(&'a [&'a str]),
@@ -28,12 +28,20 @@ pub enum HistoryScope<'a> {
     BorrowersOfAccounts(&'a [&'a str]),
     /// The borrower of the task a statement's `claimed` CTE just claimed (a lease).
     Claimed,
+    /// The borrowers of a plan page: the accounts whose id comes after `after` and up to
+    /// `through` (to the end of the book when `None`), in the database's order.
+    Page {
+        /// The key the page was loaded after (`""`: the first page).
+        after: &'a str,
+        /// The page's last key (`None`: the book's last page).
+        through: Option<&'a str>,
+    },
 }
 
 impl HistoryScope<'_> {
     fn is_empty(self) -> bool {
         match self {
-            HistoryScope::Book | HistoryScope::Claimed => false,
+            HistoryScope::Book | HistoryScope::Claimed | HistoryScope::Page { .. } => false,
             HistoryScope::Borrowers(ids) | HistoryScope::BorrowersOfAccounts(ids) => ids.is_empty(),
         }
     }
@@ -57,6 +65,17 @@ impl HistoryScope<'_> {
                 sql.push(" AND ");
                 sql.push(column);
                 sql.push(" IN (SELECT borrower_id FROM claimed)");
+            }
+            HistoryScope::Page { after, through } => {
+                sql.push(" AND ");
+                sql.push(column);
+                sql.push(" IN (SELECT borrower_id FROM accounts WHERE id > ");
+                sql.bind(after.to_string());
+                if let Some(through) = through {
+                    sql.push(" AND id <= ");
+                    sql.bind(through.to_string());
+                }
+                sql.push(")");
             }
         }
     }
@@ -87,15 +106,64 @@ pub async fn load_history(
     planned_dates: Option<RangeInclusive<NaiveDate>>,
 ) -> Result<History, StoreError> {
     let mut history = History::default();
+    load_history_into(db, scope, attempts_since, planned_dates.as_ref(), &mut history).await?;
+    Ok(history)
+}
+
+/// The history of a plan page's borrowers (see [`HistoryScope::Page`]), as [`load_history`]
+/// reads it — in one round trip when no table's page comes back full: what one page of a plan
+/// needs, so that a plan's memory follows its page, not its book.
+pub async fn load_page_history(
+    db: &impl ConnectionTrait,
+    scope: HistoryScope<'_>,
+    attempts_since: DateTime<Utc>,
+    planned_dates: RangeInclusive<NaiveDate>,
+) -> Result<History, StoreError> {
+    let backend = db.get_database_backend();
+    let pages: Vec<super::sql::PushPage<'_>> = vec![
+        Box::new(move |sql: &mut Sql| push_attempts(sql, scope, attempts_since, None)),
+        Box::new(move |sql: &mut Sql| push_in_flight(sql, scope, 0)),
+        Box::new(move |sql: &mut Sql| push_open_promises(sql, scope, 0)),
+        Box::new(move |sql: &mut Sql| push_last_conversations(sql, scope, String::new())),
+        Box::new({
+            let dates = planned_dates.clone();
+            move |sql: &mut Sql| push_planned_days(sql, scope, &dates, 0)
+        }),
+    ];
+    let pages = json_pages(db, pages).await?;
+    let mut history = History::default();
+    let mut full = 0;
+    let mut pages = pages.iter().map(String::as_str);
+    let mut next = || pages.next().unwrap_or("[]");
+    full = full.max(decode_attempts(next(), backend, &mut history)?.0);
+    full = full.max(decode_in_flight(next(), backend, &mut history)?.0);
+    full = full.max(decode_open_promises(next(), backend, &mut history)?.0);
+    full = full.max(decode_last_conversations(next(), backend, &mut history)?.0);
+    full = full.max(decode_planned_days(next(), backend, &mut history)?.0);
+    if full >= PAGE_ROWS {
+        // A table had more rows than one page: read them all, paged.
+        return load_history(db, scope, attempts_since, Some(planned_dates)).await;
+    }
+    Ok(history)
+}
+
+/// [`load_history`] into `history` (scopes of disjoint borrowers add up).
+async fn load_history_into(
+    db: &impl ConnectionTrait,
+    scope: HistoryScope<'_>,
+    attempts_since: DateTime<Utc>,
+    planned_dates: Option<&RangeInclusive<NaiveDate>>,
+    history: &mut History,
+) -> Result<(), StoreError> {
     if scope.is_empty() {
-        return Ok(history);
+        return Ok(());
     }
     let backend = db.get_database_backend();
     // Each table page by page, by key.
     let mut attempt_key = None;
     loop {
         let page = one(db, |sql| push_attempts(sql, scope, attempts_since, attempt_key)).await?;
-        match decode_attempts(&page, backend, &mut history)? {
+        match decode_attempts(&page, backend, history)? {
             (count, Some(key)) if count >= PAGE_ROWS => attempt_key = Some(key),
             _ => break,
         }
@@ -103,7 +171,7 @@ pub async fn load_history(
     let mut key = 0;
     loop {
         let page = one(db, |sql| push_in_flight(sql, scope, key)).await?;
-        match decode_in_flight(&page, backend, &mut history)? {
+        match decode_in_flight(&page, backend, history)? {
             (count, Some(last)) if count >= PAGE_ROWS => key = last,
             _ => break,
         }
@@ -111,7 +179,7 @@ pub async fn load_history(
     let mut key = 0;
     loop {
         let page = one(db, |sql| push_open_promises(sql, scope, key)).await?;
-        match decode_open_promises(&page, backend, &mut history)? {
+        match decode_open_promises(&page, backend, history)? {
             (count, Some(last)) if count >= PAGE_ROWS => key = last,
             _ => break,
         }
@@ -120,7 +188,7 @@ pub async fn load_history(
     loop {
         let after = std::mem::take(&mut key);
         let page = one(db, |sql| push_last_conversations(sql, scope, after)).await?;
-        match decode_last_conversations(&page, backend, &mut history)? {
+        match decode_last_conversations(&page, backend, history)? {
             (count, Some(last)) if count >= PAGE_ROWS => key = last,
             _ => break,
         }
@@ -128,14 +196,14 @@ pub async fn load_history(
     if let Some(dates) = planned_dates {
         let mut key = 0;
         loop {
-            let page = one(db, |sql| push_planned_days(sql, scope, &dates, key)).await?;
-            match decode_planned_days(&page, backend, &mut history)? {
+            let page = one(db, |sql| push_planned_days(sql, scope, dates, key)).await?;
+            match decode_planned_days(&page, backend, history)? {
                 (count, Some(last)) if count >= PAGE_ROWS => key = last,
                 _ => break,
             }
         }
     }
-    Ok(history)
+    Ok(())
 }
 
 /// Everything the gate reads at a hand-off about the accounts `account_ids`: the accounts, their

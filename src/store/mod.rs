@@ -36,7 +36,7 @@ pub use deliveries::{
     disabled_endpoints, enable_endpoint, enqueue_deliveries, outbox_states, postpone_claimed, ready_was_sent,
     record_delivered, record_try, replay_dead_letters, void_claimed, void_unsent,
 };
-pub use history::{HistoryScope, load_hand_off, load_history};
+pub use history::{HistoryScope, load_hand_off, load_history, load_page_history};
 pub use inbound::{
     InboundAttempt, accounts_of_borrowers, borrowers_by_phone, inbound_attempts_of_call, inbound_call,
     insert_inbound_attempt, insert_inbound_call, set_transfer_task,
