@@ -132,22 +132,35 @@ pub async fn load_page_history(
     ];
     let pages = json_pages(db, pages).await?;
     let mut history = History::default();
-    let mut full = 0;
     let mut pages = pages.iter().map(String::as_str);
     let mut next = || pages.next().unwrap_or("[]");
-    full = full.max(decode_attempts(next(), backend, &mut history)?.0);
-    full = full.max(decode_in_flight(next(), backend, &mut history)?.0);
-    full = full.max(decode_open_promises(next(), backend, &mut history)?.0);
-    full = full.max(decode_last_conversations(next(), backend, &mut history)?.0);
-    full = full.max(decode_planned_days(next(), backend, &mut history)?.0);
-    if full >= PAGE_ROWS {
-        // A table had more rows than one page: read them all, paged.
-        return load_history(db, scope, attempts_since, Some(planned_dates)).await;
-    }
+    // A table whose page came back full goes on from its key.
+    let rest = Rest {
+        attempts: more(decode_attempts(next(), backend, &mut history)?).map(Some),
+        in_flight: more(decode_in_flight(next(), backend, &mut history)?),
+        promises: more(decode_open_promises(next(), backend, &mut history)?),
+        conversations: more(decode_last_conversations(next(), backend, &mut history)?),
+        planned_days: more(decode_planned_days(next(), backend, &mut history)?),
+    };
+    read_rest(db, scope, attempts_since, Some(&planned_dates), rest, &mut history).await?;
     Ok(history)
 }
 
-/// [`load_history`] into `history` (scopes of disjoint borrowers add up).
+/// The key to go on from after a decoded page, when it came back full.
+fn more<K>((count, key): (u64, Option<K>)) -> Option<K> {
+    key.filter(|_| count >= PAGE_ROWS)
+}
+
+/// Where each table's read goes on from (`None`: read to its end).
+struct Rest {
+    attempts: Option<Option<AttemptKey>>,
+    in_flight: Option<i64>,
+    promises: Option<i64>,
+    conversations: Option<String>,
+    planned_days: Option<i64>,
+}
+
+/// [`load_history`] into `history`.
 async fn load_history_into(
     db: &impl ConnectionTrait,
     scope: HistoryScope<'_>,
@@ -158,49 +171,46 @@ async fn load_history_into(
     if scope.is_empty() {
         return Ok(());
     }
+    let start = Rest {
+        attempts: Some(None),
+        in_flight: Some(0),
+        promises: Some(0),
+        conversations: Some(String::new()),
+        planned_days: planned_dates.map(|_| 0),
+    };
+    read_rest(db, scope, attempts_since, planned_dates, start, history).await
+}
+
+/// Reads each table page by page, by key, from where `rest` says, to its end.
+async fn read_rest(
+    db: &impl ConnectionTrait,
+    scope: HistoryScope<'_>,
+    attempts_since: DateTime<Utc>,
+    planned_dates: Option<&RangeInclusive<NaiveDate>>,
+    mut rest: Rest,
+    history: &mut History,
+) -> Result<(), StoreError> {
     let backend = db.get_database_backend();
-    // Each table page by page, by key.
-    let mut attempt_key = None;
-    loop {
-        let page = one(db, |sql| push_attempts(sql, scope, attempts_since, attempt_key)).await?;
-        match decode_attempts(&page, backend, history)? {
-            (count, Some(key)) if count >= PAGE_ROWS => attempt_key = Some(key),
-            _ => break,
-        }
+    while let Some(key) = rest.attempts.take() {
+        let page = one(db, |sql| push_attempts(sql, scope, attempts_since, key)).await?;
+        rest.attempts = more(decode_attempts(&page, backend, history)?).map(Some);
     }
-    let mut key = 0;
-    loop {
+    while let Some(key) = rest.in_flight.take() {
         let page = one(db, |sql| push_in_flight(sql, scope, key)).await?;
-        match decode_in_flight(&page, backend, history)? {
-            (count, Some(last)) if count >= PAGE_ROWS => key = last,
-            _ => break,
-        }
+        rest.in_flight = more(decode_in_flight(&page, backend, history)?);
     }
-    let mut key = 0;
-    loop {
+    while let Some(key) = rest.promises.take() {
         let page = one(db, |sql| push_open_promises(sql, scope, key)).await?;
-        match decode_open_promises(&page, backend, history)? {
-            (count, Some(last)) if count >= PAGE_ROWS => key = last,
-            _ => break,
-        }
+        rest.promises = more(decode_open_promises(&page, backend, history)?);
     }
-    let mut key = String::new();
-    loop {
-        let after = std::mem::take(&mut key);
+    while let Some(after) = rest.conversations.take() {
         let page = one(db, |sql| push_last_conversations(sql, scope, after)).await?;
-        match decode_last_conversations(&page, backend, history)? {
-            (count, Some(last)) if count >= PAGE_ROWS => key = last,
-            _ => break,
-        }
+        rest.conversations = more(decode_last_conversations(&page, backend, history)?);
     }
     if let Some(dates) = planned_dates {
-        let mut key = 0;
-        loop {
+        while let Some(key) = rest.planned_days.take() {
             let page = one(db, |sql| push_planned_days(sql, scope, dates, key)).await?;
-            match decode_planned_days(&page, backend, history)? {
-                (count, Some(last)) if count >= PAGE_ROWS => key = last,
-                _ => break,
-            }
+            rest.planned_days = more(decode_planned_days(&page, backend, history)?);
         }
     }
     Ok(())
@@ -520,6 +530,9 @@ fn decode_last_conversations(
 }
 
 /// The page of the `(account, local date)` pairs of plan tasks in `dates` after task id `after`.
+/// By borrower, also for a plan page: SQLite serves that by the borrower index, while a range of
+/// account ids ordered by task id makes it walk the whole table by id (0.6 s a page against 0.04 s
+/// on a planned 1,000,000-account book).
 fn push_planned_days(sql: &mut Sql, scope: HistoryScope<'_>, dates: &RangeInclusive<NaiveDate>, after: i64) {
     push_json_page(
         sql,
