@@ -2,10 +2,11 @@
 //! scheduler's plan job all come through [`plan_pages_with`].
 //!
 //! Memory is bounded by a page, not by the book: a page of accounts is loaded with its
-//! borrowers and their history (what the contact gate reads), planned, written in short transactions of its own and dropped. Loading and
-//! planning the next page overlap with writing the previous one (the database works in its own
-//! thread or process while the planner computes). The run's row is the marker that makes a run
-//! resumable: committed first, moved forward with every page, finished with the last.
+//! borrowers and their history (what the contact gate reads), planned, written in short
+//! transactions of its own and dropped. Loading and planning the next page overlap with writing
+//! the previous one (the database works in its own thread or process while the planner
+//! computes). The run's row is the marker that makes a run resumable: committed first, moved
+//! forward with every page, finished with the last.
 
 use super::{Settings, connect, load_strategies};
 use crate::domain::{Channel, QueueName, Reason};
@@ -286,7 +287,6 @@ where
             let mut planner =
                 Planner::new(&history, strategies, now).with_model(model.as_ref()).with_admission(admission.as_ref());
             let planned = plan_page(&mut planner, page, now, &planned_days, per_transaction);
-            drop(planner);
             if sender.send(planned).await.is_err() {
                 break;
             }

@@ -106,7 +106,17 @@ pub async fn load_history(
     planned_dates: Option<RangeInclusive<NaiveDate>>,
 ) -> Result<History, StoreError> {
     let mut history = History::default();
-    load_history_into(db, scope, attempts_since, planned_dates.as_ref(), &mut history).await?;
+    if scope.is_empty() {
+        return Ok(history);
+    }
+    let start = Rest {
+        attempts: Some(None),
+        in_flight: Some(0),
+        promises: Some(0),
+        conversations: Some(String::new()),
+        planned_days: planned_dates.as_ref().map(|_| 0),
+    };
+    read_rest(db, scope, attempts_since, planned_dates.as_ref(), start, &mut history).await?;
     Ok(history)
 }
 
@@ -158,27 +168,6 @@ struct Rest {
     promises: Option<i64>,
     conversations: Option<String>,
     planned_days: Option<i64>,
-}
-
-/// [`load_history`] into `history`.
-async fn load_history_into(
-    db: &impl ConnectionTrait,
-    scope: HistoryScope<'_>,
-    attempts_since: DateTime<Utc>,
-    planned_dates: Option<&RangeInclusive<NaiveDate>>,
-    history: &mut History,
-) -> Result<(), StoreError> {
-    if scope.is_empty() {
-        return Ok(());
-    }
-    let start = Rest {
-        attempts: Some(None),
-        in_flight: Some(0),
-        promises: Some(0),
-        conversations: Some(String::new()),
-        planned_days: planned_dates.map(|_| 0),
-    };
-    read_rest(db, scope, attempts_since, planned_dates, start, history).await
 }
 
 /// Reads each table page by page, by key, from where `rest` says, to its end.
