@@ -17,6 +17,7 @@ mod m20261203_000009_funders;
 mod m20261204_000011_reactions;
 mod m20261204_000012_inbound;
 mod m20261205_000013_page_history;
+mod m20261206_000014_queue_day;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_reactions::Migration),
             Box::new(m20261204_000012_inbound::Migration),
             Box::new(m20261205_000013_page_history::Migration),
+            Box::new(m20261206_000014_queue_day::Migration),
         ]
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! Memory is bounded by a page, not by the book: a page of accounts is loaded with its
 //! borrowers and their history (what the contact gate reads), planned, written in short
-//! transactions of its own and dropped. Loading and planning the next page overlap with writing
-//! the previous one (the database works in its own thread or process while the planner
-//! computes). The run's row is the marker that makes a run resumable: committed first, moved
+//! transactions of its own and dropped. Loading and planning the next pages (a task of their
+//! own) overlap with writing the previous one (on SQLite the writer works in blocking calls on
+//! its connection, on PostgreSQL the server works while the planner computes). The run's row is the marker that makes a run resumable: committed first, moved
 //! forward with every page, finished with the last.
 
 use super::{Settings, connect, load_strategies};
@@ -278,24 +278,30 @@ where
 
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedPage>(PAGES_IN_FLIGHT);
     let start_after = resumed_after.clone().unwrap_or_default();
-    let produce = async move {
-        let mut after = start_after;
-        loop {
-            let page = store::load_book_page(db, &after, page_accounts).await?;
-            let next = page.next.clone();
-            let (history, planned_days) = page_history(db, &page, now, options.dry_run).await?;
-            let mut planner =
-                Planner::new(&history, strategies, now).with_model(model.as_ref()).with_admission(admission.as_ref());
-            let planned = plan_page(&mut planner, page, now, &planned_days, per_transaction);
-            if sender.send(planned).await.is_err() {
-                break;
+    // Reading and planning run as a task of their own, so they go on while the writer works
+    // (on SQLite it writes a part in blocking calls on its connection; see `store::sqlite_parts`).
+    let producer = {
+        let (db, strategies, dry_run) = (db.clone(), Arc::new(strategies.clone()), options.dry_run);
+        tokio::spawn(async move {
+            let mut after = start_after;
+            loop {
+                let page = store::load_book_page(&db, &after, page_accounts).await?;
+                let next = page.next.clone();
+                let (history, planned_days) = page_history(&db, &page, now, dry_run).await?;
+                let mut planner = Planner::new(&history, &strategies, now)
+                    .with_model(model.as_ref())
+                    .with_admission(admission.as_ref());
+                let planned = plan_page(&mut planner, page, now, &planned_days, per_transaction);
+                if sender.send(planned).await.is_err() {
+                    break;
+                }
+                match next {
+                    Some(key) => after = key,
+                    None => break,
+                }
             }
-            match next {
-                Some(key) => after = key,
-                None => break,
-            }
-        }
-        anyhow::Ok(())
+            anyhow::Ok(())
+        })
     };
     let consume = async {
         let mut totals = PlanTotals::default();
@@ -311,7 +317,18 @@ where
         }
         anyhow::Ok(totals)
     };
-    let ((), totals) = tokio::try_join!(produce, consume)?;
+    let totals = match consume.await {
+        Ok(totals) => totals,
+        Err(error) => {
+            producer.abort();
+            // A failed read explains a closed channel better than the writer's view of it.
+            return Err(match producer.await {
+                Ok(Err(read)) => read,
+                _ => error,
+            });
+        }
+    };
+    producer.await.map_err(|error| anyhow::anyhow!("the plan's reader stopped: {error}"))??;
     let run_id = writer.as_ref().map(store::PlanRunWriter::run_id);
     tracing::info!(?run_id, accounts = totals.accounts, tasks = totals.tasks, elapsed = ?clock.elapsed(), "planned");
     Ok(PlanOutcome { run_id, resumed_after, totals, queues })

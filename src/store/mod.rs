@@ -24,6 +24,7 @@ mod release;
 mod report;
 mod sql;
 mod sqlite_busy;
+mod sqlite_parts;
 mod task_state;
 pub mod tasks;
 mod tokens;
@@ -92,6 +93,9 @@ pub enum StoreError {
     /// The database refused or failed a statement, or could not be reached.
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+    /// SQLite refused or failed a statement of the bulk path (a plan run's parts).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A stored value could not be read back into the domain (hand-edited or foreign data).
     #[error("corrupt row in {table} (id {id}): {message}")]
     Corrupt {
@@ -112,8 +116,12 @@ impl StoreError {
     /// aborted by a deadlock, a serialization failure or a lock timeout.
     pub fn is_busy(&self) -> bool {
         use sea_orm::{RuntimeErr, sqlx};
-        let StoreError::Db(error) = self else {
-            return false;
+        let error = match self {
+            StoreError::Db(error) => error,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
+                return matches!(failure.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked);
+            }
+            _ => return false,
         };
         let sqlx_error = match error {
             DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) => return true,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 const UNNEST_ROWS: usize = 20_000;
 
 /// The task columns written per row, after the shared `plan_run_id` and `created_at`.
-const TASK_COLUMNS: &str = "plan_run_id, created_at, account_id, borrower_id, local_date, dpd, \
+pub(super) const TASK_COLUMNS: &str = "plan_run_id, created_at, account_id, borrower_id, local_date, dpd, \
      stage, strategy, rule, arm, channel, queue, template, attempt, calls_allowed, not_before, \
      not_after, priority";
 /// Makes a task insert skip rows whose account, day and attempt already exist.
@@ -161,10 +161,11 @@ pub struct PlanRunWriter {
 }
 
 /// Accounts per write transaction on SQLite, where a writer holds the whole database's write
-/// lock: half a page, ~160-180 ms of lock (p50) in a release build, so that another writer — a
-/// payment batch, an agent's lease — waits for a fraction of a second. Every commit costs: the
+/// lock: a page, ~110 ms of lock (p50; p90 ~190 ms) in a release build on the 1,000,000-account
+/// benchmark book, so that another writer — a payment batch, an agent's lease — waits for a
+/// fraction of a second. Every commit costs (each writes the index pages it touched again): the
 /// smaller the transactions, the longer the whole plan (see docs/PERFORMANCE.md).
-pub const SQLITE_ACCOUNTS_PER_TRANSACTION: usize = 5_000;
+pub const SQLITE_ACCOUNTS_PER_TRANSACTION: usize = 10_000;
 
 /// The pause between two of a plan run's write transactions on SQLite: waiting writers try for
 /// the lock every millisecond (see `store::sqlite_busy`), so one of them takes it now.
@@ -300,6 +301,48 @@ impl PlanRunWriter {
         finished_at: Option<DateTime<Utc>>,
     ) -> Result<PartSaved, PlanRunError> {
         let started = std::time::Instant::now();
+        let postgres = is_postgres(self.db.get_database_backend());
+        let (saved, total) = if postgres {
+            self.save_part_postgres(part, finished_at).await?
+        } else {
+            let claim = super::sqlite_parts::Claim {
+                run_id: self.run_id,
+                key: part.resume_after,
+                previous: self.resume_after.as_deref(),
+            };
+            super::sqlite_parts::save_part(
+                &self.db,
+                claim,
+                self.created_at,
+                self.as_of,
+                part,
+                &self.counts,
+                finished_at,
+            )
+            .await?
+        };
+        tracing::debug!(
+            run_id = self.run_id,
+            accounts = part.counts.accounts,
+            tasks = saved.inserted,
+            held = ?started.elapsed(),
+            "plan part saved"
+        );
+        self.counts = total;
+        self.resume_after = Some(part.resume_after.to_string());
+        if !postgres && finished_at.is_none() {
+            // Leave the write lock free for a moment: writers waiting for it get in now.
+            tokio::time::sleep(SQLITE_WRITE_PAUSE).await;
+        }
+        Ok(saved)
+    }
+
+    /// [`PlanRunWriter::save_part`] on PostgreSQL, through sea-orm.
+    async fn save_part_postgres(
+        &self,
+        part: RunPart<'_>,
+        finished_at: Option<DateTime<Utc>>,
+    ) -> Result<(PartSaved, RunCounts), PlanRunError> {
         let txn = begin_write(&self.db).await?;
         let claimed = {
             let mut sql = Sql::new(txn.get_database_backend());
@@ -324,45 +367,97 @@ impl PlanRunWriter {
             return Err(PlanRunError::Superseded { run_id: self.run_id });
         }
         let saved = save_tasks(&txn, self.run_id, self.created_at, part.tasks).await?;
-        let mut counts = part.counts.clone();
-        counts.tasks = saved.inserted;
-        if !saved.planned_meanwhile.is_empty() {
-            let dropped = saved.planned_meanwhile.len() as u64;
-            counts.skips += dropped;
-            *counts.skip_counts.entry(crate::domain::Reason::AlreadyPlanned.to_string()).or_default() += dropped;
-            let others: std::collections::HashSet<&str> = saved.planned_meanwhile.iter().map(String::as_str).collect();
-            let changes: Vec<StageChange> =
-                part.changes.iter().filter(|change| !others.contains(change.account_id.as_str())).cloned().collect();
-            apply_stage_changes(&txn, self.run_id, self.as_of, &changes).await?;
-            let entries: Vec<crate::plan::ExperimentEntry> =
-                part.entries.iter().filter(|entry| !others.contains(entry.account_id.as_str())).cloned().collect();
-            super::experiments::insert_entries(&txn, self.run_id, self.as_of, &entries).await?;
-        } else {
-            apply_stage_changes(&txn, self.run_id, self.as_of, part.changes).await?;
-            super::experiments::insert_entries(&txn, self.run_id, self.as_of, part.entries).await?;
-        }
-        let mut total = self.counts.clone();
-        total.add(&counts);
+        let others: std::collections::HashSet<&str> = saved.planned_meanwhile.iter().map(String::as_str).collect();
+        let changes = without_accounts(part.changes, &others, |change| &change.account_id);
+        apply_stage_changes(&txn, self.run_id, self.as_of, &changes).await?;
+        let entries = without_accounts(part.entries, &others, |entry| &entry.account_id);
+        super::experiments::insert_entries(&txn, self.run_id, self.as_of, &entries).await?;
+        let total = total_after(&self.counts, part.counts, saved.inserted, saved.planned_meanwhile.len());
         write_counts(&txn, self.run_id, &total, finished_at).await?;
         txn.commit().await?;
-        tracing::debug!(
-            run_id = self.run_id,
-            accounts = counts.accounts,
-            tasks = saved.inserted,
-            held = ?started.elapsed(),
-            "plan part saved"
-        );
-        self.counts = total;
-        self.resume_after = Some(part.resume_after.to_string());
-        if !is_postgres(self.db.get_database_backend()) && finished_at.is_none() {
-            // Leave the write lock free for a moment: writers waiting for it get in now.
-            tokio::time::sleep(SQLITE_WRITE_PAUSE).await;
-        }
-        Ok(saved)
+        Ok((saved, total))
     }
 }
 
-/// Inserts a part's tasks but those of account-days that already have tasks.
+/// What of a part is saved once the account-days already stored (`planned`) are known.
+pub(super) struct FreshPart<'a> {
+    /// The tasks of the other account-days.
+    pub tasks: Cow<'a, [Task]>,
+    /// The stage changes of the accounts left.
+    pub changes: Cow<'a, [StageChange]>,
+    /// The experiment entries of the accounts left.
+    pub entries: Cow<'a, [crate::plan::ExperimentEntry]>,
+    /// The accounts whose day another run saved meanwhile, in account order.
+    pub planned_meanwhile: Vec<String>,
+}
+
+/// Leaves out of a part the accounts whose local day already has stored tasks (another run
+/// saved them after this run read its history).
+pub(super) fn fresh_part<'a>(
+    part: &RunPart<'a>,
+    planned: &std::collections::HashSet<(&str, chrono::NaiveDate)>,
+) -> FreshPart<'a> {
+    if planned.is_empty() {
+        return FreshPart {
+            tasks: Cow::Borrowed(part.tasks),
+            changes: Cow::Borrowed(part.changes),
+            entries: Cow::Borrowed(part.entries),
+            planned_meanwhile: Vec::new(),
+        };
+    }
+    let (tasks, planned_meanwhile) = fresh_tasks(part.tasks, planned);
+    let others: std::collections::HashSet<&str> = planned_meanwhile.iter().map(String::as_str).collect();
+    FreshPart {
+        tasks,
+        changes: without_accounts(part.changes, &others, |change| &change.account_id),
+        entries: without_accounts(part.entries, &others, |entry| &entry.account_id),
+        planned_meanwhile,
+    }
+}
+
+/// The tasks whose account-day is not in `planned`, and the accounts left out (in order).
+fn fresh_tasks<'a>(
+    tasks: &'a [Task],
+    planned: &std::collections::HashSet<(&str, chrono::NaiveDate)>,
+) -> (Cow<'a, [Task]>, Vec<String>) {
+    if planned.is_empty() {
+        return (Cow::Borrowed(tasks), Vec::new());
+    }
+    let is_planned = |task: &Task| planned.contains(&(&*task.account_id, task.local_date));
+    let mut planned_meanwhile: Vec<String> =
+        tasks.iter().filter(|task| is_planned(task)).map(|task| task.account_id.to_string()).collect();
+    planned_meanwhile.dedup();
+    (Cow::Owned(tasks.iter().filter(|task| !is_planned(task)).cloned().collect()), planned_meanwhile)
+}
+
+/// `rows` but those of the accounts in `others`.
+fn without_accounts<'a, R: Clone>(
+    rows: &'a [R],
+    others: &std::collections::HashSet<&str>,
+    account: impl Fn(&R) -> &String,
+) -> Cow<'a, [R]> {
+    if others.is_empty() {
+        return Cow::Borrowed(rows);
+    }
+    Cow::Owned(rows.iter().filter(|row| !others.contains(account(row).as_str())).cloned().collect())
+}
+
+/// The run's counts after a part: `before` plus the part's, with `inserted` tasks and the
+/// accounts planned meanwhile counted as `already_planned` skips.
+pub(super) fn total_after(before: &RunCounts, part: &RunCounts, inserted: u64, planned_meanwhile: usize) -> RunCounts {
+    let mut counts = part.clone();
+    counts.tasks = inserted;
+    if planned_meanwhile > 0 {
+        let dropped = planned_meanwhile as u64;
+        counts.skips += dropped;
+        *counts.skip_counts.entry(crate::domain::Reason::AlreadyPlanned.to_string()).or_default() += dropped;
+    }
+    let mut total = before.clone();
+    total.add(&counts);
+    total
+}
+
+/// Inserts a part's tasks but those of account-days that already have tasks (PostgreSQL).
 async fn save_tasks(
     txn: &DatabaseTransaction,
     run_id: i64,
@@ -372,33 +467,14 @@ async fn save_tasks(
     if tasks.is_empty() {
         return Ok(PartSaved::default());
     }
-    let postgres = is_postgres(txn.get_database_backend());
-    // A few rounds on PostgreSQL: each unique violation means another run committed rows of
+    // A few rounds: each unique violation means another run committed rows of
     // these accounts meanwhile; after the last round the clause skips whatever is left.
     for round in 0..3 {
         let planned = planned_account_days(txn, tasks).await?;
-        let fresh: Vec<Task>;
-        let to_write: &[Task] = if planned.is_empty() {
-            tasks
-        } else {
-            fresh =
-                tasks.iter().filter(|task| !planned.contains(&(&*task.account_id, task.local_date))).cloned().collect();
-            &fresh
-        };
-        let mut planned_meanwhile: Vec<String> = tasks
-            .iter()
-            .filter(|task| planned.contains(&(&*task.account_id, task.local_date)))
-            .map(|task| task.account_id.to_string())
-            .collect();
-        planned_meanwhile.dedup();
-        if !postgres {
-            // SQLite: the write lock is ours since BEGIN IMMEDIATE; nobody can add rows meanwhile.
-            let inserted = write_tasks(txn, run_id, created_at, to_write, "").await?;
-            return Ok(PartSaved { inserted, planned_meanwhile });
-        }
+        let (to_write, planned_meanwhile) = fresh_tasks(tasks, &planned);
         let conflict = if round == 2 { ON_CONFLICT_NOTHING } else { "" };
         let savepoint = txn.begin().await?;
-        match write_tasks(&savepoint, run_id, created_at, to_write, conflict).await {
+        match write_tasks(&savepoint, run_id, created_at, &to_write, conflict).await {
             Ok(inserted) => {
                 savepoint.commit().await?;
                 return Ok(PartSaved { inserted, planned_meanwhile });
@@ -520,17 +596,38 @@ pub async fn count_tasks(db: &impl ConnectionTrait) -> Result<u64, StoreError> {
 }
 
 /// A queue's open work at `now`: its human tasks `planned`, `ready` or `leased` whose window
-/// has not closed. What the queue's agents still have to get through today.
+/// has not closed. What the queue's agents still have to get through today. Counted in two
+/// parts, each in the words of the partial index that serves it: the open tasks by
+/// `idx_tasks_open_queue`, the leased ones by `idx_tasks_lease_expiry` (SQLite, which keeps no
+/// statistics, is told so; it would pick `idx_tasks_queue_day` and read the queue's every task).
 pub async fn queue_backlog(db: &impl ConnectionTrait, queue: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
     use crate::domain::TaskState;
-    use sea_orm::PaginatorTrait;
-    Ok(tasks::Entity::find()
-        .filter(tasks::Column::Queue.eq(queue))
-        .filter(tasks::Column::Channel.eq(crate::domain::Channel::Human.code()))
-        .filter(tasks::Column::State.is_in([TaskState::Planned, TaskState::Ready, TaskState::Leased].map(|s| s.code())))
-        .filter(tasks::Column::NotAfter.gt(now))
-        .count(db)
-        .await?)
+    let backend = db.get_database_backend();
+    let mut sql = Sql::new(backend);
+    let count = |sql: &mut Sql, states: &str, index: &str| {
+        sql.push("(SELECT COUNT(*) FROM tasks ");
+        if !is_postgres(backend) {
+            sql.push("INDEXED BY ");
+            sql.push(index);
+        }
+        sql.push(" WHERE channel = 'human' AND state ");
+        sql.push(states);
+        sql.push(" AND queue = ");
+        sql.bind(queue);
+        sql.push(" AND not_after > ");
+        sql.bind(now);
+        sql.push(")");
+    };
+    sql.push("SELECT ");
+    count(&mut sql, &format!("IN {}", TaskState::sql_list(TaskState::OPEN)), "idx_tasks_open_queue");
+    sql.push(" + ");
+    count(&mut sql, &format!("= '{}'", TaskState::Leased.code()), "idx_tasks_lease_expiry");
+    let row = db.query_one_raw(sql.statement()).await?;
+    let total: i64 = match row {
+        Some(row) => get(&row, 0, "tasks", "(backlog)")?,
+        None => 0,
+    };
+    Ok(u64::try_from(total).unwrap_or(0))
 }
 
 /// Every stored task of an account, by local date, attempt and id.
@@ -585,7 +682,7 @@ fn count_i64(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 
-fn small_i32(value: u32) -> i32 {
+pub(super) fn small_i32(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 

@@ -1,0 +1,361 @@
+//! A plan run's part saved on SQLite through the writer connection's own handle (`rusqlite`
+//! over the handle sqlx opened): one write transaction whose statements are prepared once and
+//! reused for every chunk of rows, each value bound straight from the planner's types. Owns the
+//! SQLite statements of [`PlanRunWriter::save_part`](super::PlanRunWriter::save_part); what a
+//! part saves (which account-days were planned meanwhile, the run's counts) is decided by
+//! `store::plans`, never here.
+
+use super::StoreError;
+use super::plans::{PartSaved, PlanRunError, RunCounts, RunPart, StageChange, fresh_part, small_i32, total_after};
+use crate::plan::{ExperimentEntry, Task};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rusqlite::{Statement, Transaction, TransactionBehavior};
+use sea_orm::DatabaseConnection;
+use std::collections::HashSet;
+
+/// Rows per multi-row `INSERT`: 64 task rows bind 1,152 values, well below SQLite's limit, and
+/// amortise the statement's step over many rows (the remainder goes in one row at a time).
+const CHUNK_ROWS: usize = 64;
+
+/// The run's row a part claims: its `resume_after` must still be `previous` (what this writer
+/// saved last), and becomes `key`.
+pub(super) struct Claim<'a> {
+    pub run_id: i64,
+    pub key: &'a str,
+    pub previous: Option<&'a str>,
+}
+
+/// Saves one part in one `BEGIN IMMEDIATE` transaction on the writer's connection: claims the
+/// run's row, reads which of the part's account-days already have tasks, inserts the rest with
+/// their stage changes and experiment entries, and writes the run's counts (`before` plus this
+/// part's) and, with `finished_at`, finishes the run. Returns what was saved and the new counts.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn save_part(
+    db: &DatabaseConnection,
+    claim: Claim<'_>,
+    created_at: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    part: RunPart<'_>,
+    before: &RunCounts,
+    finished_at: Option<DateTime<Utc>>,
+) -> Result<(PartSaved, RunCounts), PlanRunError> {
+    let mut connection = db.get_sqlite_connection_pool().acquire().await.map_err(sqlx_error)?;
+    let mut handle = connection.lock_handle().await.map_err(sqlx_error)?;
+    let raw = handle.as_raw_handle();
+    blocking(|| {
+        // SAFETY: `lock_handle` gives this task the connection exclusively until `handle` drops
+        // (after this closure): sqlx's worker thread makes no call on it meanwhile. The
+        // `Connection` made here does not own the handle, so dropping it finalizes only its own
+        // statements and leaves the connection open to sqlx, back in autocommit mode (the
+        // transaction is committed or rolled back before it drops).
+        let mut connection = unsafe { rusqlite::Connection::from_handle(raw.as_ptr()) }.map_err(StoreError::from)?;
+        let txn = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+        let saved = write_part(&txn, &claim, created_at, as_of, part, before, finished_at)?;
+        txn.commit().map_err(StoreError::from)?;
+        Ok(saved)
+    })
+}
+
+/// The statements of one part, inside its transaction (dropped uncommitted: rolled back).
+fn write_part(
+    txn: &Transaction<'_>,
+    claim: &Claim<'_>,
+    created_at: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    part: RunPart<'_>,
+    before: &RunCounts,
+    finished_at: Option<DateTime<Utc>>,
+) -> Result<(PartSaved, RunCounts), PlanRunError> {
+    let claimed = txn
+        .execute(
+            "UPDATE plan_runs SET resume_after = ?1 WHERE id = ?2 AND finished_at IS NULL AND resume_after IS ?3",
+            rusqlite::params![claim.key, claim.run_id, claim.previous],
+        )
+        .map_err(StoreError::from)?;
+    if claimed != 1 {
+        return Err(PlanRunError::Superseded { run_id: claim.run_id });
+    }
+    // The write lock is this transaction's since BEGIN IMMEDIATE: nobody adds tasks meanwhile.
+    let planned = planned_account_days(txn, part.tasks)?;
+    let fresh = fresh_part(&part, &planned);
+    let inserted = insert_tasks(txn, claim.run_id, created_at, &fresh.tasks)?;
+    apply_stage_changes(txn, claim.run_id, as_of, &fresh.changes)?;
+    insert_entries(txn, claim.run_id, as_of, &fresh.entries)?;
+    let total = total_after(before, part.counts, inserted, fresh.planned_meanwhile.len());
+    write_counts(txn, claim.run_id, &total, finished_at)?;
+    Ok((PartSaved { inserted, planned_meanwhile: fresh.planned_meanwhile }, total))
+}
+
+/// The `(account, local date)` pairs of `tasks` that already have a stored task. A part's
+/// accounts are consecutive in id order, so one range of the `(account_id, local_date, attempt)`
+/// index holds them all.
+fn planned_account_days<'t>(
+    txn: &Transaction<'_>,
+    tasks: &'t [Task],
+) -> Result<HashSet<(&'t str, NaiveDate)>, StoreError> {
+    let (Some(first), Some(last)) = (tasks.first(), tasks.last()) else {
+        return Ok(HashSet::new());
+    };
+    let wanted: HashSet<(&str, NaiveDate)> = tasks.iter().map(|task| (&*task.account_id, task.local_date)).collect();
+    let accounts: HashSet<&'t str> = tasks.iter().map(|task| &*task.account_id).collect();
+    let mut found = HashSet::new();
+    let mut statement = txn.prepare_cached(
+        "SELECT DISTINCT account_id, local_date FROM tasks WHERE account_id >= ?1 AND account_id <= ?2",
+    )?;
+    let mut rows = statement.query(rusqlite::params![&*first.account_id, &*last.account_id])?;
+    while let Some(row) = rows.next()? {
+        let account: String = row.get(0)?;
+        let date: String = row.get(1)?;
+        let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+            table: "tasks",
+            id: account.clone(),
+            message: format!("local_date `{date}`"),
+        })?;
+        if let Some(&id) = accounts.get(account.as_str())
+            && wanted.contains(&(id, date))
+        {
+            found.insert((id, date));
+        }
+    }
+    Ok(found)
+}
+
+/// Inserts tasks; returns how many.
+fn insert_tasks(
+    txn: &Transaction<'_>,
+    run_id: i64,
+    created_at: DateTime<Utc>,
+    tasks: &[Task],
+) -> Result<u64, StoreError> {
+    let created_at = timestamp(created_at);
+    insert_rows(
+        txn,
+        &format!("INSERT INTO tasks ({})", super::plans::TASK_COLUMNS),
+        18,
+        tasks,
+        |statement, at, task| {
+            let mut column = at;
+            let mut bind = |value: &dyn rusqlite::ToSql| {
+                statement.raw_bind_parameter(column, value)?;
+                column += 1;
+                rusqlite::Result::Ok(())
+            };
+            bind(&run_id)?;
+            bind(&created_at)?;
+            bind(&&*task.account_id)?;
+            bind(&&*task.borrower_id)?;
+            bind(&date(task.local_date))?;
+            bind(&task.dpd)?;
+            bind(&&*task.stage)?;
+            bind(&&*task.strategy)?;
+            bind(&&*task.rule)?;
+            bind(&task.arm.as_deref())?;
+            bind(&task.channel.code())?;
+            bind(&task.queue.as_deref())?;
+            bind(&task.template.as_deref())?;
+            bind(&small_i32(task.attempt))?;
+            bind(&small_i32(task.calls_allowed))?;
+            bind(&timestamp(task.not_before.with_timezone(&Utc)))?;
+            bind(&timestamp(task.not_after.with_timezone(&Utc)))?;
+            bind(&task.priority)
+        },
+    )
+}
+
+/// Sets the accounts' new stage (by primary key, one prepared statement) and writes one
+/// `stage_history` row per change.
+fn apply_stage_changes(
+    txn: &Transaction<'_>,
+    run_id: i64,
+    at: DateTime<Utc>,
+    changes: &[StageChange],
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut update = txn.prepare_cached("UPDATE accounts SET stage = ?1 WHERE id = ?2")?;
+    for change in changes {
+        update.execute(rusqlite::params![&*change.to, change.account_id])?;
+    }
+    let at = timestamp(at);
+    insert_rows(
+        txn,
+        "INSERT INTO stage_history (at, plan_run_id, account_id, from_stage, to_stage)",
+        5,
+        changes,
+        |statement, column, change| {
+            statement.raw_bind_parameter(column, &at)?;
+            statement.raw_bind_parameter(column + 1, run_id)?;
+            statement.raw_bind_parameter(column + 2, &change.account_id)?;
+            statement.raw_bind_parameter(column + 3, change.from.as_deref())?;
+            statement.raw_bind_parameter(column + 4, &*change.to)
+        },
+    )?;
+    Ok(())
+}
+
+/// Stores the accounts entering an experiment (an account's first entry stays).
+fn insert_entries(
+    txn: &Transaction<'_>,
+    run_id: i64,
+    at: DateTime<Utc>,
+    entries: &[ExperimentEntry],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let at = timestamp(at);
+    let mut statement = txn.prepare_cached(
+        "INSERT INTO experiment_entries (entered_at, plan_run_id, experiment, account_id, strategy, borrower_id, arm, \
+         stage, dpd, balance, currency) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+         ON CONFLICT (experiment, account_id) DO NOTHING",
+    )?;
+    for entry in entries {
+        statement.execute(rusqlite::params![
+            at,
+            run_id,
+            &*entry.experiment,
+            entry.account_id,
+            &*entry.strategy,
+            entry.borrower_id,
+            &*entry.arm,
+            &*entry.stage,
+            entry.dpd,
+            // The column is REAL: SQLite converts the exact decimal text as it does sqlx's.
+            entry.balance.to_string(),
+            entry.currency,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Sets the run's running counts, and with `finished_at` finishes it.
+fn write_counts(
+    txn: &Transaction<'_>,
+    run_id: i64,
+    counts: &RunCounts,
+    finished_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let skip_counts = serde_json::to_string(&counts.skip_counts).unwrap_or_else(|_| "{}".into());
+    txn.execute(
+        "UPDATE plan_runs SET accounts = ?1, tasks = ?2, skips = ?3, skip_counts = ?4, \
+         finished_at = COALESCE(?5, finished_at) WHERE id = ?6",
+        rusqlite::params![
+            i64::try_from(counts.accounts).unwrap_or(i64::MAX),
+            i64::try_from(counts.tasks).unwrap_or(i64::MAX),
+            i64::try_from(counts.skips).unwrap_or(i64::MAX),
+            skip_counts,
+            finished_at.map(timestamp),
+            run_id,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Runs `head VALUES (...), (...)` over `rows` with `per_row` values each: chunks of
+/// [`CHUNK_ROWS`] through one prepared statement, the remainder through a one-row statement.
+/// `bind` binds one row's values from parameter number `at` on. Returns the rows inserted.
+fn insert_rows<R>(
+    txn: &Transaction<'_>,
+    head: &str,
+    per_row: usize,
+    rows: &[R],
+    bind: impl Fn(&mut Statement<'_>, usize, &R) -> rusqlite::Result<()>,
+) -> Result<u64, StoreError> {
+    let mut inserted = 0;
+    let mut chunks = rows.chunks_exact(CHUNK_ROWS);
+    if chunks.len() > 0 {
+        let mut statement = txn.prepare_cached(&values_sql(head, per_row, CHUNK_ROWS))?;
+        for chunk in &mut chunks {
+            for (index, row) in chunk.iter().enumerate() {
+                bind(&mut statement, index * per_row + 1, row)?;
+            }
+            inserted += statement.raw_execute()? as u64;
+        }
+    }
+    if !chunks.remainder().is_empty() {
+        let mut statement = txn.prepare_cached(&values_sql(head, per_row, 1))?;
+        for row in chunks.remainder() {
+            bind(&mut statement, 1, row)?;
+            inserted += statement.raw_execute()? as u64;
+        }
+    }
+    Ok(inserted)
+}
+
+/// `head VALUES (?, ...), ...`: `rows` rows of `per_row` placeholders.
+fn values_sql(head: &str, per_row: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; per_row].join(", "));
+    format!("{head} VALUES {}", vec![row; rows].join(", "))
+}
+
+/// An instant as sqlx stores a `DateTime<Utc>` on SQLite (RFC 3339, `+00:00`, the fraction
+/// only when there is one), so that stored texts compare and read back alike.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// A date as sqlx stores a `NaiveDate` on SQLite.
+fn date(date: NaiveDate) -> String {
+    date.format("%F").to_string()
+}
+
+/// Runs blocking work from async code: on a multi-threaded runtime the other tasks move to
+/// another worker meanwhile (the plan's reading and planning go on while a part is written);
+/// elsewhere (a test's single-threaded runtime) it simply runs.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// A pool or connection error of sqlx, as sea-orm reports it.
+fn sqlx_error(error: sea_orm::sqlx::Error) -> StoreError {
+    match error {
+        sea_orm::sqlx::Error::PoolTimedOut => {
+            StoreError::Db(sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout))
+        }
+        error => StoreError::Db(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(error)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, Value};
+
+    /// The texts written here are the texts sqlx writes for the same values: the release and
+    /// expiry scans compare them with values sqlx binds.
+    #[tokio::test]
+    async fn instants_and_dates_are_stored_as_sqlx_stores_them() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        let instants: [DateTime<Utc>; 3] = [
+            "2026-11-22T02:00:00Z".parse().unwrap(),
+            "2026-12-03T15:19:02.714901353Z".parse().unwrap(),
+            "2026-03-29T01:30:00.5Z".parse().unwrap(),
+        ];
+        for at in instants {
+            let row = db
+                .query_one_raw(Statement::from_sql_and_values(DbBackend::Sqlite, "SELECT ?", [Value::from(at)]))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.try_get_by_index::<String>(0).unwrap(), timestamp(at));
+        }
+        let day = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(DbBackend::Sqlite, "SELECT ?", [Value::from(day)]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get_by_index::<String>(0).unwrap(), date(day));
+    }
+
+    #[test]
+    fn a_values_statement_has_one_placeholder_per_value() {
+        assert_eq!(values_sql("INSERT INTO t (a, b)", 2, 2), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)");
+    }
+}
