@@ -380,3 +380,32 @@ fn database_names_are_replaced_in_urls() {
     assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
 }
+
+/// A book planned on PostgreSQL right after its import has statistics for the planner: the
+/// tables a plan reads that were never analyzed are analyzed first, once (SQLite: nothing).
+#[tokio::test]
+async fn tables_without_statistics_are_analyzed_before_a_plan_reads_them() {
+    use sea_orm::ConnectionTrait;
+    for db in all_dbs().await {
+        with_accounts(&db, 50).await;
+        let analyzed = store::analyze_stale(&db.db, store::PLAN_TABLES).await.unwrap();
+        if db.backend == "sqlite" {
+            assert!(analyzed.is_empty(), "SQLite keeps no planner statistics: {analyzed:?}");
+            continue;
+        }
+        assert!(analyzed.contains(&"accounts".to_string()), "never analyzed, so analyzed now: {analyzed:?}");
+        let row = db
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'accounts'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let columns: i64 = row.try_get_by_index(0).unwrap();
+        assert!(columns > 0, "the planner has statistics for accounts now");
+        let again = store::analyze_stale(&db.db, store::PLAN_TABLES).await.unwrap();
+        assert!(again.is_empty(), "just analyzed, nothing is stale: {again:?}");
+    }
+}

@@ -255,6 +255,11 @@ where
     let page_accounts = options.page_accounts.max(1);
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
+    // PostgreSQL misjudges every page's queries without statistics (a freshly imported book).
+    let analyzed = store::analyze_stale(db, store::PLAN_TABLES).await?;
+    if !analyzed.is_empty() {
+        tracing::info!(tables = ?analyzed, elapsed = ?clock.elapsed(), "statistics refreshed before planning");
+    }
     // The latest contact model of `arrears learn`: rules with learned timing place by it.
     let model = store::load_latest_model(db).await?;
     let admission = admission_for(db, strategies, model.as_ref(), now, page_accounts, options.dry_run).await?;

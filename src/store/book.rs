@@ -119,14 +119,19 @@ impl Scope<'_> {
         }
     }
 
-    /// `<column> IN (the borrowers of the scope's accounts)`.
+    /// `<column> IN (the borrowers of the scope's accounts)`. PostgreSQL gets `= ANY(ARRAY(...))`:
+    /// it runs the sub-query once and probes the column's index with the borrowers, where as
+    /// `IN (SELECT ...)` it read the whole table for a page (124 ms for the borrowers and 212 ms
+    /// for the contact points of a page of 10,000 accounts, against ~20 ms).
     fn borrowers(self, sql: &mut Sql, column: &str) {
+        let postgres = is_postgres(sql.backend());
         sql.push(column);
-        sql.push(" IN (SELECT borrower_id FROM accounts WHERE ");
+        sql.push(if postgres { " = ANY(ARRAY(" } else { " IN (" });
+        sql.push("SELECT borrower_id FROM accounts WHERE ");
         self.accounts(sql);
         sql.push(" ORDER BY id LIMIT ");
         sql.bind(i64::try_from(self.limit()).unwrap_or(i64::MAX));
-        sql.push(")");
+        sql.push(if postgres { "))" } else { ")" });
     }
 }
 

@@ -67,15 +67,21 @@ impl HistoryScope<'_> {
                 sql.push(" IN (SELECT borrower_id FROM claimed)");
             }
             HistoryScope::Page { after, through } => {
+                // PostgreSQL runs `= ANY(ARRAY(...))` once and probes the column's index with the
+                // page's borrowers; as `IN (SELECT ...)` it misjudged the page and read whole
+                // tables (0.5-1.3 s a page of 10,000 accounts against ~0.05 s). SQLite probes
+                // its index for an `IN (SELECT ...)` already.
+                let postgres = is_postgres(sql.backend());
                 sql.push(" AND ");
                 sql.push(column);
-                sql.push(" IN (SELECT borrower_id FROM accounts WHERE id > ");
+                sql.push(if postgres { " = ANY(ARRAY(" } else { " IN (" });
+                sql.push("SELECT borrower_id FROM accounts WHERE id > ");
                 sql.bind(after.to_string());
                 if let Some(through) = through {
                     sql.push(" AND id <= ");
                     sql.bind(through.to_string());
                 }
-                sql.push(")");
+                sql.push(if postgres { "))" } else { ")" });
             }
         }
     }

@@ -25,6 +25,7 @@ mod report;
 mod sql;
 mod sqlite_busy;
 mod sqlite_parts;
+mod statistics;
 mod task_state;
 pub mod tasks;
 mod tokens;
@@ -72,6 +73,7 @@ pub use report::{
     AttemptTallies, account_states, attempt_tallies, cures_in, funder_names, funding_shares, load_kpi_input,
     payments_in, promises_made, promises_resolved, vintage_entries,
 };
+pub use statistics::{PLAN_TABLES, analyze_stale};
 pub use task_state::{TaskCount, live_task_counts, task_counts};
 pub use tasks::{Audit, ChannelFilter, Claimed, ClosedTask, NewTask};
 pub use tokens::{StoredToken, TokenSubject, find_token, insert_token};
