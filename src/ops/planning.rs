@@ -5,8 +5,9 @@
 //! borrowers and their history (what the contact gate reads), planned, written in short
 //! transactions of its own and dropped. Loading and planning the next pages (a task of their
 //! own) overlap with writing the previous one (on SQLite the writer works in blocking calls on
-//! its connection, on PostgreSQL the server works while the planner computes). The run's row is the marker that makes a run resumable: committed first, moved
-//! forward with every page, finished with the last.
+//! its connection, on PostgreSQL the server works while the planner computes). The run's row
+//! is the marker that makes a run resumable: committed first, moved forward with every page,
+//! finished with the last.
 
 use super::{Settings, connect, load_strategies};
 use crate::domain::{Channel, QueueName, Reason};

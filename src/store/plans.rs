@@ -367,10 +367,8 @@ impl PlanRunWriter {
             return Err(PlanRunError::Superseded { run_id: self.run_id });
         }
         let saved = save_tasks(&txn, self.run_id, self.created_at, part.tasks).await?;
-        let others: std::collections::HashSet<&str> = saved.planned_meanwhile.iter().map(String::as_str).collect();
-        let changes = without_accounts(part.changes, &others, |change| &change.account_id);
+        let (changes, entries) = left_after(&part, &saved.planned_meanwhile);
         apply_stage_changes(&txn, self.run_id, self.as_of, &changes).await?;
-        let entries = without_accounts(part.entries, &others, |entry| &entry.account_id);
         super::experiments::insert_entries(&txn, self.run_id, self.as_of, &entries).await?;
         let total = total_after(&self.counts, part.counts, saved.inserted, saved.planned_meanwhile.len());
         write_counts(&txn, self.run_id, &total, finished_at).await?;
@@ -397,22 +395,21 @@ pub(super) fn fresh_part<'a>(
     part: &RunPart<'a>,
     planned: &std::collections::HashSet<(&str, chrono::NaiveDate)>,
 ) -> FreshPart<'a> {
-    if planned.is_empty() {
-        return FreshPart {
-            tasks: Cow::Borrowed(part.tasks),
-            changes: Cow::Borrowed(part.changes),
-            entries: Cow::Borrowed(part.entries),
-            planned_meanwhile: Vec::new(),
-        };
-    }
     let (tasks, planned_meanwhile) = fresh_tasks(part.tasks, planned);
+    let (changes, entries) = left_after(part, &planned_meanwhile);
+    FreshPart { tasks, changes, entries, planned_meanwhile }
+}
+
+/// A part's stage changes and experiment entries but those of the accounts planned meanwhile.
+fn left_after<'a>(
+    part: &RunPart<'a>,
+    planned_meanwhile: &[String],
+) -> (Cow<'a, [StageChange]>, Cow<'a, [crate::plan::ExperimentEntry]>) {
     let others: std::collections::HashSet<&str> = planned_meanwhile.iter().map(String::as_str).collect();
-    FreshPart {
-        tasks,
-        changes: without_accounts(part.changes, &others, |change| &change.account_id),
-        entries: without_accounts(part.entries, &others, |entry| &entry.account_id),
-        planned_meanwhile,
-    }
+    (
+        without_accounts(part.changes, &others, |change| &change.account_id),
+        without_accounts(part.entries, &others, |entry| &entry.account_id),
+    )
 }
 
 /// The tasks whose account-day is not in `planned`, and the accounts left out (in order).
@@ -678,7 +675,7 @@ async fn insert_run(db: &impl ConnectionTrait, run: &NewPlanRun) -> Result<i64, 
     get(&row, 0, "plan_runs", "new")
 }
 
-fn count_i64(count: u64) -> i64 {
+pub(super) fn count_i64(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 

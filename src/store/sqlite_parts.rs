@@ -6,7 +6,9 @@
 //! `store::plans`, never here.
 
 use super::StoreError;
-use super::plans::{PartSaved, PlanRunError, RunCounts, RunPart, StageChange, fresh_part, small_i32, total_after};
+use super::plans::{
+    PartSaved, PlanRunError, RunCounts, RunPart, StageChange, count_i64, fresh_part, small_i32, total_after,
+};
 use crate::plan::{ExperimentEntry, Task};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Statement, Transaction, TransactionBehavior};
@@ -241,9 +243,9 @@ fn write_counts(
         "UPDATE plan_runs SET accounts = ?1, tasks = ?2, skips = ?3, skip_counts = ?4, \
          finished_at = COALESCE(?5, finished_at) WHERE id = ?6",
         rusqlite::params![
-            i64::try_from(counts.accounts).unwrap_or(i64::MAX),
-            i64::try_from(counts.tasks).unwrap_or(i64::MAX),
-            i64::try_from(counts.skips).unwrap_or(i64::MAX),
+            count_i64(counts.accounts),
+            count_i64(counts.tasks),
+            count_i64(counts.skips),
             skip_counts,
             finished_at.map(timestamp),
             run_id,
