@@ -344,6 +344,103 @@ async fn a_part_whose_account_days_another_run_saved_after_its_history_was_read_
     }
 }
 
+/// Another run's tasks for three of the part's accounts, inserted in `txn` (not committed).
+async fn insert_as_another_run(txn: &sea_orm::DatabaseTransaction, tasks: &[arrears::plan::Task]) {
+    use sea_orm::ActiveValue::Set;
+    let rows = tasks.iter().map(|task| entity::tasks::ActiveModel {
+        plan_run_id: Set(0),
+        account_id: Set(task.account_id.to_string()),
+        borrower_id: Set(task.borrower_id.to_string()),
+        local_date: Set(task.local_date),
+        dpd: Set(task.dpd),
+        stage: Set(task.stage.to_string()),
+        strategy: Set(task.strategy.to_string()),
+        rule: Set("another run".into()),
+        channel: Set(task.channel.to_string()),
+        attempt: Set(task.attempt as i32),
+        calls_allowed: Set(task.calls_allowed as i32),
+        not_before: Set(task.not_before.with_timezone(&Utc)),
+        not_after: Set(task.not_after.with_timezone(&Utc)),
+        priority: Set(task.priority),
+        created_at: Set(task.not_before.with_timezone(&Utc)),
+        ..Default::default()
+    });
+    Tasks::insert_many(rows).exec(txn).await.unwrap();
+}
+
+/// Two runs write the same accounts at the same instant: the other run's uncommitted rows are
+/// invisible to this part's check, so its bulk write (PostgreSQL's `COPY`) runs into them,
+/// waits for that run to commit and fails on the key; the part then checks again and saves
+/// the rest. On SQLite the other run holds the write lock, so the part checks after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_racing_another_runs_uncommitted_tasks_keeps_that_runs_and_saves_the_rest() {
+    use sea_orm::ConnectionTrait;
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 200, 9, now).unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    for test_db in common::all_dbs().await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        load_book(db, dir.path()).await;
+        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
+        let mut racing: Vec<String> = whole.tasks.iter().map(|task| task.account_id.to_string()).collect();
+        racing.dedup();
+        racing = racing.into_iter().skip(10).take(3).collect();
+        let theirs: Vec<arrears::plan::Task> =
+            whole.tasks.iter().filter(|task| racing.contains(&task.account_id.to_string())).cloned().collect();
+
+        let run = arrears::store::NewPlanRun { as_of: now, started_at: now, ..Default::default() };
+        let mut writer = arrears::store::begin_plan_run(db, &run, None).await.unwrap();
+        let other = arrears::store::begin_write(db).await.unwrap();
+        insert_as_another_run(&other, &theirs).await;
+        let tasks = whole.tasks.clone();
+        let saving = tokio::spawn(async move {
+            let counts = arrears::store::RunCounts { accounts: 200, ..Default::default() };
+            let part = arrears::store::RunPart {
+                tasks: &tasks,
+                changes: &[],
+                entries: &[],
+                counts: &counts,
+                resume_after: "~",
+            };
+            writer.save_part(part, Some(now)).await
+        });
+        if backend == "postgres" {
+            // Commit only once the part's write waits for the other run's rows.
+            let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                           AND wait_event_type = 'Lock' AND query LIKE 'COPY tasks%'";
+            let mut polls = 0;
+            loop {
+                let row = db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), waiting));
+                let count: i64 = row.await.unwrap().unwrap().try_get_by_index(0).unwrap();
+                if count == 1 {
+                    break;
+                }
+                polls += 1;
+                assert!(polls < 2_000, "{backend}: the part's COPY never waited for the other run");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        other.commit().await.unwrap();
+        let saved = saving.await.unwrap().unwrap();
+
+        let mut meanwhile = saved.planned_meanwhile.clone();
+        meanwhile.dedup();
+        assert_eq!(meanwhile, racing, "{backend}");
+        let ours = whole.tasks.len() - theirs.len();
+        assert_eq!(saved.inserted as usize, ours, "{backend}");
+        let stored = Tasks::find().all(db).await.unwrap();
+        assert_eq!(stored.len(), whole.tasks.len(), "{backend}: every account-day once");
+        for task in &stored {
+            let raced = racing.contains(&task.account_id);
+            assert_eq!(task.rule == "another run", raced, "{backend}: {} {}", task.account_id, task.rule);
+        }
+        let run = PlanRuns::find().one(db).await.unwrap().unwrap();
+        assert_eq!(run.tasks as usize, ours, "{backend}: the run counts what it saved");
+        assert!(run.finished_at.is_some(), "{backend}");
+    }
+}
+
 #[tokio::test]
 async fn a_dry_run_on_a_planned_day_shows_todays_decisions_marked_already_planned() {
     for test_db in common::all_dbs().await {

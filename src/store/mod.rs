@@ -19,6 +19,7 @@ mod locks;
 mod models;
 mod outcomes;
 mod plans;
+mod postgres_parts;
 mod reactions;
 mod release;
 mod report;
@@ -189,6 +190,22 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
 /// `max_connections`.
 fn postgres_pool_size() -> u32 {
     std::env::var("ARREARS_DB_POOL").ok().and_then(|value| value.parse().ok()).filter(|size| *size > 0).unwrap_or(32)
+}
+
+/// An error of sqlx met where the store talks to it directly (a plan run's parts), as sea-orm
+/// reports it: a pool timeout as such, a statement's error as an execution error (so that
+/// `sql_err()` still tells a unique violation), anything else as a connection error.
+pub(crate) fn sqlx_error(error: sea_orm::sqlx::Error) -> StoreError {
+    use sea_orm::{DbErr, RuntimeErr};
+    match error {
+        sea_orm::sqlx::Error::PoolTimedOut => {
+            StoreError::Db(DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout))
+        }
+        error @ sea_orm::sqlx::Error::Database(_) => {
+            StoreError::Db(DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(error))))
+        }
+        error => StoreError::Db(DbErr::Conn(RuntimeErr::SqlxError(std::sync::Arc::new(error)))),
+    }
 }
 
 /// Applies every pending migration.

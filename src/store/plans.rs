@@ -135,6 +135,24 @@ pub struct RunPart<'a> {
     pub resume_after: &'a str,
 }
 
+/// One part to save, as the stores' part writers (`store::sqlite_parts`,
+/// `store::postgres_parts`) take it: the run's row it claims (its `resume_after` must still be
+/// `previous`, what this writer saved last, and becomes `key`), the part, the run's counts
+/// before it, and the instants to write.
+pub(super) struct PartWrite<'a> {
+    pub run_id: i64,
+    pub key: &'a str,
+    pub previous: Option<&'a str>,
+    /// The tasks' `created_at`.
+    pub created_at: DateTime<Utc>,
+    /// The stage changes' and experiment entries' instant (the run's `as_of`).
+    pub as_of: DateTime<Utc>,
+    pub part: RunPart<'a>,
+    pub before: &'a RunCounts,
+    /// Set on the run's last part: the run is finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
 /// What saving a part did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartSaved {
@@ -295,10 +313,10 @@ impl PlanRunWriter {
     /// counts and `resume_after`; with `finished_at`, also finishes the run.
     ///
     /// Account-days planned meanwhile by another run are checked inside the transaction, so
-    /// two runs never mix their tasks for one account and day. On PostgreSQL the tasks go in as
-    /// plain `INSERT`s inside a savepoint (no conflict check to pay on a first plan); a unique
-    /// violation means a concurrent run is saving the same accounts: the savepoint is rolled
-    /// back, the check repeated once the other run has committed, and the rest inserted.
+    /// two runs never mix their tasks for one account and day. On PostgreSQL the tasks go in by
+    /// `COPY` inside a savepoint (no conflict check to pay on a first plan); a unique violation
+    /// means a concurrent run is saving the same accounts: the savepoint is rolled back, the
+    /// check repeated once the other run has committed, and the rest inserted.
     pub async fn save_part(
         &mut self,
         part: RunPart<'_>,
@@ -306,24 +324,20 @@ impl PlanRunWriter {
     ) -> Result<PartSaved, PlanRunError> {
         let started = std::time::Instant::now();
         let postgres = is_postgres(self.db.get_database_backend());
+        let write = PartWrite {
+            run_id: self.run_id,
+            key: part.resume_after,
+            previous: self.resume_after.as_deref(),
+            created_at: self.created_at,
+            as_of: self.as_of,
+            part,
+            before: &self.counts,
+            finished_at,
+        };
         let (saved, total) = if postgres {
-            self.save_part_postgres(part, finished_at).await?
+            super::postgres_parts::save_part(&self.db, write).await?
         } else {
-            let claim = super::sqlite_parts::Claim {
-                run_id: self.run_id,
-                key: part.resume_after,
-                previous: self.resume_after.as_deref(),
-            };
-            super::sqlite_parts::save_part(
-                &self.db,
-                claim,
-                self.created_at,
-                self.as_of,
-                part,
-                &self.counts,
-                finished_at,
-            )
-            .await?
+            super::sqlite_parts::save_part(&self.db, write).await?
         };
         tracing::debug!(
             run_id = self.run_id,
@@ -339,45 +353,6 @@ impl PlanRunWriter {
             tokio::time::sleep(SQLITE_WRITE_PAUSE).await;
         }
         Ok(saved)
-    }
-
-    /// [`PlanRunWriter::save_part`] on PostgreSQL, through sea-orm.
-    async fn save_part_postgres(
-        &self,
-        part: RunPart<'_>,
-        finished_at: Option<DateTime<Utc>>,
-    ) -> Result<(PartSaved, RunCounts), PlanRunError> {
-        let txn = begin_write(&self.db).await?;
-        let claimed = {
-            let mut sql = Sql::new(txn.get_database_backend());
-            sql.push("UPDATE plan_runs SET resume_after = ");
-            sql.bind(part.resume_after.to_string());
-            sql.push(" WHERE id = ");
-            sql.bind(self.run_id);
-            sql.push(" AND finished_at IS NULL AND ");
-            match &self.resume_after {
-                Some(key) => {
-                    sql.push("resume_after = ");
-                    sql.bind(key.clone());
-                }
-                None => {
-                    sql.push("resume_after IS NULL");
-                }
-            }
-            txn.execute_raw(sql.statement()).await?.rows_affected()
-        };
-        if claimed != 1 {
-            txn.rollback().await?;
-            return Err(PlanRunError::Superseded { run_id: self.run_id });
-        }
-        let saved = save_tasks(&txn, self.run_id, self.created_at, part.tasks).await?;
-        let (changes, entries) = left_after(&part, &saved.planned_meanwhile);
-        apply_stage_changes(&txn, self.run_id, self.as_of, &changes).await?;
-        super::experiments::insert_entries(&txn, self.run_id, self.as_of, &entries).await?;
-        let total = total_after(&self.counts, part.counts, saved.inserted, saved.planned_meanwhile.len());
-        write_counts(&txn, self.run_id, &total, finished_at).await?;
-        txn.commit().await?;
-        Ok((saved, total))
     }
 }
 
@@ -456,97 +431,6 @@ pub(super) fn total_after(before: &RunCounts, part: &RunCounts, inserted: u64, p
     let mut total = before.clone();
     total.add(&counts);
     total
-}
-
-/// Inserts a part's tasks but those of account-days that already have tasks (PostgreSQL).
-async fn save_tasks(
-    txn: &DatabaseTransaction,
-    run_id: i64,
-    created_at: DateTime<Utc>,
-    tasks: &[Task],
-) -> Result<PartSaved, StoreError> {
-    if tasks.is_empty() {
-        return Ok(PartSaved::default());
-    }
-    // A few rounds: each unique violation means another run committed rows of
-    // these accounts meanwhile; after the last round the clause skips whatever is left.
-    for round in 0..3 {
-        let planned = planned_account_days(txn, tasks).await?;
-        let (to_write, planned_meanwhile) = fresh_tasks(tasks, &planned);
-        let conflict = if round == 2 { ON_CONFLICT_NOTHING } else { "" };
-        let savepoint = txn.begin().await?;
-        match write_tasks(&savepoint, run_id, created_at, &to_write, conflict).await {
-            Ok(inserted) => {
-                savepoint.commit().await?;
-                return Ok(PartSaved { inserted, planned_meanwhile });
-            }
-            Err(StoreError::Db(error)) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                savepoint.rollback().await?;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    // The third round inserts with `ON CONFLICT DO NOTHING`, which cannot violate the key.
-    Err(StoreError::Corrupt {
-        table: "tasks",
-        id: String::new(),
-        message: "a conflict-free insert reported a unique violation".into(),
-    })
-}
-
-/// The `(account, local date)` pairs among `tasks`' that already have a stored task.
-async fn planned_account_days<'t>(
-    db: &impl ConnectionTrait,
-    tasks: &'t [Task],
-) -> Result<std::collections::HashSet<(&'t str, chrono::NaiveDate)>, StoreError> {
-    let backend = db.get_database_backend();
-    let mut ids: Vec<&str> = tasks.iter().map(|task| &*task.account_id).collect();
-    ids.dedup();
-    let wanted: std::collections::HashSet<(&str, chrono::NaiveDate)> =
-        tasks.iter().map(|task| (&*task.account_id, task.local_date)).collect();
-    let accounts: std::collections::HashSet<&'t str> = ids.iter().copied().collect();
-    let mut found = std::collections::HashSet::new();
-    for chunk in ids.chunks(in_list_chunk(backend, 0)) {
-        let mut sql = Sql::with_capacity(backend, 96 + chunk.len() * 3, chunk.len());
-        sql.push("SELECT DISTINCT account_id, local_date FROM tasks WHERE ");
-        push_in_list(&mut sql, "account_id", chunk);
-        for row in db.query_all_raw(sql.statement()).await? {
-            let account: String = get(&row, 0, "tasks", "(planned days)")?;
-            let date: chrono::NaiveDate = get(&row, 1, "tasks", "(planned days)")?;
-            if let Some(id) = accounts.get(account.as_str())
-                && wanted.contains(&(*id, date))
-            {
-                found.insert((*id, date));
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// Sets a run's running counts, and with `finished_at` finishes it.
-async fn write_counts(
-    db: &impl ConnectionTrait,
-    run_id: i64,
-    counts: &RunCounts,
-    finished_at: Option<DateTime<Utc>>,
-) -> Result<(), StoreError> {
-    let mut sql = Sql::new(db.get_database_backend());
-    sql.push("UPDATE plan_runs SET accounts = ");
-    sql.bind(count_i64(counts.accounts));
-    sql.push(", tasks = ");
-    sql.bind(count_i64(counts.tasks));
-    sql.push(", skips = ");
-    sql.bind(count_i64(counts.skips));
-    sql.push(", skip_counts = ");
-    sql.bind(serde_json::to_string(&counts.skip_counts).unwrap_or_else(|_| "{}".into()));
-    if let Some(at) = finished_at {
-        sql.push(", finished_at = ");
-        sql.bind(at);
-    }
-    sql.push(" WHERE id = ");
-    sql.bind(run_id);
-    db.execute_raw(sql.statement()).await?;
-    Ok(())
 }
 
 /// The `strategies` column of a run: `[{name, hash}, ...]` in the set's order.

@@ -5,10 +5,10 @@
 //! part saves (which account-days were planned meanwhile, the run's counts) is decided by
 //! `store::plans`, never here.
 
-use super::StoreError;
 use super::plans::{
-    PartSaved, PlanRunError, RunCounts, RunPart, StageChange, count_i64, fresh_part, small_i32, total_after,
+    PartSaved, PartWrite, PlanRunError, RunCounts, StageChange, count_i64, fresh_part, small_i32, total_after,
 };
+use super::{StoreError, sqlx_error};
 use crate::plan::{ExperimentEntry, Task};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Statement, Transaction, TransactionBehavior};
@@ -19,27 +19,13 @@ use std::collections::HashSet;
 /// amortise the statement's step over many rows (the remainder goes in one row at a time).
 const CHUNK_ROWS: usize = 64;
 
-/// The run's row a part claims: its `resume_after` must still be `previous` (what this writer
-/// saved last), and becomes `key`.
-pub(super) struct Claim<'a> {
-    pub run_id: i64,
-    pub key: &'a str,
-    pub previous: Option<&'a str>,
-}
-
 /// Saves one part in one `BEGIN IMMEDIATE` transaction on the writer's connection: claims the
 /// run's row, reads which of the part's account-days already have tasks, inserts the rest with
 /// their stage changes and experiment entries, and writes the run's counts (`before` plus this
 /// part's) and, with `finished_at`, finishes the run. Returns what was saved and the new counts.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn save_part(
     db: &DatabaseConnection,
-    claim: Claim<'_>,
-    created_at: DateTime<Utc>,
-    as_of: DateTime<Utc>,
-    part: RunPart<'_>,
-    before: &RunCounts,
-    finished_at: Option<DateTime<Utc>>,
+    write: PartWrite<'_>,
 ) -> Result<(PartSaved, RunCounts), PlanRunError> {
     let mut connection = db.get_sqlite_connection_pool().acquire().await.map_err(sqlx_error)?;
     let mut handle = connection.lock_handle().await.map_err(sqlx_error)?;
@@ -52,39 +38,31 @@ pub(super) async fn save_part(
         // transaction is committed or rolled back before it drops).
         let mut connection = unsafe { rusqlite::Connection::from_handle(raw.as_ptr()) }.map_err(StoreError::from)?;
         let txn = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
-        let saved = write_part(&txn, &claim, created_at, as_of, part, before, finished_at)?;
+        let saved = write_part(&txn, &write)?;
         txn.commit().map_err(StoreError::from)?;
         Ok(saved)
     })
 }
 
 /// The statements of one part, inside its transaction (dropped uncommitted: rolled back).
-fn write_part(
-    txn: &Transaction<'_>,
-    claim: &Claim<'_>,
-    created_at: DateTime<Utc>,
-    as_of: DateTime<Utc>,
-    part: RunPart<'_>,
-    before: &RunCounts,
-    finished_at: Option<DateTime<Utc>>,
-) -> Result<(PartSaved, RunCounts), PlanRunError> {
+fn write_part(txn: &Transaction<'_>, write: &PartWrite<'_>) -> Result<(PartSaved, RunCounts), PlanRunError> {
     let claimed = txn
         .execute(
             "UPDATE plan_runs SET resume_after = ?1 WHERE id = ?2 AND finished_at IS NULL AND resume_after IS ?3",
-            rusqlite::params![claim.key, claim.run_id, claim.previous],
+            rusqlite::params![write.key, write.run_id, write.previous],
         )
         .map_err(StoreError::from)?;
     if claimed != 1 {
-        return Err(PlanRunError::Superseded { run_id: claim.run_id });
+        return Err(PlanRunError::Superseded { run_id: write.run_id });
     }
     // The write lock is this transaction's since BEGIN IMMEDIATE: nobody adds tasks meanwhile.
-    let planned = planned_account_days(txn, part.tasks)?;
-    let fresh = fresh_part(&part, &planned);
-    let inserted = insert_tasks(txn, claim.run_id, created_at, &fresh.tasks)?;
-    apply_stage_changes(txn, claim.run_id, as_of, &fresh.changes)?;
-    insert_entries(txn, claim.run_id, as_of, &fresh.entries)?;
-    let total = total_after(before, part.counts, inserted, fresh.planned_meanwhile.len());
-    write_counts(txn, claim.run_id, &total, finished_at)?;
+    let planned = planned_account_days(txn, write.part.tasks)?;
+    let fresh = fresh_part(&write.part, &planned);
+    let inserted = insert_tasks(txn, write.run_id, write.created_at, &fresh.tasks)?;
+    apply_stage_changes(txn, write.run_id, write.as_of, &fresh.changes)?;
+    insert_entries(txn, write.run_id, write.as_of, &fresh.entries)?;
+    let total = total_after(write.before, write.part.counts, inserted, fresh.planned_meanwhile.len());
+    write_counts(txn, write.run_id, &total, write.finished_at)?;
     Ok((PartSaved { inserted, planned_meanwhile: fresh.planned_meanwhile }, total))
 }
 
@@ -311,16 +289,6 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
             tokio::task::block_in_place(work)
         }
         _ => work(),
-    }
-}
-
-/// A pool or connection error of sqlx, as sea-orm reports it.
-fn sqlx_error(error: sea_orm::sqlx::Error) -> StoreError {
-    match error {
-        sea_orm::sqlx::Error::PoolTimedOut => {
-            StoreError::Db(sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout))
-        }
-        error => StoreError::Db(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(error)))),
     }
 }
 
