@@ -378,6 +378,16 @@ fn decode_attempts(
     Ok((count, last))
 }
 
+/// ` AND id > after` where a read goes on from a key; nothing on its first page (ids start at
+/// 1): given `id > 0`, PostgreSQL ANDed a bitmap of the whole primary key of `tasks` to the
+/// borrower index's few rows (125 of a page's 190 ms at the end of a 1,000,000-account plan).
+fn push_after_id(sql: &mut Sql, after: i64) {
+    if after > 0 {
+        sql.push(" AND id > ");
+        sql.bind(after);
+    }
+}
+
 /// One packed in-flight `tasks` row.
 #[derive(Deserialize)]
 struct InFlightRow<'a>(i64, String, String, #[serde(borrow)] Cow<'a, str>, Option<String>, i64);
@@ -392,8 +402,7 @@ fn push_in_flight(sql: &mut Sql, scope: HistoryScope<'_>, after: i64) {
         |sql| {
             sql.push("state IN ");
             sql.push(&TaskState::sql_list(TaskState::IN_FLIGHT));
-            sql.push(" AND id > ");
-            sql.bind(after);
+            push_after_id(sql, after);
             scope.of_borrowers(sql, "borrower_id");
         },
         "id",
@@ -442,8 +451,8 @@ fn push_open_promises(sql: &mut Sql, scope: HistoryScope<'_>, after: i64) {
         &fields,
         "promises",
         |sql| {
-            sql.push("status = 'open' AND id > ");
-            sql.bind(after);
+            sql.push("status = 'open'");
+            push_after_id(sql, after);
             scope.of_borrower_accounts(sql);
         },
         "id",
@@ -541,8 +550,8 @@ fn push_planned_days(sql: &mut Sql, scope: HistoryScope<'_>, dates: &RangeInclus
             sql.bind(*dates.end());
             sql.push(" AND origin = '");
             sql.push(TaskOrigin::Plan.code());
-            sql.push("' AND id > ");
-            sql.bind(after);
+            sql.push("'");
+            push_after_id(sql, after);
             scope.of_borrowers(sql, "borrower_id");
         },
         "id",
