@@ -136,12 +136,11 @@ pub struct RunPart<'a> {
 }
 
 /// One part to save, as the stores' part writers (`store::sqlite_parts`,
-/// `store::postgres_parts`) take it: the run's row it claims (its `resume_after` must still be
-/// `previous`, what this writer saved last, and becomes `key`), the part, the run's counts
+/// `store::postgres_parts`) take it: the run's row it claims, the part, the run's counts
 /// before it, and the instants to write.
 pub(super) struct PartWrite<'a> {
     pub run_id: i64,
-    pub key: &'a str,
+    /// What the run's `resume_after` must still be; it becomes `part.resume_after`.
     pub previous: Option<&'a str>,
     /// The tasks' `created_at`.
     pub created_at: DateTime<Utc>,
@@ -326,7 +325,6 @@ impl PlanRunWriter {
         let postgres = is_postgres(self.db.get_database_backend());
         let write = PartWrite {
             run_id: self.run_id,
-            key: part.resume_after,
             previous: self.resume_after.as_deref(),
             created_at: self.created_at,
             as_of: self.as_of,
@@ -366,6 +364,22 @@ pub(super) struct FreshPart<'a> {
     pub entries: Cow<'a, [crate::plan::ExperimentEntry]>,
     /// The accounts whose day another run saved meanwhile, in account order.
     pub planned_meanwhile: Vec<String>,
+}
+
+/// The part's account-days among `stored`, the `(account, local date)` pairs a store read back
+/// from `tasks` for the part's accounts: what [`fresh_part`] leaves out.
+pub(super) fn planned_among<'t>(
+    tasks: &'t [Task],
+    stored: impl IntoIterator<Item = (String, chrono::NaiveDate)>,
+) -> std::collections::HashSet<(&'t str, chrono::NaiveDate)> {
+    let days: std::collections::HashSet<(&'t str, chrono::NaiveDate)> =
+        tasks.iter().map(|task| (&*task.account_id, task.local_date)).collect();
+    let accounts: std::collections::HashSet<&'t str> = tasks.iter().map(|task| &*task.account_id).collect();
+    stored
+        .into_iter()
+        .filter_map(|(account, date)| accounts.get(account.as_str()).map(|&id| (id, date)))
+        .filter(|day| days.contains(day))
+        .collect()
 }
 
 /// Leaves out of a part the accounts whose local day already has stored tasks (another run

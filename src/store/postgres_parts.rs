@@ -7,8 +7,8 @@
 //! here.
 
 use super::plans::{
-    PartSaved, PartWrite, PlanRunError, RunCounts, StageChange, TASK_COLUMNS, count_i64, fresh_part, small_i32,
-    total_after,
+    PartSaved, PartWrite, PlanRunError, RunCounts, StageChange, TASK_COLUMNS, count_i64, fresh_part, planned_among,
+    small_i32, total_after,
 };
 use super::{StoreError, sqlx_error};
 use crate::plan::{ExperimentEntry, Task};
@@ -37,7 +37,7 @@ pub(super) async fn save_part(
         "UPDATE plan_runs SET resume_after = $1 WHERE id = $2 AND finished_at IS NULL \
          AND resume_after IS NOT DISTINCT FROM $3",
     )
-    .bind(write.key)
+    .bind(write.part.resume_after)
     .bind(write.run_id)
     .bind(write.previous)
     .execute(&mut *txn)
@@ -89,19 +89,13 @@ async fn planned_account_days<'t>(
     }
     let mut ids: Vec<&str> = tasks.iter().map(|task| &*task.account_id).collect();
     ids.dedup();
-    let wanted: HashSet<(&str, NaiveDate)> = tasks.iter().map(|task| (&*task.account_id, task.local_date)).collect();
-    let accounts: HashSet<&'t str> = ids.iter().copied().collect();
-    let rows: Vec<(String, NaiveDate)> =
+    let stored: Vec<(String, NaiveDate)> =
         sqlx::query_as("SELECT DISTINCT account_id, local_date FROM tasks WHERE account_id = ANY($1)")
             .bind(&ids)
             .fetch_all(connection)
             .await
             .map_err(sqlx_error)?;
-    Ok(rows
-        .iter()
-        .filter_map(|(account, date)| accounts.get(account.as_str()).map(|&id| (id, *date)))
-        .filter(|day| wanted.contains(day))
-        .collect())
+    Ok(planned_among(tasks, stored))
 }
 
 /// Copies tasks into `tasks`; with `skip_existing`, through a temporary table and

@@ -6,7 +6,8 @@
 //! `store::plans`, never here.
 
 use super::plans::{
-    PartSaved, PartWrite, PlanRunError, RunCounts, StageChange, count_i64, fresh_part, small_i32, total_after,
+    PartSaved, PartWrite, PlanRunError, RunCounts, StageChange, count_i64, fresh_part, planned_among, small_i32,
+    total_after,
 };
 use super::{StoreError, sqlx_error};
 use crate::plan::{ExperimentEntry, Task};
@@ -49,7 +50,7 @@ fn write_part(txn: &Transaction<'_>, write: &PartWrite<'_>) -> Result<(PartSaved
     let claimed = txn
         .execute(
             "UPDATE plan_runs SET resume_after = ?1 WHERE id = ?2 AND finished_at IS NULL AND resume_after IS ?3",
-            rusqlite::params![write.key, write.run_id, write.previous],
+            rusqlite::params![write.part.resume_after, write.run_id, write.previous],
         )
         .map_err(StoreError::from)?;
     if claimed != 1 {
@@ -76,13 +77,11 @@ fn planned_account_days<'t>(
     let (Some(first), Some(last)) = (tasks.first(), tasks.last()) else {
         return Ok(HashSet::new());
     };
-    let wanted: HashSet<(&str, NaiveDate)> = tasks.iter().map(|task| (&*task.account_id, task.local_date)).collect();
-    let accounts: HashSet<&'t str> = tasks.iter().map(|task| &*task.account_id).collect();
-    let mut found = HashSet::new();
     let mut statement = txn.prepare_cached(
         "SELECT DISTINCT account_id, local_date FROM tasks WHERE account_id >= ?1 AND account_id <= ?2",
     )?;
     let mut rows = statement.query(rusqlite::params![&*first.account_id, &*last.account_id])?;
+    let mut stored = Vec::new();
     while let Some(row) = rows.next()? {
         let account: String = row.get(0)?;
         let date: String = row.get(1)?;
@@ -91,13 +90,9 @@ fn planned_account_days<'t>(
             id: account.clone(),
             message: format!("local_date `{date}`"),
         })?;
-        if let Some(&id) = accounts.get(account.as_str())
-            && wanted.contains(&(id, date))
-        {
-            found.insert((id, date));
-        }
+        stored.push((account, date));
     }
-    Ok(found)
+    Ok(planned_among(tasks, stored))
 }
 
 /// Inserts tasks; returns how many.
