@@ -359,6 +359,8 @@ mod tests {
         assert!(leases.contains(&format!("state IN {open}")) && release.contains(&format!("state IN {open}")));
         assert!(leases.contains(&format!("WHERE state = '{}'", TaskState::Leased.code())));
         assert!(leases.contains(&format!("channel = '{}'", Channel::Human.code())));
+        let in_flight = include_str!("../../migration/src/m20261207_000015_in_flight_borrower.rs");
+        assert!(in_flight.contains(&format!("state IN {}", TaskState::sql_list(TaskState::IN_FLIGHT))));
     }
 
     #[test]
