@@ -175,6 +175,37 @@ async fn a_plan_that_dies_after_some_pages_keeps_them_and_the_next_plan_complete
     }
 }
 
+/// An operator who backs the database up by copying its file after the night's plan gets the
+/// whole plan: the plan's writer never checkpoints its WAL itself (checkpoints run beside it),
+/// and a finished run has its last checkpoint done before `plan` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_plan_is_in_the_sqlite_file_itself() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 1_000, 3, now).unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    let test_db = common::sqlite_db().await;
+    let db = &test_db.db;
+    load_book(db, dir.path()).await;
+    // The book is in the file before the plan; what follows is the plan's own writing.
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await.unwrap();
+    // Pages of 50 accounts: 20 parts, several background checkpoints and the last one.
+    let outcome = ops::plan_pages_of(db, &strategies, now, false, 50, |_| Ok(())).await.unwrap();
+    assert!(outcome.totals.tasks > 0);
+    let saved = arrears::store::count_tasks(db).await.unwrap();
+    assert_eq!(saved, outcome.totals.tasks);
+
+    // The file alone, copied while the pool still holds it open (no `-wal` beside the copy).
+    let file = test_db.url.trim_start_matches("sqlite://").split('?').next().unwrap().to_string();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&file, &copy).unwrap();
+    let copied = arrears::store::connect(&format!("sqlite://{}?mode=rwc", copy.display())).await.unwrap();
+    assert_eq!(arrears::store::count_tasks(&copied).await.unwrap(), saved, "the file holds every saved task");
+    let run = PlanRuns::find().one(&copied).await.unwrap().expect("the run is in the file");
+    assert!(run.finished_at.is_some(), "the file holds the finished run");
+}
+
 #[tokio::test]
 async fn a_plan_with_other_strategies_does_not_continue_an_interrupted_run_and_plans_no_account_twice() {
     let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
