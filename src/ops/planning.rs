@@ -283,22 +283,20 @@ where
     let per_transaction = writer.as_ref().map_or(usize::MAX, store::PlanRunWriter::accounts_per_transaction);
 
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedPage>(PAGES_IN_FLIGHT);
+    let (read_pages, mut pages_read) = tokio::sync::mpsc::channel::<ReadPage>(1);
     let start_after = resumed_after.clone().unwrap_or_default();
-    // Reading and planning run as a task of their own, so they go on while the writer works
-    // (on SQLite it writes a part in blocking calls on its connection; see `store::sqlite_parts`).
-    let producer = {
-        let (db, strategies, dry_run) = (db.clone(), Arc::new(strategies.clone()), options.dry_run);
+    // Reading, planning and writing are three stages, each a task of its own, so that the next
+    // page is read while one is planned and another written (on SQLite a part is written in
+    // blocking calls on the writer's connection; see `store::sqlite_parts`).
+    let reader = {
+        let (db, dry_run) = (db.clone(), options.dry_run);
         tokio::spawn(async move {
             let mut after = start_after;
             loop {
                 let page = store::load_book_page(&db, &after, page_accounts).await?;
                 let next = page.next.clone();
                 let (history, planned_days) = page_history(&db, &page, now, dry_run).await?;
-                let mut planner = Planner::new(&history, &strategies, now)
-                    .with_model(model.as_ref())
-                    .with_admission(admission.as_ref());
-                let planned = plan_page(&mut planner, page, now, &planned_days, per_transaction);
-                if sender.send(planned).await.is_err() {
+                if read_pages.send(ReadPage { page, history, planned_days }).await.is_err() {
                     break;
                 }
                 match next {
@@ -307,6 +305,20 @@ where
                 }
             }
             anyhow::Ok(())
+        })
+    };
+    let producer = {
+        let strategies = Arc::new(strategies.clone());
+        tokio::spawn(async move {
+            while let Some(ReadPage { page, history, planned_days }) = pages_read.recv().await {
+                let mut planner = Planner::new(&history, &strategies, now)
+                    .with_model(model.as_ref())
+                    .with_admission(admission.as_ref());
+                let planned = plan_page(&mut planner, page, now, &planned_days, per_transaction);
+                if sender.send(planned).await.is_err() {
+                    break;
+                }
+            }
         })
     };
     let consume = async {
@@ -323,21 +335,31 @@ where
         }
         anyhow::Ok(totals)
     };
-    let totals = match consume.await {
-        Ok(totals) => totals,
-        Err(error) => {
-            producer.abort();
-            // A failed read explains a closed channel better than the writer's view of it.
-            return Err(match producer.await {
-                Ok(Err(read)) => read,
-                _ => error,
-            });
-        }
+    let consumed = consume.await;
+    if consumed.is_err() {
+        reader.abort();
+        producer.abort();
+    }
+    // A failed read explains a closed channel (and a short plan) better than the writer's view.
+    let read = reader.await.map_err(|error| anyhow::anyhow!("the plan's reader stopped: {error}"));
+    let planned = producer.await.map_err(|error| anyhow::anyhow!("the plan's planner stopped: {error}"));
+    let totals = match (consumed, read) {
+        (_, Ok(Err(read))) => return Err(read),
+        (Err(error), _) => return Err(error),
+        (Ok(_), Err(stopped)) => return Err(stopped),
+        (Ok(totals), Ok(Ok(()))) => totals,
     };
-    producer.await.map_err(|error| anyhow::anyhow!("the plan's reader stopped: {error}"))??;
+    planned?;
     let run_id = writer.as_ref().map(store::PlanRunWriter::run_id);
     tracing::info!(?run_id, accounts = totals.accounts, tasks = totals.tasks, elapsed = ?clock.elapsed(), "planned");
     Ok(PlanOutcome { run_id, resumed_after, totals, queues })
+}
+
+/// A page of the book with the history its planner reads (see [`page_history`]).
+struct ReadPage {
+    page: BookPage,
+    history: crate::domain::History,
+    planned_days: rustc_hash::FxHashSet<(String, chrono::NaiveDate)>,
 }
 
 /// The first pass of a plan whose rules route work to capacity-limited human queues: decides
