@@ -172,3 +172,37 @@ async fn planning_page_by_page_decides_and_saves_exactly_what_planning_the_whole
         assert_eq!(moves, staged as u64, "{}: one first stage per staged account", test_db.backend);
     }
 }
+
+/// A borrower with more contact points than one read returns (here 40,001 more than the
+/// book's own) is read whole, by a plan page and by a hand-off: the gate sees every address
+/// it may have to refuse.
+#[tokio::test]
+async fn a_borrower_with_more_contact_points_than_one_read_returns_is_read_whole() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 20, 3, now).unwrap();
+    for test_db in common::all_dbs().await {
+        let db = &test_db.db;
+        load_book(db, dir.path()).await;
+        let first = arrears::store::load_book_page(db, "", 10_000).await.unwrap();
+        let account = first.portfolio.accounts[7].clone();
+        let own = first.portfolio.borrowers[&account.borrower_id].contact_points.len();
+        use sea_orm::ConnectionTrait;
+        let extra = 40_001;
+        db.execute_unprepared(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {extra}) \
+             INSERT INTO contact_points (borrower_id, kind, address) \
+             SELECT '{}', 'email', 'p' || i || '@example.com' FROM n",
+            account.borrower_id
+        ))
+        .await
+        .unwrap();
+
+        let page = arrears::store::load_book_page(db, "", 10_000).await.unwrap();
+        let points = &page.portfolio.borrowers[&account.borrower_id].contact_points;
+        assert_eq!(points.len(), own + extra, "{}: a plan page", test_db.backend);
+        let (book, _) = arrears::store::load_hand_off(db, &[account.id.as_str()], now).await.unwrap();
+        let points = &book.borrowers[&account.borrower_id].contact_points;
+        assert_eq!(points.len(), own + extra, "{}: a hand-off", test_db.backend);
+    }
+}

@@ -1,7 +1,9 @@
 //! Loading the loan book: accounts, borrowers and contact points into domain types.
 
 use super::StoreError;
-use super::sql::{PAGE_ROWS, Sql, is_postgres, json_pages, page_key, push_in_list, push_json_page};
+use super::sql::{
+    PAGE_ROWS, POINT_PAGE_ROWS, Sql, is_postgres, json_pages, page_key, push_after_id, push_in_list, push_json_page,
+};
 use crate::domain::{
     Account, Borrower, Channel, ContactKind, ContactPoint, Flags, FundingShares, Portfolio, parse_timezone,
 };
@@ -377,7 +379,8 @@ struct ContactRow<'a>(
     i64,
 );
 
-/// Pushes the page of the contact points of the scope's borrowers after id `after`.
+/// Pushes the page of the contact points of the scope's borrowers after id `after` (`0`: the
+/// first page).
 pub(crate) fn push_contact_points(sql: &mut Sql, scope: Scope<'_>, after: i64) {
     push_json_page(
         sql,
@@ -386,13 +389,11 @@ pub(crate) fn push_contact_points(sql: &mut Sql, scope: Scope<'_>, after: i64) {
          CASE WHEN retired_at IS NULL THEN 0 ELSE 1 END",
         "contact_points",
         |sql| {
-            sql.push("id > ");
-            sql.bind(after);
-            sql.push(" AND ");
             scope.borrowers(sql, "borrower_id");
+            push_after_id(sql, after);
         },
         "id",
-        PAGE_ROWS,
+        POINT_PAGE_ROWS,
     );
 }
 
@@ -409,7 +410,7 @@ async fn attach_contact_points(
         let page = single_page(db, |sql| push_contact_points(sql, scope, after)).await?;
         let (count, key) = decode_contact_points(&page, backend, borrowers)?;
         match key {
-            Some(key) if count >= PAGE_ROWS => last = key,
+            Some(key) if count >= POINT_PAGE_ROWS => last = key,
             _ => break,
         }
     }

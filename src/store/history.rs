@@ -7,7 +7,9 @@
 
 use super::StoreError;
 use super::book::{Scope, money_field, money_text, unpack};
-use super::sql::{PAGE_ROWS, Sql, is_postgres, json_pages, page_key, push_in_list, push_json_page};
+use super::sql::{
+    PAGE_ROWS, POINT_PAGE_ROWS, Sql, is_postgres, json_pages, page_key, push_after_id, push_in_list, push_json_page,
+};
 use crate::domain::{
     AttemptRecord, Channel, History, InFlight, Outcome, Portfolio, PromiseRecord, TaskOrigin, TaskState,
 };
@@ -295,13 +297,13 @@ pub(crate) fn decode_hand_off(
     portfolio.accounts.sort_by(|a, b| a.id.cmp(&b.id));
     let mut zones = Default::default();
     let mut full = super::book::decode_borrowers(&borrowers_page, backend, &mut zones, &mut portfolio.borrowers)?.0;
-    full = full.max(super::book::decode_contact_points(&points_page, backend, &mut portfolio.borrowers)?.0);
+    let points = super::book::decode_contact_points(&points_page, backend, &mut portfolio.borrowers)?.0;
     let mut history = History::default();
     full = full.max(decode_attempts(&attempts_page, backend, &mut history)?.0);
     full = full.max(decode_in_flight(&in_flight_page, backend, &mut history)?.0);
     full = full.max(decode_open_promises(&promises_page, backend, &mut history)?.0);
     full = full.max(decode_last_conversations(&conversations_page, backend, &mut history)?.0);
-    Ok((full < PAGE_ROWS).then_some((portfolio, history)))
+    Ok((full < PAGE_ROWS && points < POINT_PAGE_ROWS).then_some((portfolio, history)))
 }
 
 /// Runs one pushed page as a statement of its own.
@@ -401,16 +403,6 @@ fn decode_attempts(
         }
     }
     Ok((count, last))
-}
-
-/// ` AND id > after` where a read goes on from a key; nothing on its first page (ids start at
-/// 1): given `id > 0`, PostgreSQL ANDed a bitmap of the whole primary key of `tasks` to the
-/// borrower index's few rows (125 of a page's 190 ms at the end of a 1,000,000-account plan).
-fn push_after_id(sql: &mut Sql, after: i64) {
-    if after > 0 {
-        sql.push(" AND id > ");
-        sql.bind(after);
-    }
 }
 
 /// One packed in-flight `tasks` row.

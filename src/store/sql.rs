@@ -13,6 +13,21 @@ pub(crate) const SQLITE_MAX_BINDS: usize = 32_766;
 pub(crate) const POSTGRES_MAX_BINDS: usize = 65_535;
 /// Rows read per page by the keyset-paginated loaders.
 pub(crate) const PAGE_ROWS: u64 = 10_000;
+/// Contact points read per page: a plan page's 10,000 borrowers have ~16,000 of them, all kept
+/// in the page's portfolio anyway, so one larger page costs no memory the page does not need
+/// and saves a second read of them and of the page's borrowers (on PostgreSQL ~20 ms a page).
+pub(crate) const POINT_PAGE_ROWS: u64 = 4 * PAGE_ROWS;
+
+/// ` AND id > after` where a read goes on from a key; nothing on its first page (ids start at
+/// 1): given `id > 0`, PostgreSQL ANDed a bitmap of the whole primary key of `tasks` to the
+/// borrower index's few rows (125 of a page's 190 ms at the end of a 1,000,000-account plan),
+/// and filtered a page's 16,000 contact points by it (20 against 16 ms).
+pub(crate) fn push_after_id(sql: &mut Sql, after: i64) {
+    if after > 0 {
+        sql.push(" AND id > ");
+        sql.bind(after);
+    }
+}
 
 /// Whether the connection speaks PostgreSQL (anything else is treated as SQLite).
 pub(crate) fn is_postgres(backend: DbBackend) -> bool {
