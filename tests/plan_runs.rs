@@ -176,8 +176,8 @@ async fn a_plan_that_dies_after_some_pages_keeps_them_and_the_next_plan_complete
 }
 
 /// An operator who backs the database up by copying its file after the night's plan gets the
-/// whole plan: the plan's writer never checkpoints its WAL itself (checkpoints run beside it),
-/// and a finished run has its last checkpoint done before `plan` returns.
+/// whole plan, and no WAL is left beside it: the plan's writer never checkpoints its WAL in its
+/// commits (checkpoints run beside it), and a finished run empties the WAL before `plan` returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_plan_is_in_the_sqlite_file_itself() {
     let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
@@ -198,6 +198,8 @@ async fn a_finished_plan_is_in_the_sqlite_file_itself() {
 
     // The file alone, copied while the pool still holds it open (no `-wal` beside the copy).
     let file = test_db.url.trim_start_matches("sqlite://").split('?').next().unwrap().to_string();
+    let wal = std::fs::metadata(format!("{file}-wal")).map(|meta| meta.len()).unwrap_or(0);
+    assert_eq!(wal, 0, "the finished run emptied the WAL");
     let copy = dir.path().join("copy.db");
     std::fs::copy(&file, &copy).unwrap();
     let copied = arrears::store::connect(&format!("sqlite://{}?mode=rwc", copy.display())).await.unwrap();
