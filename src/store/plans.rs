@@ -252,9 +252,9 @@ pub async fn begin_plan_run(
 /// SQLite drops a connection's page cache when another connection wrote since its last
 /// transaction, so parts written by the shared pool's connections in turn would each start
 /// with a cold cache; one connection keeps the `tasks` indexes cached from one part to the
-/// next. It never checkpoints the WAL itself: [`sqlite_parts::Checkpoints`](super::sqlite_parts::Checkpoints)
-/// does, in the background, every few parts (a checkpoint in the writer's commit had held the
-/// write lock for 70-350 ms each time, ~1.9 s of a 1,000,000-account plan). It keeps its
+/// next. It never checkpoints the WAL after its commits: [`sqlite_parts::Checkpoints`](super::sqlite_parts::Checkpoints)
+/// does, mostly beside it (a checkpoint after the writer's commit had stopped the writer for
+/// 70-350 ms each time, ~1.9 s of a 1,000,000-account plan). It keeps its
 /// statement journals in memory (`temp_store=memory`): each 64-row `INSERT` may fail halfway,
 /// so SQLite saves the original of every page it touches first, and past 64 KiB it wrote those
 /// to a temporary file, 38 % of the writer's time on the 1,000,000-account book. (An in-memory
