@@ -89,27 +89,31 @@ impl HistoryScope<'_> {
         }
     }
 
-    /// ` AND account_id IN (the accounts of the scope's borrowers)`, unless the scope is the book.
-    /// A plan page reads the account-keyed history (open promises, last conversations, planned
-    /// days) of its own accounts only, by their range of ids: its planner decides no other account
-    /// and looks them up by the account decided (`History::ledger`). Expanding the page's
-    /// borrowers to all their accounts cost each of those reads ~4 ms of a page's ~40.
-    fn of_borrower_accounts(self, sql: &mut Sql) {
-        match self {
-            HistoryScope::Book => {}
-            HistoryScope::Page { after, through } => {
-                sql.push(" AND account_id > ");
-                sql.bind(after.to_string());
-                if let Some(through) = through {
-                    sql.push(" AND account_id <= ");
-                    sql.bind(through.to_string());
-                }
+    /// ` AND account_id` among the scope's accounts, and after `after` for a read keyed by
+    /// account, for the account-keyed history (open promises, last conversations, planned
+    /// days). The accounts of the scope's borrowers, except for a plan page: its own range of
+    /// ids, since its planner decides no other account and looks them up by the account decided
+    /// (`History::ledger`); expanding the page's borrowers to all their accounts cost each of
+    /// those reads ~4 ms of a page's ~40. A page's range takes the greater lower bound, so that
+    /// it is one range of the index.
+    fn of_accounts(self, sql: &mut Sql, after: Option<&str>) {
+        if let HistoryScope::Page { after: page_after, through } = self {
+            sql.push(" AND account_id > ");
+            sql.bind(after.map_or(page_after, |after| page_after.max(after)).to_string());
+            if let Some(through) = through {
+                sql.push(" AND account_id <= ");
+                sql.bind(through.to_string());
             }
-            _ => {
-                sql.push(" AND account_id IN (SELECT id FROM accounts WHERE true");
-                self.of_borrowers(sql, "borrower_id");
-                sql.push(")");
-            }
+            return;
+        }
+        if let Some(after) = after {
+            sql.push(" AND account_id > ");
+            sql.bind(after.to_string());
+        }
+        if !matches!(self, HistoryScope::Book) {
+            sql.push(" AND account_id IN (SELECT id FROM accounts WHERE true");
+            self.of_borrowers(sql, "borrower_id");
+            sql.push(")");
         }
     }
 
@@ -470,7 +474,7 @@ fn push_open_promises(sql: &mut Sql, scope: HistoryScope<'_>, after: i64) {
         |sql| {
             sql.push("status = 'open'");
             push_after_id(sql, after);
-            scope.of_borrower_accounts(sql);
+            scope.of_accounts(sql, None);
         },
         "id",
         PAGE_ROWS,
@@ -526,18 +530,7 @@ fn push_last_conversations(sql: &mut Sql, scope: HistoryScope<'_>, after: String
             sql.push("outcome IN (");
             sql.push(&codes);
             sql.push(")");
-            match scope {
-                // One lower bound, the greater of the page's and the read's: the index's range.
-                HistoryScope::Page { after: page_after, through } => {
-                    let page = HistoryScope::Page { after: page_after.max(after.as_str()), through };
-                    page.of_borrower_accounts(sql);
-                }
-                _ => {
-                    sql.push(" AND account_id > ");
-                    sql.bind(after);
-                    scope.of_borrower_accounts(sql);
-                }
-            }
+            scope.of_accounts(sql, Some(&after));
             sql.push(" GROUP BY account_id");
         },
         "account_id",
@@ -580,7 +573,7 @@ fn push_planned_days(sql: &mut Sql, scope: HistoryScope<'_>, dates: &RangeInclus
             sql.push(TaskOrigin::Plan.code());
             sql.push("'");
             push_after_id(sql, after);
-            scope.of_borrower_accounts(sql);
+            scope.of_accounts(sql, None);
         },
         "id",
         PAGE_ROWS,

@@ -25,6 +25,7 @@ mod release;
 mod report;
 mod sql;
 mod sqlite_busy;
+mod sqlite_checkpoints;
 mod sqlite_parts;
 mod statistics;
 mod task_state;

@@ -170,7 +170,7 @@ pub struct PartSaved {
 pub struct PlanRunWriter {
     db: DatabaseConnection,
     /// On SQLite, copies the writer's WAL into the database in the background.
-    checkpoints: Option<super::sqlite_parts::Checkpoints>,
+    checkpoints: Option<super::sqlite_checkpoints::Checkpoints>,
     run_id: i64,
     created_at: DateTime<Utc>,
     as_of: DateTime<Utc>,
@@ -220,7 +220,7 @@ pub async fn begin_plan_run(
             let count = |value: i64| u64::try_from(value).unwrap_or(0);
             return Ok(PlanRunWriter {
                 db: writer_connection(db),
-                checkpoints: super::sqlite_parts::Checkpoints::for_writer(db),
+                checkpoints: super::sqlite_checkpoints::Checkpoints::for_writer(db),
                 run_id: row.id,
                 created_at: run.started_at,
                 as_of: row.as_of,
@@ -238,7 +238,7 @@ pub async fn begin_plan_run(
     let run_id = insert_run(db, run).await?;
     Ok(PlanRunWriter {
         db: writer_connection(db),
-        checkpoints: super::sqlite_parts::Checkpoints::for_writer(db),
+        checkpoints: super::sqlite_checkpoints::Checkpoints::for_writer(db),
         run_id,
         created_at: run.started_at,
         as_of: run.as_of,
@@ -252,7 +252,7 @@ pub async fn begin_plan_run(
 /// SQLite drops a connection's page cache when another connection wrote since its last
 /// transaction, so parts written by the shared pool's connections in turn would each start
 /// with a cold cache; one connection keeps the `tasks` indexes cached from one part to the
-/// next. It never checkpoints the WAL after its commits: [`sqlite_parts::Checkpoints`](super::sqlite_parts::Checkpoints)
+/// next. It never checkpoints the WAL after its commits: [`sqlite_checkpoints::Checkpoints`](super::sqlite_checkpoints::Checkpoints)
 /// does, mostly beside it (a checkpoint after the writer's commit had stopped the writer for
 /// 70-350 ms each time, ~1.9 s of a 1,000,000-account plan). It keeps its
 /// statement journals in memory (`temp_store=memory`): each 64-row `INSERT` may fail halfway,
