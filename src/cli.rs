@@ -58,6 +58,10 @@ pub enum Command {
         /// text (a summary) or jsonl (one JSON object per task or skip).
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
+        /// Planners in this process, each claiming shards of the run (default: `[plan] workers`,
+        /// 1). More than one cuts the run into shards.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        workers: Option<u16>,
     },
     /// Fit the probability of a right-party contact (segment, local hour, borrower) and store it.
     Learn {
@@ -312,9 +316,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Plan { dry_run, as_of, format } => {
+        Command::Plan { dry_run, as_of, format, workers } => {
             let now = as_of.map(|at| at.to_utc()).unwrap_or_else(chrono::Utc::now);
-            ops::plan_command(&settings, now, dry_run, format, &mut out).await?;
+            let workers = workers.map(usize::from);
+            ops::plan_command(&settings, now, dry_run, workers, format, &mut out).await?;
         }
         Command::Learn { as_of, lookback_days } => {
             let now = as_of.map(|at| at.to_utc()).unwrap_or_else(chrono::Utc::now);

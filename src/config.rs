@@ -94,6 +94,48 @@ impl Default for Schedule {
     }
 }
 
+/// `[plan]`: how the daily plan is shared out.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSettings {
+    /// Planners per process (`arrears plan` and each `serve` instance), each planning shards of
+    /// the run; more than one makes the run sharded.
+    #[serde(default = "PlanSettings::default_workers")]
+    pub workers: usize,
+    /// Whether `serve` instances share the daily plan: the run is sharded and every instance's
+    /// planners claim its shards (PostgreSQL: instances on several machines; see docs/operations.md).
+    #[serde(default)]
+    pub shared: bool,
+    /// Accounts per shard of a sharded run.
+    #[serde(default = "PlanSettings::default_shard_accounts")]
+    pub shard_accounts: u64,
+}
+
+impl PlanSettings {
+    fn default_workers() -> usize {
+        1
+    }
+    fn default_shard_accounts() -> u64 {
+        crate::ops::SHARD_ACCOUNTS
+    }
+
+    /// `options` with these settings applied.
+    pub fn apply(&self, options: crate::ops::PlanOptions) -> crate::ops::PlanOptions {
+        crate::ops::PlanOptions {
+            workers: self.workers.max(1),
+            shared: self.shared,
+            shard_accounts: self.shard_accounts.max(1),
+            ..options
+        }
+    }
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        PlanSettings { workers: Self::default_workers(), shared: false, shard_accounts: Self::default_shard_accounts() }
+    }
+}
+
 /// The whole configuration; every key is optional.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +158,9 @@ pub struct Config {
     /// Schedules.
     #[serde(default)]
     pub schedule: Schedule,
+    /// How the daily plan is shared out among planners and instances.
+    #[serde(default)]
+    pub plan: PlanSettings,
     /// How long an agent's lease lasts without a heartbeat (`15m`).
     #[serde(default = "Config::default_lease_ttl")]
     pub lease_ttl: String,

@@ -66,6 +66,8 @@ pub struct Schedules {
     pub promises: cron::Schedule,
     /// The nightly training of the contact model.
     pub learn: cron::Schedule,
+    /// How the plan is shared out (`[plan]`).
+    pub plan_settings: crate::config::PlanSettings,
 }
 
 /// The lock the learn job takes.
@@ -89,7 +91,7 @@ impl Schedules {
         let reap = parse_cron("schedule.reap", &config.schedule.reap)?;
         let promises = parse_cron("schedule.promises", &config.schedule.promises)?;
         let learn = parse_cron("schedule.learn", &config.schedule.learn)?;
-        Ok(Schedules { zone, plan, reap, promises, learn })
+        Ok(Schedules { zone, plan, reap, promises, learn, plan_settings: config.plan })
     }
 
     /// The latest occurrence of the plan schedule at or before `now`.
@@ -164,6 +166,9 @@ enum PlanJob {
         /// Pages seen by the last step, and that step's instant when they last moved.
         seen: u64,
         progress_at: DateTime<Utc>,
+        /// Whether the job holds the planner lock (it started the run); a job that joined
+        /// another instance's sharded run holds none.
+        holds_lock: bool,
     },
     /// The plan ended; the next step reports it.
     Ended(anyhow::Result<PlanOutcome>),
@@ -361,21 +366,21 @@ impl Scheduler {
             return Ok(());
         }
 
-        let progress_at = match &mut *self.lock_job() {
-            PlanJob::Running { pages, seen, progress_at, .. } => {
+        let running = match &mut *self.lock_job() {
+            PlanJob::Running { pages, seen, progress_at, holds_lock, .. } => {
                 let saved = pages.load(Ordering::Relaxed);
                 if saved != *seen {
                     *seen = saved;
                     *progress_at = now;
                 }
-                Some(*progress_at)
+                Some((*progress_at, *holds_lock))
             }
             _ => None,
         };
-        if let Some(progress_at) = progress_at {
+        if let Some((progress_at, holds_lock)) = running {
             report.plan_running = true;
             let until = progress_at + PLANNER_LOCK_TTL;
-            if until > now && !store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, until).await? {
+            if holds_lock && until > now && !store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, until).await? {
                 tracing::warn!("another instance took the planner lock while this one's plan runs");
             }
             return Ok(());
@@ -387,22 +392,30 @@ impl Scheduler {
         if store::plan_finished_since(&self.db, due).await? {
             return Ok(());
         }
-        if !store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, now + PLANNER_LOCK_TTL).await? {
+        let strategies = (self.strategies)();
+        let options =
+            self.schedules.plan_settings.apply(PlanOptions { zone: self.schedules.zone, ..PlanOptions::new(false) });
+        let holds_lock = store::try_lock(&self.db, PLANNER_LOCK, &self.holder, now, now + PLANNER_LOCK_TTL).await?;
+        // Another instance plans: with a shared plan, this one's planners join its sharded run.
+        let joins = !holds_lock
+            && options.shared
+            && crate::ops::joinable_plan_run(&self.db, &strategies, now, self.schedules.zone).await?;
+        if !holds_lock && !joins {
             report.plan_locked = true;
             return Ok(());
         }
         let pages = Arc::new(AtomicU64::new(0));
         let handle = tokio::spawn(plan_job(
             self.db.clone(),
-            (self.strategies)(),
-            PlanOptions { zone: self.schedules.zone, ..PlanOptions::new(false) },
+            strategies,
+            options,
             now,
             self.clock.clone(),
-            self.holder.clone(),
+            holds_lock.then(|| self.holder.clone()),
             self.metrics.clone(),
             Arc::clone(&pages),
         ));
-        *self.lock_job() = PlanJob::Running { handle: Some(handle), pages, seen: 0, progress_at: now };
+        *self.lock_job() = PlanJob::Running { handle: Some(handle), pages, seen: 0, progress_at: now, holds_lock };
         report.plan_started = true;
         Ok(())
     }
@@ -445,8 +458,9 @@ impl Scheduler {
     }
 }
 
-/// The plan job: plans and saves the book as of `now` page by page, counting the pages in
-/// `pages` (the steps renew the lock while they move), then gives the planner lock up.
+/// The plan job: plans and saves the book as of `now` page by page (or joins the day's sharded
+/// run), counting the pages in `pages` (the steps renew the lock while they move), then gives
+/// the planner lock up when `holder` took it.
 #[allow(clippy::too_many_arguments)]
 async fn plan_job(
     db: DatabaseConnection,
@@ -454,7 +468,7 @@ async fn plan_job(
     options: PlanOptions,
     now: DateTime<Utc>,
     clock: Clock,
-    holder: String,
+    holder: Option<String>,
     metrics: Option<Arc<Metrics>>,
     pages: Arc<AtomicU64>,
 ) -> anyhow::Result<PlanOutcome> {
@@ -468,7 +482,9 @@ async fn plan_job(
         metrics.plan_runs.inc();
         metrics.plan_seconds.observe(started.elapsed().as_secs_f64());
     }
-    if let Err(error) = store::unlock(&db, PLANNER_LOCK, &holder, clock.now()).await {
+    if let Some(holder) = holder
+        && let Err(error) = store::unlock(&db, PLANNER_LOCK, &holder, clock.now()).await
+    {
         tracing::warn!(%error, "cannot give the planner lock up; it expires on its own");
     }
     let outcome = outcome?;

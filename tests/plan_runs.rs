@@ -64,6 +64,28 @@ async fn load_book(db: &sea_orm::DatabaseConnection, dir: &Path) {
     }
 }
 
+/// The plan instant of the books of [`planned_books`].
+const NOW: &str = "2026-11-22T01:30:00Z";
+
+/// The demo book of `accounts` accounts (seed `seed`) loaded into each store, with what one
+/// uninterrupted run decides for it as of [`NOW`] (a dry run shows exactly what a run saves).
+async fn planned_books(
+    accounts: usize,
+    seed: u64,
+    strategies: &StrategySet,
+) -> Vec<(common::TestDb, arrears::plan::Plan)> {
+    let now: DateTime<Utc> = NOW.parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), accounts, seed, now).unwrap();
+    let mut books = Vec::new();
+    for test_db in common::all_dbs().await {
+        load_book(&test_db.db, dir.path()).await;
+        let (_, whole) = ops::plan_collect(&test_db.db, strategies, now, true).await.unwrap();
+        books.push((test_db, whole));
+    }
+    books
+}
+
 /// What identifies a saved task and what the planner decided for it.
 type TaskKey = (String, chrono::NaiveDate, i32, String, String, DateTime<Utc>, DateTime<Utc>, i32);
 
@@ -102,15 +124,11 @@ fn planned_tasks(plan: &arrears::plan::Plan) -> Vec<TaskKey> {
 
 #[tokio::test]
 async fn a_plan_that_dies_after_some_pages_keeps_them_and_the_next_plan_completes_the_same_run() {
-    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    arrears::demo::write_portfolio(dir.path(), 1_000, 3, now).unwrap();
+    let now: DateTime<Utc> = NOW.parse().unwrap();
     let strategies = load_strategies(&root().join("strategies"));
-    for test_db in common::all_dbs().await {
+    for (test_db, whole) in planned_books(1_000, 3, &strategies).await {
         let (db, backend) = (&test_db.db, test_db.backend);
-        load_book(db, dir.path()).await;
         // What one uninterrupted run decides (a dry run shows exactly what a run saves).
-        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
         let mut accounts: Vec<String> = Vec::new();
         for task in &whole.tasks {
             accounts.push(task.account_id.to_string());
@@ -266,14 +284,10 @@ async fn a_plan_with_other_strategies_does_not_continue_an_interrupted_run_and_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_another_run_saves_while_a_run_plans_keep_that_runs_tasks_only() {
-    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    arrears::demo::write_portfolio(dir.path(), 500, 9, now).unwrap();
+    let now: DateTime<Utc> = NOW.parse().unwrap();
     let strategies = load_strategies(&root().join("strategies"));
-    for test_db in common::all_dbs().await {
+    for (test_db, whole) in planned_books(500, 9, &strategies).await {
         let (db, backend) = (&test_db.db, test_db.backend);
-        load_book(db, dir.path()).await;
-        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
         let mut accounts: Vec<&str> = whole.tasks.iter().map(|task| &*task.account_id).collect();
         accounts.extend(whole.skips.iter().map(|skip| skip.account_id.as_str()));
         accounts.sort();
@@ -327,15 +341,11 @@ async fn accounts_another_run_saves_while_a_run_plans_keep_that_runs_tasks_only(
 
 #[tokio::test]
 async fn a_part_whose_account_days_another_run_saved_after_its_history_was_read_saves_none_of_them() {
-    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    arrears::demo::write_portfolio(dir.path(), 200, 9, now).unwrap();
+    let now: DateTime<Utc> = NOW.parse().unwrap();
     let strategies = load_strategies(&root().join("strategies"));
-    for test_db in common::all_dbs().await {
+    for (test_db, whole) in planned_books(200, 9, &strategies).await {
         let (db, backend) = (&test_db.db, test_db.backend);
-        load_book(db, dir.path()).await;
         // This run's decisions, made before the other run saves.
-        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
         let mut racing: Vec<&str> = whole.tasks.iter().map(|task| &*task.account_id).collect();
         racing.dedup();
         racing.truncate(3);
@@ -408,14 +418,10 @@ async fn insert_as_another_run(txn: &sea_orm::DatabaseTransaction, tasks: &[arre
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_part_racing_another_runs_uncommitted_tasks_keeps_that_runs_and_saves_the_rest() {
     use sea_orm::ConnectionTrait;
-    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    arrears::demo::write_portfolio(dir.path(), 200, 9, now).unwrap();
+    let now: DateTime<Utc> = NOW.parse().unwrap();
     let strategies = load_strategies(&root().join("strategies"));
-    for test_db in common::all_dbs().await {
+    for (test_db, whole) in planned_books(200, 9, &strategies).await {
         let (db, backend) = (&test_db.db, test_db.backend);
-        load_book(db, dir.path()).await;
-        let (_, whole) = ops::plan_collect(db, &strategies, now, true).await.unwrap();
         let mut racing: Vec<String> = whole.tasks.iter().map(|task| task.account_id.to_string()).collect();
         racing.dedup();
         racing = racing.into_iter().skip(10).take(3).collect();
@@ -488,7 +494,7 @@ async fn a_dry_run_on_a_planned_day_shows_todays_decisions_marked_already_planne
             let settings = settings.clone();
             async move {
                 let mut out = Vec::new();
-                ops::plan_command(&settings, at, dry_run, format, &mut out).await.unwrap();
+                ops::plan_command(&settings, at, dry_run, None, format, &mut out).await.unwrap();
                 String::from_utf8(out).unwrap()
             }
         };
@@ -538,4 +544,186 @@ async fn a_dry_run_on_a_planned_day_shows_todays_decisions_marked_already_planne
         run(false, PlanFormat::Text, later).await;
         assert_eq!(stored_tasks(&test_db.db).await, saved, "{backend}");
     }
+}
+
+/// The shards of a run as stored: `(shard, state, holder)`.
+async fn shards_of(db: &sea_orm::DatabaseConnection, run_id: i64) -> Vec<(i32, String, Option<String>)> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = format!("SELECT shard, state, holder FROM plan_run_shards WHERE run_id = {run_id} ORDER BY shard");
+    let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+    rows.iter()
+        .map(|row| {
+            (row.try_get_by_index(0).unwrap(), row.try_get_by_index(1).unwrap(), row.try_get_by_index(2).unwrap())
+        })
+        .collect()
+}
+
+/// The options of a sharded run: three planners, shards of 150 accounts, pages of 97 (so pages
+/// straddle shard boundaries unless cut by them).
+fn sharded_options() -> ops::PlanOptions {
+    ops::PlanOptions { workers: 3, shard_accounts: 150, page_accounts: 97, ..ops::PlanOptions::new(false) }
+}
+
+/// What a run's row says it decided.
+fn run_counts(run: &entity::plan_runs::Model) -> (i64, i64, i64, BTreeMap<String, u64>) {
+    (run.accounts, run.tasks, run.skips, serde_json::from_str(&run.skip_counts).unwrap())
+}
+
+/// What one planner decides for the whole book: the run's counts and its stage changes.
+fn whole_counts(whole: &arrears::plan::Plan) -> (i64, i64, i64, BTreeMap<String, u64>) {
+    let mut skip_counts: BTreeMap<String, u64> = BTreeMap::new();
+    for skip in &whole.skips {
+        *skip_counts.entry(skip.reason.to_string()).or_default() += 1;
+    }
+    let accounts: BTreeSet<&str> = whole
+        .tasks
+        .iter()
+        .map(|task| &*task.account_id)
+        .chain(whole.skips.iter().map(|s| s.account_id.as_str()))
+        .collect();
+    (accounts.len() as i64, whole.tasks.len() as i64, whole.skips.len() as i64, skip_counts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planners_sharing_a_run_save_exactly_what_one_planner_decides() {
+    let now: DateTime<Utc> = NOW.parse().unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    for (test_db, whole) in planned_books(1_000, 3, &strategies).await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+
+        let mut pages = 0;
+        let outcome = ops::plan_pages_with(db, &strategies, now, &sharded_options(), |_| {
+            pages += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        // 1,000 accounts in shards of 150: six full shards and the rest.
+        assert_eq!((outcome.shards, outcome.shards_planned), (7, 7), "{backend}");
+        assert_eq!(outcome.totals.accounts, 1_000, "{backend}");
+        assert!(pages >= 7 * 2, "{backend}: each shard is planned page by page ({pages} pages)");
+        assert_eq!(
+            stored_tasks(db).await,
+            planned_tasks(&whole),
+            "{backend}: the same tasks as one planner, none twice"
+        );
+        let runs = PlanRuns::find().all(db).await.unwrap();
+        assert_eq!(runs.len(), 1, "{backend}");
+        assert!(runs[0].finished_at.is_some(), "{backend}: the run finished with its last shard");
+        assert_eq!(runs[0].shards, 7, "{backend}");
+        assert_eq!(run_counts(&runs[0]), whole_counts(&whole), "{backend}: the run's counts are its shards' sum");
+        let shards = shards_of(db, runs[0].id).await;
+        assert!(shards.iter().all(|(_, state, _)| state == "done"), "{backend}: {shards:?}");
+        let holders: BTreeSet<&Option<String>> = shards.iter().map(|(_, _, holder)| holder).collect();
+        assert!(holders.len() > 1, "{backend}: the three planners shared the shards out: {shards:?}");
+        let staged = whole.skips.iter().filter(|skip| skip.stage.is_some()).count()
+            + whole.tasks.iter().filter(|task| task.attempt == 1).count();
+        assert_eq!(StageHistory::find().count(db).await.unwrap(), staged as u64, "{backend}: one stage change each");
+        assert!(arrears::store::plan_finished_since(db, now).await.unwrap(), "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shards_of_a_planner_that_died_are_taken_over_and_the_run_completes_once() {
+    let now: DateTime<Utc> = NOW.parse().unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    for (test_db, whole) in planned_books(1_000, 3, &strategies).await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+
+        // An instance's planners die after four pages: their shards of four pages each stay
+        // claimed, partly saved.
+        let options = ops::PlanOptions { shard_accounts: 300, ..sharded_options() };
+        let mut pages = 0;
+        let died = ops::plan_pages_with(db, &strategies, now, &options, |_| {
+            pages += 1;
+            if pages == 4 { Err(anyhow::anyhow!("killed")) } else { Ok(()) }
+        })
+        .await;
+        assert!(died.is_err(), "{backend}");
+        let run = PlanRuns::find().one(db).await.unwrap().unwrap();
+        assert_eq!(run.finished_at, None, "{backend}");
+        let shards = shards_of(db, run.id).await;
+        assert!(shards.iter().any(|(_, state, _)| state == "claimed"), "{backend}: {shards:?}");
+        assert!(!stored_tasks(db).await.is_empty(), "{backend}: the saved pages stay");
+
+        // While their heartbeats are fresh, nobody else may take those shards.
+        let fresh = arrears::store::claim_shard(db, run.id, "intruder", Utc::now()).await.unwrap();
+        if let Some(claim) = &fresh {
+            let (_, state, _) = &shards[claim.shard as usize];
+            assert_eq!(state, "open", "{backend}: only an open shard may be claimed while its planner lives");
+            release_shard(db, run.id, claim.shard).await;
+        }
+
+        // Their heartbeats stop: a later plan of the day joins the run and takes them over.
+        let stale = Utc::now() - Duration::minutes(10);
+        set_heartbeats(db, run.id, stale).await;
+        let outcome = ops::plan_pages_with(
+            db,
+            &strategies,
+            now + Duration::minutes(5),
+            &ops::PlanOptions::new(false),
+            |_| Ok(()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome.run_id, Some(run.id), "{backend}: the day's sharded run is joined, not started again");
+        assert_eq!(outcome.shards, 4, "{backend}");
+        assert!(outcome.totals.accounts < 1_000, "{backend}: only what was not saved was planned");
+        assert_eq!(PlanRuns::find().count(db).await.unwrap(), 1, "{backend}");
+        let run = PlanRuns::find().one(db).await.unwrap().unwrap();
+        assert!(run.finished_at.is_some(), "{backend}");
+        assert_eq!(stored_tasks(db).await, planned_tasks(&whole), "{backend}: as one planner would, none twice");
+        assert_eq!(run_counts(&run), whole_counts(&whole), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_planner_whose_shard_was_taken_over_can_save_no_more_of_it() {
+    let now: DateTime<Utc> = NOW.parse().unwrap();
+    let strategies = load_strategies(&root().join("strategies"));
+    for (test_db, whole) in planned_books(300, 3, &strategies).await {
+        let (db, backend) = (&test_db.db, test_db.backend);
+        let run = arrears::store::NewPlanRun { as_of: now, started_at: now, ..Default::default() };
+        let (run_id, shards) = arrears::store::begin_sharded_run(db, &run, 100, None).await.unwrap();
+        assert_eq!(shards, 3, "{backend}: 300 accounts in shards of 100");
+        let long_ago = Utc::now() - Duration::hours(1);
+        let first = arrears::store::claim_shard(db, run_id, "slow", long_ago).await.unwrap().unwrap();
+        let taken = arrears::store::claim_shard(db, run_id, "quick", Utc::now()).await.unwrap().unwrap();
+        assert_eq!(taken.shard, first.shard, "{backend}: the stale claim is taken over first");
+
+        let mut slow = arrears::store::PlanRunWriter::for_shard(db, &first, "slow", now, now);
+        let tasks: Vec<_> = whole
+            .tasks
+            .iter()
+            .filter(|task| first.through.as_deref().is_none_or(|t| *task.account_id <= *t))
+            .cloned()
+            .collect();
+        let counts = arrears::store::RunCounts { accounts: 1, tasks: tasks.len() as u64, ..Default::default() };
+        let last = tasks.last().map(|task| task.account_id.to_string()).unwrap_or_default();
+        let part =
+            arrears::store::RunPart { tasks: &tasks, changes: &[], entries: &[], counts: &counts, resume_after: &last };
+        let refused = slow.save_part(part, None).await;
+        assert!(matches!(refused, Err(arrears::store::PlanRunError::Superseded { .. })), "{backend}: {refused:?}");
+        assert!(stored_tasks(db).await.is_empty(), "{backend}: nothing of the refused part was saved");
+        let mut quick = arrears::store::PlanRunWriter::for_shard(db, &taken, "quick", now, now);
+        let saved = quick.save_part(part, Some(now)).await.unwrap();
+        assert_eq!(saved.inserted, tasks.len() as u64, "{backend}");
+        assert_eq!(shards_of(db, run_id).await[0].1, "done", "{backend}");
+        assert!(!arrears::store::finish_sharded_run(db, run_id, now).await.unwrap(), "{backend}: two shards are open");
+    }
+}
+
+async fn set_heartbeats(db: &sea_orm::DatabaseConnection, run_id: i64, at: DateTime<Utc>) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = "UPDATE plan_run_shards SET heartbeat_at = $1 WHERE run_id = $2";
+    let statement = Statement::from_sql_and_values(db.get_database_backend(), sql, [at.into(), run_id.into()]);
+    db.execute_raw(statement).await.unwrap();
+}
+
+/// Gives an intruder's claim back (as if it had never been made).
+async fn release_shard(db: &sea_orm::DatabaseConnection, run_id: i64, shard: i32) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = "UPDATE plan_run_shards SET state = 'open', holder = NULL WHERE run_id = $1 AND shard = $2";
+    let statement = Statement::from_sql_and_values(db.get_database_backend(), sql, [run_id.into(), shard.into()]);
+    db.execute_raw(statement).await.unwrap();
 }

@@ -24,6 +24,11 @@ pub struct Model {
     /// The last account id whose page this run has saved (page-by-page runs).
     #[sea_orm(column_type = "Text", nullable)]
     pub resume_after: Option<String>,
+    /// The run's shards in `plan_run_shards` (0: a run of one planner).
+    pub shards: i32,
+    /// The capacity-limited queues' admission of a sharded run (JSON), decided once.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub admission: Option<String>,
 }
 
 /// No relations are declared: the schema has no foreign keys.

@@ -19,6 +19,7 @@ mod m20261204_000012_inbound;
 mod m20261205_000013_page_history;
 mod m20261206_000014_queue_day;
 mod m20261207_000015_in_flight_borrower;
+mod m20261207_000016_plan_shards;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_page_history::Migration),
             Box::new(m20261206_000014_queue_day::Migration),
             Box::new(m20261207_000015_in_flight_borrower::Migration),
+            Box::new(m20261207_000016_plan_shards::Migration),
         ]
     }
 }

@@ -269,6 +269,16 @@ code_enum!(
 );
 
 code_enum!(
+    /// Where a shard of a sharded plan run is: `open` (nobody plans it), `claimed` (a planner
+    /// plans it, or did until its heartbeat stopped) or `done` (all its accounts are saved).
+    ShardState, "shard state", {
+        Open => "open",
+        Claimed => "claimed",
+        Done => "done",
+    }
+);
+
+code_enum!(
     /// The policy's caps, as named in `cap:<name>` reason codes.
     Cap, "cap", {
         RpcPerDay => "rpc_per_day",
@@ -361,6 +371,8 @@ mod tests {
         assert!(leases.contains(&format!("channel = '{}'", Channel::Human.code())));
         let in_flight = include_str!("../../migration/src/m20261207_000015_in_flight_borrower.rs");
         assert!(in_flight.contains(&format!("state IN {}", TaskState::sql_list(TaskState::IN_FLIGHT))));
+        let shards = include_str!("../../migration/src/m20261207_000016_plan_shards.rs");
+        assert!(shards.contains(&format!(".default(\"{}\")", ShardState::Open.code())));
     }
 
     #[test]

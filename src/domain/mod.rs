@@ -15,7 +15,7 @@ pub use account::{Account, Borrower, ContactKind, ContactPoint, Portfolio};
 pub use capacity::{QueueCapacity, QueueName};
 pub use codes::{
     CallMatch, Cap, CaseState, Channel, DeliveryState, Direction, Disposition, EventType, Flag, Flags, Outcome,
-    ParseCodeError, TaskOrigin, TaskState,
+    ParseCodeError, ShardState, TaskOrigin, TaskState,
 };
 pub use funding::{FundingShare, FundingShares, is_funder_name, minor_unit};
 pub use history::{AttemptRecord, History, InFlight, Ledger, PromiseRecord};

@@ -22,8 +22,9 @@ pub(crate) mod recheck;
 pub use explain::{AccountExplanation, explain_account, explain_command, write_explanation};
 
 pub use planning::{
-    PLAN_PAGE_ACCOUNTS, PlanGroup, PlanOptions, PlanOutcome, PlanPage, PlanTotals, plan_and_persist, plan_collect,
-    plan_command, plan_pages, plan_pages_of, plan_pages_with, write_jsonl, write_page_jsonl, write_summary,
+    PLAN_PAGE_ACCOUNTS, PlanGroup, PlanOptions, PlanOutcome, PlanPage, PlanTotals, SHARD_ACCOUNTS, joinable_plan_run,
+    plan_and_persist, plan_collect, plan_command, plan_pages, plan_pages_of, plan_pages_with, write_jsonl,
+    write_page_jsonl, write_summary,
 };
 pub mod work;
 

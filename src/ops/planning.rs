@@ -105,6 +105,10 @@ pub struct PlanOutcome {
     /// Per capacity-limited human queue: its room today, the accounts that asked for it and
     /// those it took (the rest fell through to a later rule or skipped as `capacity:<queue>`).
     pub queues: BTreeMap<String, QueueAdmission>,
+    /// A sharded run's number of shards (0: a run of one planner).
+    pub shards: u32,
+    /// Of those, the shards this invocation's planners saved (others' planners saved the rest).
+    pub shards_planned: u32,
 }
 
 /// How to plan.
@@ -119,12 +123,41 @@ pub struct PlanOptions {
     /// continues the latest unfinished run started on the same day in this zone with the same
     /// strategy versions (the portfolio zone; UTC by default).
     pub zone: Tz,
+    /// Planners in this process, each planning shards of the run (at least 1). With more than
+    /// one a new run is sharded; a dry run has one.
+    pub workers: usize,
+    /// Whether a new run is sharded even with one planner, so that the planners of other
+    /// instances can join it (`serve` with `[plan] shared = true`).
+    pub shared: bool,
+    /// Accounts per shard of a sharded run (at least 1).
+    pub shard_accounts: u64,
 }
 
+/// Accounts per shard of a sharded run: ten pages, so that a run of 10,000,000 accounts has a
+/// hundred shards to share out and a planner that dies leaves at most one to take over.
+pub const SHARD_ACCOUNTS: u64 = 100_000;
+
+/// How often a planner with no shard to claim looks again while other planners' shards are not
+/// done (it takes one over once its heartbeat is [`store::SHARD_HEARTBEAT_TTL`] old).
+const SHARD_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl PlanOptions {
-    /// Pages of [`PLAN_PAGE_ACCOUNTS`], interrupted runs continued within the UTC day.
+    /// Pages of [`PLAN_PAGE_ACCOUNTS`], one planner, interrupted runs continued within the UTC
+    /// day.
     pub fn new(dry_run: bool) -> PlanOptions {
-        PlanOptions { dry_run, page_accounts: PLAN_PAGE_ACCOUNTS, zone: Tz::UTC }
+        PlanOptions {
+            dry_run,
+            page_accounts: PLAN_PAGE_ACCOUNTS,
+            zone: Tz::UTC,
+            workers: 1,
+            shared: false,
+            shard_accounts: SHARD_ACCOUNTS,
+        }
+    }
+
+    /// Whether a new run is cut into shards.
+    fn sharded(&self) -> bool {
+        !self.dry_run && (self.workers > 1 || self.shared)
     }
 }
 
@@ -233,7 +266,8 @@ where
 }
 
 /// Plans the book as of `now`, page by page (accounts in id order), and hands each page to
-/// `on_page` in order, after it was saved.
+/// `on_page` after it was saved: in order with one planner; with several, each planner's pages
+/// in order, interleaved.
 ///
 /// Unless a dry run, also records the strategy versions in force and saves the run page by
 /// page: the run's row is committed first (`finished_at` NULL while it runs); each page — on
@@ -243,6 +277,13 @@ where
 /// the next plan of the same day (in `options.zone`) with the same strategies continues after
 /// its `resume_after`; any other plan skips the saved accounts as `already_planned`. Reads the
 /// wall clock only for the run's `started_at` and `finished_at`.
+///
+/// A sharded run (`options.workers` > 1 or `options.shared`) is cut into shards of
+/// `options.shard_accounts` consecutive accounts, which planners claim one at a time, here and
+/// in other instances (see `store::plan_shards`); each shard is saved like a run of its own
+/// and the run finishes when every shard is done. A plan that finds the day's sharded run
+/// unfinished joins it: it plans as of the run's `as_of` with the run's stored admission, so
+/// every planner decides as one planner would.
 pub async fn plan_pages_with<F>(
     db: &DatabaseConnection,
     strategies: &StrategySet,
@@ -253,6 +294,9 @@ pub async fn plan_pages_with<F>(
 where
     F: FnMut(&PlanPage) -> anyhow::Result<()>,
 {
+    if options.dry_run && options.workers > 1 {
+        anyhow::bail!("a dry run plans with one worker: drop --workers, or plan without --dry-run");
+    }
     let page_accounts = options.page_accounts.max(1);
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
@@ -262,40 +306,163 @@ where
         tracing::info!(tables = ?analyzed, elapsed = ?clock.elapsed(), "statistics refreshed before planning");
     }
     // The latest contact model of `arrears learn`: rules with learned timing place by it.
-    let model = store::load_latest_model(db).await?;
-    let admission = admission_for(db, strategies, model.as_ref(), now, page_accounts, options.dry_run).await?;
-    let queues: BTreeMap<String, QueueAdmission> = admission
+    let model = store::load_latest_model(db).await?.map(Arc::new);
+    let run = NewPlanRun { as_of: now, started_at, strategies: strategies.versions(), ..NewPlanRun::default() };
+    let mut context = RunContext {
+        db: db.clone(),
+        strategies: Arc::new(strategies.clone()),
+        model,
+        admission: None,
+        now,
+        page_accounts,
+        dry_run: options.dry_run,
+    };
+    let start = if options.dry_run {
+        context.admission = context.admission_for().await?.map(Arc::new);
+        Start::Single { writer: None }
+    } else {
+        record_strategy_versions(db, strategies, started_at).await?;
+        let day = local_day(now, options.zone);
+        match store::unfinished_plan_run(db, &run, day.clone()).await? {
+            Some(row) if row.shards > 0 => {
+                tracing::info!(run_id = row.id, shards = row.shards, "joining a sharded plan run");
+                context.now = row.as_of;
+                if let Some(stored) = &row.admission {
+                    let admission = crate::plan::Admission::from_stored(stored)
+                        .map_err(|message| anyhow::anyhow!("plan run {}: {message}", row.id))?;
+                    context.admission = Some(Arc::new(admission));
+                }
+                Start::Sharded { run_id: row.id, shards: row.shards }
+            }
+            found => {
+                context.admission = context.admission_for().await?.map(Arc::new);
+                if found.is_none() && options.sharded() {
+                    let stored = context.admission.as_ref().map(|admission| admission.to_stored());
+                    let (run_id, shards) =
+                        store::begin_sharded_run(db, &run, options.shard_accounts.max(1), stored).await?;
+                    tracing::info!(run_id, shards, "sharded plan run started");
+                    Start::Sharded { run_id, shards }
+                } else {
+                    Start::Single { writer: Some(Box::new(store::begin_plan_run(db, &run, Some(day)).await?)) }
+                }
+            }
+        }
+    };
+    let queues: BTreeMap<String, QueueAdmission> = context
+        .admission
         .as_ref()
         .map(|admission| admission.queues.iter().map(|(queue, summary)| (queue.to_string(), *summary)).collect())
         .unwrap_or_default();
-    let run = NewPlanRun { as_of: now, started_at, strategies: strategies.versions(), ..NewPlanRun::default() };
-    let mut writer = if options.dry_run {
-        None
-    } else {
-        record_strategy_versions(db, strategies, started_at).await?;
-        Some(store::begin_plan_run(db, &run, Some(local_day(now, options.zone))).await?)
-    };
-    let resumed_after =
-        writer.as_ref().filter(|writer| writer.resumed()).and_then(|w| w.resume_after()).map(str::to_string);
-    if let (Some(writer), Some(key)) = (&writer, &resumed_after) {
-        tracing::info!(run_id = writer.run_id(), after = %key, "continuing an interrupted plan run");
-    }
-    let per_transaction = writer.as_ref().map_or(usize::MAX, store::PlanRunWriter::accounts_per_transaction);
 
+    let (done, mut pages_done) = tokio::sync::mpsc::channel::<DonePage>(1);
+    let (run_id, resumed_after, shards, work) = match start {
+        Start::Single { writer } => {
+            let run_id = writer.as_ref().map(|writer| writer.run_id());
+            let resumed_after =
+                writer.as_ref().filter(|writer| writer.resumed()).and_then(|w| w.resume_after()).map(str::to_string);
+            if let (Some(id), Some(key)) = (run_id, &resumed_after) {
+                tracing::info!(run_id = id, after = %key, "continuing an interrupted plan run");
+            }
+            let after = resumed_after.clone().unwrap_or_default();
+            let work =
+                tokio::spawn(
+                    async move { plan_range(context, after, None, writer.map(|w| *w), done).await.map(|()| 0) },
+                );
+            (run_id, resumed_after, 0, work)
+        }
+        Start::Sharded { run_id, shards } => {
+            let sharded = ShardedRun { run_id, created_at: started_at, workers: options.workers.max(1) };
+            let work = tokio::spawn(async move { sharded.plan(context, done).await });
+            (Some(run_id), None, u32::try_from(shards).unwrap_or(0), work)
+        }
+    };
+    let mut totals = PlanTotals::default();
+    let consumed = async {
+        while let Some(page) = pages_done.recv().await {
+            totals.planned_meanwhile += page.planned_meanwhile;
+            totals.already_planned += page.page.already_planned_accounts() as u64;
+            on_page(&page.page)?;
+            totals.add(&page.page.plan, page.accounts);
+            // The planner saves its next page only now (a failing `on_page` stops it first).
+            let _ = page.shown.send(());
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    // The planners stop at their next page (none is cut off in the middle of a statement).
+    drop(pages_done);
+    let worked = work.await.map_err(|error| anyhow::anyhow!("the plan's planners stopped: {error}"));
+    consumed?;
+    let shards_planned = worked??;
+    tracing::info!(?run_id, accounts = totals.accounts, tasks = totals.tasks, elapsed = ?clock.elapsed(), "planned");
+    Ok(PlanOutcome { run_id, resumed_after, totals, queues, shards, shards_planned })
+}
+
+/// How a plan starts: one planner over the book (saving through `writer`, or a dry run), or
+/// the planners of a sharded run.
+enum Start {
+    Single { writer: Option<Box<store::PlanRunWriter>> },
+    Sharded { run_id: i64, shards: i32 },
+}
+
+/// What every page of a run is planned with, shared by the run's planners.
+#[derive(Clone)]
+struct RunContext {
+    db: DatabaseConnection,
+    strategies: Arc<StrategySet>,
+    model: Option<Arc<ContactModel>>,
+    admission: Option<Arc<Admission>>,
+    /// The instant the run plans for.
+    now: DateTime<Utc>,
+    page_accounts: u64,
+    dry_run: bool,
+}
+
+impl RunContext {
+    /// The run's admission to capacity-limited queues (see [`admission_for`]).
+    async fn admission_for(&self) -> anyhow::Result<Option<Admission>> {
+        let model = self.model.as_deref();
+        admission_for(&self.db, &self.strategies, model, self.now, self.page_accounts, self.dry_run).await
+    }
+}
+
+/// A page saved (or decided, in a dry run), on its way to the caller's `on_page`.
+struct DonePage {
+    page: PlanPage,
+    accounts: usize,
+    /// Accounts another run saved meanwhile (their tasks were left out).
+    planned_meanwhile: u64,
+    /// Told once `on_page` has taken the page: its planner saves no page ahead of what the
+    /// caller has seen, so a plan stopped by its caller (a closed output) has saved exactly
+    /// the pages shown, and continues after them.
+    shown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Plans the accounts after `after` up to `through` (`None`: to the book's end) page by page,
+/// saving each through `writer` (none in a dry run), and sends each page on to `done` once it
+/// is saved. The range's last page finishes the writer's run (or marks its shard done).
+async fn plan_range(
+    context: RunContext,
+    after: String,
+    through: Option<String>,
+    mut writer: Option<store::PlanRunWriter>,
+    done: tokio::sync::mpsc::Sender<DonePage>,
+) -> anyhow::Result<()> {
+    let per_transaction = writer.as_ref().map_or(usize::MAX, store::PlanRunWriter::accounts_per_transaction);
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PlannedPage>(PAGES_IN_FLIGHT);
     let (read_pages, mut pages_read) = tokio::sync::mpsc::channel::<ReadPage>(1);
-    let start_after = resumed_after.clone().unwrap_or_default();
+    let now = context.now;
     // Reading, planning and writing are three stages, each a task of its own, so that the next
     // page is read while one is planned and another written (on SQLite a part is written in
     // blocking calls on the writer's connection; see `store::sqlite_parts`).
     let reader = {
-        let (db, dry_run) = (db.clone(), options.dry_run);
+        let (db, dry_run, page_accounts) = (context.db.clone(), context.dry_run, context.page_accounts);
         tokio::spawn(async move {
-            let mut after = start_after;
+            let mut after = after;
             loop {
-                let page = store::load_book_page(&db, &after, page_accounts).await?;
+                let page = store::load_book_range(&db, &after, through.as_deref(), page_accounts).await?;
                 let next = page.next.clone();
-                let (history, planned_days) = page_history(&db, &page, now, dry_run).await?;
+                let (history, planned_days) = page_history(&db, &page, through.as_deref(), now, dry_run).await?;
                 if read_pages.send(ReadPage { page, history, planned_days }).await.is_err() {
                     break;
                 }
@@ -308,12 +475,12 @@ where
         })
     };
     let producer = {
-        let strategies = Arc::new(strategies.clone());
+        let RunContext { strategies, model, admission, .. } = context;
         tokio::spawn(async move {
             while let Some(ReadPage { page, history, planned_days }) = pages_read.recv().await {
                 let mut planner = Planner::new(&history, &strategies, now)
-                    .with_model(model.as_ref())
-                    .with_admission(admission.as_ref());
+                    .with_model(model.as_deref())
+                    .with_admission(admission.as_deref());
                 let planned = plan_page(&mut planner, page, now, &planned_days, per_transaction);
                 if sender.send(planned).await.is_err() {
                     break;
@@ -322,37 +489,136 @@ where
         })
     };
     let consume = async {
-        let mut totals = PlanTotals::default();
         while let Some(mut planned) = receiver.recv().await {
+            let mut planned_meanwhile = 0;
             if let Some(writer) = writer.as_mut() {
                 save_page(writer, &mut planned).await?;
-                totals.planned_meanwhile += planned.page.already_planned.len() as u64;
+                planned_meanwhile = planned.page.already_planned.len() as u64;
                 planned.page.already_planned.clear();
             }
-            totals.already_planned += planned.page.already_planned_accounts() as u64;
-            on_page(&planned.page)?;
-            totals.add(&planned.page.plan, planned.accounts);
+            let (shown, seen) = tokio::sync::oneshot::channel();
+            let page = DonePage { page: planned.page, accounts: planned.accounts, planned_meanwhile, shown };
+            if done.send(page).await.is_err() || seen.await.is_err() {
+                anyhow::bail!("the plan was stopped");
+            }
         }
-        anyhow::Ok(totals)
+        anyhow::Ok(())
     };
     let consumed = consume.await;
-    if consumed.is_err() {
-        reader.abort();
-        producer.abort();
-    }
+    // On an error the planner and the reader stop at their next page: neither is cut off in
+    // the middle of a statement (a PostgreSQL connection dropped mid-query is left unusable).
+    drop(receiver);
     // A failed read explains a closed channel (and a short plan) better than the writer's view.
     let read = reader.await.map_err(|error| anyhow::anyhow!("the plan's reader stopped: {error}"));
     let planned = producer.await.map_err(|error| anyhow::anyhow!("the plan's planner stopped: {error}"));
-    let totals = match (consumed, read) {
+    match (consumed, read) {
         (_, Ok(Err(read))) => return Err(read),
         (Err(error), _) => return Err(error),
-        (Ok(_), Err(stopped)) => return Err(stopped),
-        (Ok(totals), Ok(Ok(()))) => totals,
-    };
+        (Ok(()), Err(stopped)) => return Err(stopped),
+        (Ok(()), Ok(Ok(()))) => {}
+    }
     planned?;
-    let run_id = writer.as_ref().map(store::PlanRunWriter::run_id);
-    tracing::info!(?run_id, accounts = totals.accounts, tasks = totals.tasks, elapsed = ?clock.elapsed(), "planned");
-    Ok(PlanOutcome { run_id, resumed_after, totals, queues })
+    Ok(())
+}
+
+/// The planners of one process working on a sharded run.
+struct ShardedRun {
+    run_id: i64,
+    /// The tasks' `created_at` (this invocation's start).
+    created_at: DateTime<Utc>,
+    workers: usize,
+}
+
+impl ShardedRun {
+    /// Runs `workers` planners, each claiming and planning shards until every shard of the run
+    /// is done (taking over those whose planner stopped), then finishes the run. Returns the
+    /// shards this process's planners saved.
+    async fn plan(self, context: RunContext, done: tokio::sync::mpsc::Sender<DonePage>) -> anyhow::Result<u32> {
+        let process = format!("pid {} #{:08x}", std::process::id(), rand::random::<u32>());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut planners = tokio::task::JoinSet::new();
+        for index in 0..self.workers {
+            let holder = format!("{process} planner {index}");
+            let (context, done, stop) = (context.clone(), done.clone(), Arc::clone(&stop));
+            let (run_id, created_at) = (self.run_id, self.created_at);
+            planners.spawn(async move {
+                let planned = plan_shards(context, run_id, created_at, holder, &stop, done).await;
+                if planned.is_err() {
+                    // The others finish the shard in hand and stop.
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                planned
+            });
+        }
+        drop(done);
+        let (mut saved, mut failed) = (0, None);
+        while let Some(joined) = planners.join_next().await {
+            match joined.map_err(|error| anyhow::anyhow!("a planner stopped: {error}")) {
+                Ok(Ok(shards)) => saved += shards,
+                Ok(Err(error)) | Err(error) => {
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        if !store::finish_sharded_run(&context.db, self.run_id, Utc::now()).await? {
+            anyhow::bail!("plan run {}: a shard is not done although no planner has it", self.run_id);
+        }
+        Ok(saved)
+    }
+}
+
+/// One planner of a sharded run: claims a shard, plans and saves it, and again, until no
+/// shard is left to claim and every shard is done; while other planners' shards are not done
+/// it looks again every [`SHARD_POLL`], to take over those whose planner stopped. A shard taken
+/// over from this planner meanwhile (its heartbeat had stopped) is left to its new planner.
+async fn plan_shards(
+    context: RunContext,
+    run_id: i64,
+    created_at: DateTime<Utc>,
+    holder: String,
+    stop: &std::sync::atomic::AtomicBool,
+    done: tokio::sync::mpsc::Sender<DonePage>,
+) -> anyhow::Result<u32> {
+    let mut saved = 0;
+    loop {
+        if done.is_closed() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            anyhow::bail!("the plan was stopped");
+        }
+        let Some(claim) = store::claim_shard(&context.db, run_id, &holder, Utc::now()).await? else {
+            if store::shards_not_done(&context.db, run_id).await? == 0 {
+                return Ok(saved);
+            }
+            tokio::time::sleep(SHARD_POLL).await;
+            continue;
+        };
+        tracing::debug!(run_id, shard = claim.shard, %holder, resumed = claim.resume_after.is_some(), "shard claimed");
+        let writer = store::PlanRunWriter::for_shard(&context.db, &claim, &holder, context.now, created_at);
+        let after = claim.resume_after.clone().unwrap_or_else(|| claim.after.clone());
+        match plan_range(context.clone(), after, claim.through.clone(), Some(writer), done.clone()).await {
+            Ok(()) => saved += 1,
+            Err(error) if matches!(error.downcast_ref(), Some(store::PlanRunError::Superseded { .. })) => {
+                tracing::warn!(run_id, shard = claim.shard, "another planner took this shard over; leaving it");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether the day's plan (the calendar day of `now` in `zone`) is a sharded run with the
+/// strategy versions of `strategies` that is not finished: the run the planners of another
+/// instance may join.
+pub async fn joinable_plan_run(
+    db: &DatabaseConnection,
+    strategies: &StrategySet,
+    now: DateTime<Utc>,
+    zone: Tz,
+) -> anyhow::Result<bool> {
+    let run = NewPlanRun { strategies: strategies.versions(), ..NewPlanRun::default() };
+    let found = store::unfinished_plan_run(db, &run, local_day(now, zone)).await?;
+    Ok(found.is_some_and(|row| row.shards > 0))
 }
 
 /// A page of the book with the history its planner reads (see [`page_history`]).
@@ -386,7 +652,7 @@ async fn admission_for(
     let mut candidates = Vec::new();
     loop {
         let page = store::load_book_page(db, &after, page_accounts).await?;
-        let (history, _) = page_history(db, &page, now, dry_run).await?;
+        let (history, _) = page_history(db, &page, None, now, dry_run).await?;
         let mut planner = Planner::new(&history, strategies, now).with_model(model).collecting();
         for account in &page.portfolio.accounts {
             scratch.clear();
@@ -428,11 +694,13 @@ async fn admission_for(
 async fn page_history(
     db: &DatabaseConnection,
     page: &BookPage,
+    through: Option<&str>,
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> anyhow::Result<(crate::domain::History, rustc_hash::FxHashSet<(String, chrono::NaiveDate)>)> {
     let today = now.date_naive();
-    let scope = store::HistoryScope::Page { after: &page.after, through: page.next.as_deref() };
+    // A range's last page ends where the range does.
+    let scope = store::HistoryScope::Page { after: &page.after, through: page.next.as_deref().or(through) };
     let dates = (today - Duration::days(1))..=(today + Duration::days(1));
     let mut history = store::load_page_history(db, scope, now - Duration::days(8), dates).await?;
     let planned_days = if dry_run { std::mem::take(&mut history.planned_days) } else { Default::default() };
@@ -619,12 +887,14 @@ async fn record_strategy_versions(
     Ok(())
 }
 
-/// `arrears plan`: plans (and unless `dry_run` saves) the book as of `now`, writing JSON Lines
-/// page by page as they are planned, or the summary at the end.
+/// `arrears plan`: plans (and unless `dry_run` saves) the book as of `now` with `workers`
+/// planners (default `[plan] workers`), writing JSON Lines page by page as they are planned, or
+/// the summary at the end.
 pub async fn plan_command(
     settings: &Settings,
     now: DateTime<Utc>,
     dry_run: bool,
+    workers: Option<usize>,
     format: super::PlanFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -632,7 +902,12 @@ pub async fn plan_command(
         .map_err(|errors| anyhow::anyhow!("the strategies are invalid; nothing was planned:\n{errors}"))?;
     let zone = crate::domain::parse_timezone(&settings.config.timezone)
         .map_err(|message| anyhow::anyhow!("timezone: {message}"))?;
-    let options = PlanOptions { zone, ..PlanOptions::new(dry_run) };
+    let mut options = settings.config.plan.apply(PlanOptions { zone, ..PlanOptions::new(dry_run) });
+    if let Some(workers) = workers {
+        options.workers = workers;
+    } else if dry_run {
+        options.workers = 1;
+    }
     let db = connect(settings).await?;
     // A saving plan holds the planner lock `serve`'s scheduler takes, so it never continues a
     // run a live instance is still writing (that run is unfinished only because it runs).
@@ -805,6 +1080,11 @@ pub fn write_summary(outcome: &PlanOutcome, now: DateTime<Utc>, out: &mut impl W
         (Some(id), Some(after)) => {
             writeln!(out, "saved as plan run {id}, continued after account {after} where it was interrupted")?
         }
+        (Some(id), None) if outcome.shards > 0 => writeln!(
+            out,
+            "saved as plan run {id} in {} shards, {} of them by this plan's planners",
+            outcome.shards, outcome.shards_planned
+        )?,
         (Some(id), None) => writeln!(out, "saved as plan run {id}")?,
         (None, _) => writeln!(out, "dry run: nothing saved")?,
     }

@@ -49,6 +49,61 @@ impl Admission {
     }
 }
 
+/// One queue's admission as stored with a sharded plan run.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredQueue {
+    room: u64,
+    candidates: u64,
+    admitted: u64,
+    cutoff: Option<f64>,
+    /// The accounts it took, in id order.
+    accounts: Vec<String>,
+}
+
+impl Admission {
+    /// The admission as JSON, stored with a sharded plan run so that every planner of the run
+    /// admits the same accounts (a second first pass would see the run's saved tasks).
+    pub fn to_stored(&self) -> String {
+        let queues: BTreeMap<String, StoredQueue> = self
+            .queues
+            .iter()
+            .map(|(queue, summary)| {
+                let mut accounts: Vec<String> =
+                    self.admitted.get(queue).map(|set| set.iter().cloned().collect()).unwrap_or_default();
+                accounts.sort_unstable();
+                let stored = StoredQueue {
+                    room: summary.room,
+                    candidates: summary.candidates,
+                    admitted: summary.admitted,
+                    cutoff: summary.cutoff,
+                    accounts,
+                };
+                (queue.to_string(), stored)
+            })
+            .collect();
+        serde_json::to_string(&queues).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Reads an admission written by [`Admission::to_stored`].
+    pub fn from_stored(text: &str) -> Result<Admission, String> {
+        let queues: BTreeMap<String, StoredQueue> =
+            serde_json::from_str(text).map_err(|error| format!("the stored admission: {error}"))?;
+        let mut admission = Admission::default();
+        for (name, stored) in queues {
+            let queue = QueueName::intern(&name);
+            let summary = QueueAdmission {
+                room: stored.room,
+                candidates: stored.candidates,
+                admitted: stored.admitted,
+                cutoff: stored.cutoff,
+            };
+            admission.queues.insert(queue, summary);
+            admission.admitted.insert(queue, stored.accounts.into_iter().collect());
+        }
+        Ok(admission)
+    }
+}
+
 /// Admits, for each queue with room, the candidates of highest value up to its room (ties by
 /// account id, so the same book gives the same admission). Queues in `room` that no candidate
 /// asks for are still listed: they limit whatever falls through to them later.
@@ -110,5 +165,7 @@ mod tests {
         );
         assert_eq!(admission.queues[&late], QueueAdmission { room: 0, candidates: 1, admitted: 0, cutoff: None });
         assert!(!admission.admits(late, "never-asked"), "a limited queue does not take an account it never ranked");
+        let stored = Admission::from_stored(&admission.to_stored()).unwrap();
+        assert_eq!(stored, admission, "a sharded run's planners admit what its first pass admitted");
     }
 }

@@ -56,7 +56,18 @@ pub struct BookPage {
 /// database's order of ids, which is byte order on SQLite and on a PostgreSQL database with the
 /// `C` collation; each page is sorted byte-wise.
 pub async fn load_book_page(db: &impl ConnectionTrait, after: &str, limit: u64) -> Result<BookPage, StoreError> {
-    let page = load_scope(db, Scope::After { after, limit }).await?;
+    load_book_range(db, after, None, limit).await
+}
+
+/// [`load_book_page`] within a range of the book: only accounts up to and including `through`
+/// (a shard's last id; `None`: to the book's end). The page after the range's last is empty.
+pub async fn load_book_range(
+    db: &impl ConnectionTrait,
+    after: &str,
+    through: Option<&str>,
+    limit: u64,
+) -> Result<BookPage, StoreError> {
+    let page = load_scope(db, Scope::After { after, through, limit }).await?;
     Ok(BookPage { after: after.to_string(), ..page })
 }
 
@@ -84,8 +95,8 @@ pub async fn load_accounts_by_id(db: &impl ConnectionTrait, ids: &[&str]) -> Res
 /// Which accounts to load.
 #[derive(Clone, Copy)]
 pub(crate) enum Scope<'a> {
-    /// The first `limit` accounts after the key `after`.
-    After { after: &'a str, limit: u64 },
+    /// The first `limit` accounts after the key `after`, up to and including `through`.
+    After { after: &'a str, through: Option<&'a str>, limit: u64 },
     /// One account.
     Account(&'a str),
     /// The accounts among these ids.
@@ -98,9 +109,13 @@ impl Scope<'_> {
     /// The filter on `accounts` (without `WHERE`).
     fn accounts(self, sql: &mut Sql) {
         match self {
-            Scope::After { after, .. } => {
+            Scope::After { after, through, .. } => {
                 sql.push("id > ");
                 sql.bind(after.to_string());
+                if let Some(through) = through {
+                    sql.push(" AND id <= ");
+                    sql.bind(through.to_string());
+                }
             }
             Scope::Account(id) => {
                 sql.push("id = ");

@@ -18,6 +18,7 @@ mod leases;
 mod locks;
 mod models;
 mod outcomes;
+mod plan_shards;
 mod plans;
 mod postgres_parts;
 mod reactions;
@@ -34,7 +35,7 @@ mod tokens;
 
 pub use account_view::{AccountView, PromiseView, account_view};
 pub use audit::{record_audit_at, record_audits_at, record_strategy_version, record_strategy_version_at};
-pub use book::{BookPage, load_account, load_accounts_by_id, load_book_page, load_portfolio};
+pub use book::{BookPage, load_account, load_accounts_by_id, load_book_page, load_book_range, load_portfolio};
 pub use deliveries::{
     ClaimedDelivery, NewDelivery, OutboxState, TryResult, claim_due_deliveries, deliveries_in_state, disable_endpoint,
     disabled_endpoints, enable_endpoint, enqueue_deliveries, outbox_states, postpone_claimed, ready_was_sent,
@@ -60,10 +61,13 @@ pub use outcomes::{
     attempts_of_task, count_broken_promise, insert_attempt_promise, insert_reported_attempt, open_promises_page,
     payments_since, resolve_promise, set_engine_flags,
 };
+pub use plan_shards::{
+    SHARD_HEARTBEAT_TTL, ShardClaim, begin_sharded_run, claim_shard, finish_sharded_run, shards_not_done,
+};
 pub use plans::{
     NewPlanRun, PartSaved, PlanRunError, PlanRunWriter, RunCounts, RunPart, SQLITE_ACCOUNTS_PER_TRANSACTION,
     StageChange, add_replanned_tasks, begin_plan_run, count_tasks, latest_plan_run_id, queue_backlog, queue_day_tasks,
-    raw_insert_tasks, save_plan, stage_history_of, tasks_for_account,
+    raw_insert_tasks, save_plan, stage_history_of, tasks_for_account, unfinished_plan_run,
 };
 pub use reactions::{
     NewCase, REACTION_FIRED, account_row, accounts_of_borrower, case_by_id, cases, cases_by_id, cases_of_account,

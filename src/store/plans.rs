@@ -68,7 +68,9 @@ pub async fn save_plan(
     insert_tasks(&txn, run_id, run.started_at, tasks, true).await?;
     let changes = stage_changes(&txn, stages).await?;
     apply_stage_changes(&txn, run_id, run.as_of, &changes).await?;
-    finish_run(&txn, run_id, run, finished_at).await?;
+    let counts =
+        RunCounts { accounts: run.accounts, tasks: run.tasks, skips: run.skips, skip_counts: run.skip_counts.clone() };
+    finish_run(&txn, run_id, &counts, finished_at).await?;
     txn.commit().await?;
     Ok(run_id)
 }
@@ -140,6 +142,9 @@ pub struct RunPart<'a> {
 /// before it, and the instants to write.
 pub(super) struct PartWrite<'a> {
     pub run_id: i64,
+    /// The shard the part belongs to, in a sharded run: its row is claimed and moved instead of
+    /// the run's.
+    pub shard: Option<&'a ShardMark>,
     /// What the run's `resume_after` must still be; it becomes `part.resume_after`.
     pub previous: Option<&'a str>,
     /// The tasks' `created_at`.
@@ -148,8 +153,17 @@ pub(super) struct PartWrite<'a> {
     pub as_of: DateTime<Utc>,
     pub part: RunPart<'a>,
     pub before: &'a RunCounts,
-    /// Set on the run's last part: the run is finished.
+    /// Set on the run's last part: the run is finished (in a sharded run: the shard is done).
     pub finished_at: Option<DateTime<Utc>>,
+    /// The wall clock when the part is saved: a shard's heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+/// The shard a writer saves, and the planner that claimed it (see `store::plan_shards`).
+#[derive(Debug, Clone)]
+pub(super) struct ShardMark {
+    pub shard: i32,
+    pub holder: String,
 }
 
 /// What saving a part did.
@@ -177,6 +191,7 @@ pub struct PlanRunWriter {
     counts: RunCounts,
     resume_after: Option<String>,
     resumed: bool,
+    shard: Option<ShardMark>,
 }
 
 /// Accounts per write transaction on SQLite, where a writer holds the whole database's write
@@ -201,39 +216,22 @@ pub async fn begin_plan_run(
     run: &NewPlanRun,
     resumable: Option<std::ops::Range<DateTime<Utc>>>,
 ) -> Result<PlanRunWriter, StoreError> {
-    let strategies = strategies_json(run);
-    if let Some(range) = resumable {
-        let found = entity::plan_runs::Entity::find()
-            .filter(entity::plan_runs::Column::FinishedAt.is_null())
-            .filter(entity::plan_runs::Column::AsOf.gte(range.start))
-            .filter(entity::plan_runs::Column::AsOf.lt(range.end))
-            .filter(entity::plan_runs::Column::Strategies.eq(strategies.as_str()))
-            .order_by_desc(entity::plan_runs::Column::Id)
-            .one(db)
-            .await?;
-        if let Some(row) = found {
-            let skip_counts = serde_json::from_str(&row.skip_counts).map_err(|error| StoreError::Corrupt {
-                table: "plan_runs",
-                id: row.id.to_string(),
-                message: format!("skip_counts: {error}"),
-            })?;
-            let count = |value: i64| u64::try_from(value).unwrap_or(0);
-            return Ok(PlanRunWriter {
-                db: writer_connection(db),
-                checkpoints: super::sqlite_checkpoints::Checkpoints::for_writer(db),
-                run_id: row.id,
-                created_at: run.started_at,
-                as_of: row.as_of,
-                counts: RunCounts {
-                    accounts: count(row.accounts),
-                    tasks: count(row.tasks),
-                    skips: count(row.skips),
-                    skip_counts,
-                },
-                resume_after: row.resume_after,
-                resumed: true,
-            });
-        }
+    if let Some(range) = resumable
+        && let Some(row) = unfinished_plan_run(db, run, range).await?
+    {
+        let counts =
+            stored_counts("plan_runs", &row.id.to_string(), row.accounts, row.tasks, row.skips, &row.skip_counts)?;
+        return Ok(PlanRunWriter {
+            db: writer_connection(db),
+            checkpoints: super::sqlite_checkpoints::Checkpoints::for_writer(db),
+            run_id: row.id,
+            created_at: run.started_at,
+            as_of: row.as_of,
+            counts,
+            resume_after: row.resume_after,
+            resumed: true,
+            shard: None,
+        });
     }
     let run_id = insert_run(db, run).await?;
     Ok(PlanRunWriter {
@@ -245,7 +243,43 @@ pub async fn begin_plan_run(
         counts: RunCounts::default(),
         resume_after: None,
         resumed: false,
+        shard: None,
     })
+}
+
+/// The latest unfinished run whose `as_of` falls in `range` and whose strategy versions are
+/// `run.strategies`: the run a plan of that day continues (or, when it is sharded, joins).
+pub async fn unfinished_plan_run(
+    db: &DatabaseConnection,
+    run: &NewPlanRun,
+    range: std::ops::Range<DateTime<Utc>>,
+) -> Result<Option<entity::plan_runs::Model>, StoreError> {
+    Ok(entity::plan_runs::Entity::find()
+        .filter(entity::plan_runs::Column::FinishedAt.is_null())
+        .filter(entity::plan_runs::Column::AsOf.gte(range.start))
+        .filter(entity::plan_runs::Column::AsOf.lt(range.end))
+        .filter(entity::plan_runs::Column::Strategies.eq(strategies_json(run).as_str()))
+        .order_by_desc(entity::plan_runs::Column::Id)
+        .one(db)
+        .await?)
+}
+
+/// Counts stored on a run's or a shard's row.
+pub(super) fn stored_counts(
+    table: &'static str,
+    id: &str,
+    accounts: i64,
+    tasks: i64,
+    skips: i64,
+    skip_counts: &str,
+) -> Result<RunCounts, StoreError> {
+    let skip_counts = serde_json::from_str(skip_counts).map_err(|error| StoreError::Corrupt {
+        table,
+        id: id.to_string(),
+        message: format!("skip_counts: {error}"),
+    })?;
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    Ok(RunCounts { accounts: count(accounts), tasks: count(tasks), skips: count(skips), skip_counts })
 }
 
 /// The connection a plan run writes through. On SQLite a pool of its own with one connection:
@@ -277,6 +311,31 @@ fn writer_connection(db: &DatabaseConnection) -> DatabaseConnection {
 }
 
 impl PlanRunWriter {
+    /// A writer of one claimed shard of a sharded run (as of `as_of`, its tasks created at
+    /// `created_at`), for the planner `holder` that claimed it: its parts move the shard's
+    /// `resume_after`, counts and heartbeat, and its last part marks the shard done (the run
+    /// itself is finished by [`finish_sharded_run`](super::finish_sharded_run)). A part is
+    /// refused ([`PlanRunError::Superseded`]) once another planner has taken the shard over.
+    pub fn for_shard(
+        db: &DatabaseConnection,
+        claim: &super::ShardClaim,
+        holder: &str,
+        as_of: DateTime<Utc>,
+        created_at: DateTime<Utc>,
+    ) -> PlanRunWriter {
+        PlanRunWriter {
+            db: writer_connection(db),
+            checkpoints: super::sqlite_checkpoints::Checkpoints::for_writer(db),
+            run_id: claim.run_id,
+            created_at,
+            as_of,
+            counts: claim.counts.clone(),
+            resume_after: claim.resume_after.clone(),
+            resumed: claim.resume_after.is_some(),
+            shard: Some(ShardMark { shard: claim.shard, holder: holder.to_string() }),
+        }
+    }
+
     /// The run's id.
     pub fn run_id(&self) -> i64 {
         self.run_id
@@ -329,12 +388,14 @@ impl PlanRunWriter {
         let postgres = is_postgres(self.db.get_database_backend());
         let write = PartWrite {
             run_id: self.run_id,
+            shard: self.shard.as_ref(),
             previous: self.resume_after.as_deref(),
             created_at: self.created_at,
             as_of: self.as_of,
             part,
             before: &self.counts,
             finished_at,
+            heartbeat_at: Utc::now(),
         };
         let (saved, total) = if postgres {
             super::postgres_parts::save_part(&self.db, write).await?
@@ -461,26 +522,27 @@ fn strategies_json(run: &NewPlanRun) -> String {
     serde_json::Value::Array(strategies).to_string()
 }
 
-/// Writes a run's final counts and the instant it finished.
-async fn finish_run(
+/// Writes a run's final counts and the instant it finished, unless it has finished already.
+pub(super) async fn finish_run(
     db: &impl ConnectionTrait,
     run_id: i64,
-    run: &NewPlanRun,
+    counts: &RunCounts,
     finished_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     sql.push("UPDATE plan_runs SET finished_at = ");
     sql.bind(finished_at);
     sql.push(", accounts = ");
-    sql.bind(count_i64(run.accounts));
+    sql.bind(count_i64(counts.accounts));
     sql.push(", tasks = ");
-    sql.bind(count_i64(run.tasks));
+    sql.bind(count_i64(counts.tasks));
     sql.push(", skips = ");
-    sql.bind(count_i64(run.skips));
+    sql.bind(count_i64(counts.skips));
     sql.push(", skip_counts = ");
-    sql.bind(serde_json::to_string(&run.skip_counts).unwrap_or_else(|_| "{}".into()));
+    sql.bind(serde_json::to_string(&counts.skip_counts).unwrap_or_else(|_| "{}".into()));
     sql.push(" WHERE id = ");
     sql.bind(run_id);
+    sql.push(" AND finished_at IS NULL");
     db.execute_raw(sql.statement()).await?;
     Ok(())
 }
@@ -559,7 +621,7 @@ pub async fn stage_history_of(
         .await?)
 }
 
-async fn insert_run(db: &impl ConnectionTrait, run: &NewPlanRun) -> Result<i64, StoreError> {
+pub(super) async fn insert_run(db: &impl ConnectionTrait, run: &NewPlanRun) -> Result<i64, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     sql.push(
         "INSERT INTO plan_runs (as_of, started_at, finished_at, accounts, tasks, skips, \

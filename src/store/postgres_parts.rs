@@ -11,6 +11,7 @@ use super::plans::{
     small_i32, total_after,
 };
 use super::{StoreError, sqlx_error};
+use crate::domain::ShardState;
 use crate::plan::{ExperimentEntry, Task};
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
@@ -33,17 +34,27 @@ pub(super) async fn save_part(
     write: PartWrite<'_>,
 ) -> Result<(PartSaved, RunCounts), PlanRunError> {
     let mut txn = db.get_postgres_connection_pool().begin().await.map_err(sqlx_error)?;
-    let claimed = sqlx::query(
-        "UPDATE plan_runs SET resume_after = $1 WHERE id = $2 AND finished_at IS NULL \
-         AND resume_after IS NOT DISTINCT FROM $3",
-    )
-    .bind(write.part.resume_after)
-    .bind(write.run_id)
-    .bind(write.previous)
-    .execute(&mut *txn)
-    .await
-    .map_err(sqlx_error)?
-    .rows_affected();
+    let claim = match write.shard {
+        None => sqlx::query(
+            "UPDATE plan_runs SET resume_after = $1 WHERE id = $2 AND finished_at IS NULL \
+             AND resume_after IS NOT DISTINCT FROM $3",
+        )
+        .bind(write.part.resume_after)
+        .bind(write.run_id)
+        .bind(write.previous),
+        Some(mark) => sqlx::query(
+            "UPDATE plan_run_shards SET resume_after = $1, heartbeat_at = $4 WHERE run_id = $2 \
+             AND resume_after IS NOT DISTINCT FROM $3 AND shard = $5 AND holder = $6 AND state = $7",
+        )
+        .bind(write.part.resume_after)
+        .bind(write.run_id)
+        .bind(write.previous)
+        .bind(write.heartbeat_at)
+        .bind(mark.shard)
+        .bind(mark.holder.as_str())
+        .bind(ShardState::Claimed.code()),
+    };
+    let claimed = claim.execute(&mut *txn).await.map_err(sqlx_error)?.rows_affected();
     if claimed != 1 {
         return Err(PlanRunError::Superseded { run_id: write.run_id });
     }
@@ -68,7 +79,7 @@ pub(super) async fn save_part(
     apply_stage_changes(&mut txn, write.run_id, write.as_of, &fresh.changes).await?;
     insert_entries(&mut txn, write.run_id, write.as_of, &fresh.entries).await?;
     let total = total_after(write.before, write.part.counts, inserted, fresh.planned_meanwhile.len());
-    write_counts(&mut txn, write.run_id, &total, write.finished_at).await?;
+    write_counts(&mut txn, &write, &total).await?;
     txn.commit().await.map_err(sqlx_error)?;
     Ok((PartSaved { inserted, planned_meanwhile: fresh.planned_meanwhile }, total))
 }
@@ -224,27 +235,39 @@ async fn insert_entries(
     Ok(())
 }
 
-/// Sets the run's running counts, and with `finished_at` finishes it.
+/// Sets the run's (or the shard's) running counts, and with `finished_at` finishes the run
+/// (marks the shard done).
 async fn write_counts(
     connection: &mut PgConnection,
-    run_id: i64,
+    write: &PartWrite<'_>,
     counts: &RunCounts,
-    finished_at: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     let skip_counts = serde_json::to_string(&counts.skip_counts).unwrap_or_else(|_| "{}".into());
-    sqlx::query(
-        "UPDATE plan_runs SET accounts = $1, tasks = $2, skips = $3, skip_counts = $4, \
-         finished_at = COALESCE($5, finished_at) WHERE id = $6",
-    )
-    .bind(count_i64(counts.accounts))
-    .bind(count_i64(counts.tasks))
-    .bind(count_i64(counts.skips))
-    .bind(skip_counts)
-    .bind(finished_at)
-    .bind(run_id)
-    .execute(connection)
-    .await
-    .map_err(sqlx_error)?;
+    let (accounts, tasks, skips) = (count_i64(counts.accounts), count_i64(counts.tasks), count_i64(counts.skips));
+    let query = match write.shard {
+        None => sqlx::query(
+            "UPDATE plan_runs SET accounts = $1, tasks = $2, skips = $3, skip_counts = $4, \
+             finished_at = COALESCE($5, finished_at) WHERE id = $6",
+        )
+        .bind(accounts)
+        .bind(tasks)
+        .bind(skips)
+        .bind(skip_counts)
+        .bind(write.finished_at)
+        .bind(write.run_id),
+        Some(mark) => sqlx::query(
+            "UPDATE plan_run_shards SET accounts = $1, tasks = $2, skips = $3, skip_counts = $4, \
+             state = COALESCE($5, state) WHERE run_id = $6 AND shard = $7",
+        )
+        .bind(accounts)
+        .bind(tasks)
+        .bind(skips)
+        .bind(skip_counts)
+        .bind(write.finished_at.map(|_| ShardState::Done.code()))
+        .bind(write.run_id)
+        .bind(mark.shard),
+    };
+    query.execute(connection).await.map_err(sqlx_error)?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use super::plans::{
     total_after,
 };
 use super::{StoreError, sqlx_error};
+use crate::domain::ShardState;
 use crate::plan::{ExperimentEntry, Task};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Statement, Transaction, TransactionBehavior};
@@ -47,12 +48,26 @@ pub(super) async fn save_part(
 
 /// The statements of one part, inside its transaction (dropped uncommitted: rolled back).
 fn write_part(txn: &Transaction<'_>, write: &PartWrite<'_>) -> Result<(PartSaved, RunCounts), PlanRunError> {
-    let claimed = txn
-        .execute(
+    let claimed = match write.shard {
+        None => txn.execute(
             "UPDATE plan_runs SET resume_after = ?1 WHERE id = ?2 AND finished_at IS NULL AND resume_after IS ?3",
             rusqlite::params![write.part.resume_after, write.run_id, write.previous],
-        )
-        .map_err(StoreError::from)?;
+        ),
+        Some(mark) => txn.execute(
+            "UPDATE plan_run_shards SET resume_after = ?1, heartbeat_at = ?2 WHERE run_id = ?3 AND shard = ?4 \
+             AND holder = ?5 AND state = ?6 AND resume_after IS ?7",
+            rusqlite::params![
+                write.part.resume_after,
+                timestamp(write.heartbeat_at),
+                write.run_id,
+                mark.shard,
+                mark.holder,
+                ShardState::Claimed.code(),
+                write.previous
+            ],
+        ),
+    }
+    .map_err(StoreError::from)?;
     if claimed != 1 {
         return Err(PlanRunError::Superseded { run_id: write.run_id });
     }
@@ -63,7 +78,7 @@ fn write_part(txn: &Transaction<'_>, write: &PartWrite<'_>) -> Result<(PartSaved
     apply_stage_changes(txn, write.run_id, write.as_of, &fresh.changes)?;
     insert_entries(txn, write.run_id, write.as_of, &fresh.entries)?;
     let total = total_after(write.before, write.part.counts, inserted, fresh.planned_meanwhile.len());
-    write_counts(txn, write.run_id, &total, write.finished_at)?;
+    write_counts(txn, write, &total)?;
     Ok((PartSaved { inserted, planned_meanwhile: fresh.planned_meanwhile }, total))
 }
 
@@ -204,26 +219,31 @@ fn insert_entries(
     Ok(())
 }
 
-/// Sets the run's running counts, and with `finished_at` finishes it.
-fn write_counts(
-    txn: &Transaction<'_>,
-    run_id: i64,
-    counts: &RunCounts,
-    finished_at: Option<DateTime<Utc>>,
-) -> Result<(), StoreError> {
+/// Sets the run's (or the shard's) running counts, and with `finished_at` finishes the run
+/// (marks the shard done).
+fn write_counts(txn: &Transaction<'_>, write: &PartWrite<'_>, counts: &RunCounts) -> Result<(), StoreError> {
     let skip_counts = serde_json::to_string(&counts.skip_counts).unwrap_or_else(|_| "{}".into());
-    txn.execute(
-        "UPDATE plan_runs SET accounts = ?1, tasks = ?2, skips = ?3, skip_counts = ?4, \
-         finished_at = COALESCE(?5, finished_at) WHERE id = ?6",
-        rusqlite::params![
-            count_i64(counts.accounts),
-            count_i64(counts.tasks),
-            count_i64(counts.skips),
-            skip_counts,
-            finished_at.map(timestamp),
-            run_id,
-        ],
-    )?;
+    let (accounts, tasks, skips) = (count_i64(counts.accounts), count_i64(counts.tasks), count_i64(counts.skips));
+    match write.shard {
+        None => txn.execute(
+            "UPDATE plan_runs SET accounts = ?1, tasks = ?2, skips = ?3, skip_counts = ?4, \
+             finished_at = COALESCE(?5, finished_at) WHERE id = ?6",
+            rusqlite::params![accounts, tasks, skips, skip_counts, write.finished_at.map(timestamp), write.run_id],
+        )?,
+        Some(mark) => txn.execute(
+            "UPDATE plan_run_shards SET accounts = ?1, tasks = ?2, skips = ?3, skip_counts = ?4, \
+             state = COALESCE(?5, state) WHERE run_id = ?6 AND shard = ?7",
+            rusqlite::params![
+                accounts,
+                tasks,
+                skips,
+                skip_counts,
+                write.finished_at.map(|_| ShardState::Done.code()),
+                write.run_id,
+                mark.shard
+            ],
+        )?,
+    };
     Ok(())
 }
 
