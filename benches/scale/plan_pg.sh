@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Issue 12's "several instances, one plan", measured: INSTANCES `arrears serve` processes share
-# the day's plan of a benchmark book on PostgreSQL (`[plan] shared = true`), then, in the same
-# run, one `arrears plan` process plans the same book as of the same instant, and a binary
-# `COPY` writes the same task rows into a table with only its primary key (the physical limit).
-# It prints each figure, and checks that the shared run decided exactly what one planner does.
+# Issue 12's "several instances, one plan", measured on PostgreSQL. MODE `serve`: N `arrears
+# serve` processes share the day's plan of a benchmark book (`[plan] shared = true`), as of the
+# instant their first tick plans. MODE `workers`: one `arrears plan --workers N` process plans it
+# as of 2026-11-22T01:00:00Z. Then, in the same run, one `arrears plan` process of one planner
+# plans the same book as of the same instant, and a binary `COPY` writes the same task rows into
+# a table with only its primary key (the physical limit). It prints each figure, and checks
+# that the sharded run decided exactly what one planner does (tasks and stage changes).
 #
-#   target/release/examples/benchmark_book /tmp/book10 10000000
-#   createdb -h 127.0.0.1 -U postgres book10_base
-#   A=target/release/arrears; U=postgres://postgres@127.0.0.1:5432/book10_base
-#   $A --database-url $U migrate && $A --database-url $U import accounts /tmp/book10/accounts.csv
-#   benches/scale/shared_plan.sh book10_base /tmp/book10 2
+#   target/release/examples/benchmark_book /tmp/book 1000000
+#   createdb -h 127.0.0.1 -U postgres book_base
+#   A=target/release/arrears; U=postgres://postgres@127.0.0.1:5432/book_base
+#   $A --database-url $U migrate && $A --database-url $U import accounts /tmp/book/accounts.csv
+#   createdb -h 127.0.0.1 -U postgres -T book_base book10_base
+#   psql -h 127.0.0.1 -U postgres -d book10_base -f benches/scale/replicate_book.sql
+#   benches/scale/plan_pg.sh serve book10_base /tmp/book 2
+#   benches/scale/plan_pg.sh workers book10_base /tmp/book 2
 #
 # Needs the release binary (ARREARS, default target/release/arrears), psql and createdb on
 # 127.0.0.1:5432 as `postgres`. The scratch databases it creates are dropped at the end.
 set -euo pipefail
-template=${1:?usage: shared_plan.sh TEMPLATE_DB BOOK_DIR [INSTANCES]}
-book=${2:?usage: shared_plan.sh TEMPLATE_DB BOOK_DIR [INSTANCES]}
-instances=${3:-2}
+usage="usage: plan_pg.sh serve|workers TEMPLATE_DB BOOK_DIR [N]"
+mode=${1:?$usage}
+template=${2:?$usage}
+book=${3:?$usage}
+instances=${4:-2}
 arrears=${ARREARS:-target/release/arrears}
 pg=(-h 127.0.0.1 -U postgres)
 shared=shared_plan_$$
@@ -50,29 +57,37 @@ shared = true
 plan = "0 0 0 * * *"   # midnight UTC: already past, so each instance's first tick plans
 TOML
 
-echo "== $instances serve instances share the plan ($shared)"
-started=$(date +%s.%N)
-pids=()
-for i in $(seq 1 "$instances"); do
-  ARREARS_BIND=127.0.0.1:$((18180 + i)) ARREARS_LOG=info /usr/bin/time -f "instance $i: max RSS %M KiB" -o "$work/time.$i" \
-    "$arrears" --database-url "postgres://postgres@127.0.0.1:5432/$shared" --config "$work/arrears.toml" \
-    --strategies "$book/strategies" --templates "$book/templates" serve > "$work/serve.$i.log" 2>&1 &
-  pids+=($!)
-done
-until [ "$(sql "$shared" "SELECT count(*) FROM plan_runs WHERE finished_at IS NOT NULL")" = 1 ]; do
-  for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null || { cat "$work"/serve.*.log; exit 1; }; done
-  sleep 0.2
-done
-finished=$(date +%s.%N)
-for pid in "${pids[@]}"; do pkill -TERM -P "$pid" || true; done
-wait
-awk "BEGIN { printf \"from the first start to the finished run (wall): %.1f s\\n\", $finished - $started }"
+echo "== PostgreSQL: $(sql "$shared" "SELECT 'shared_buffers ' || current_setting('shared_buffers') || ', max_wal_size ' || current_setting('max_wal_size')")"
+if [ "$mode" = serve ]; then
+  echo "== $instances serve instances share the plan ($shared)"
+  started=$(date +%s.%N)
+  pids=()
+  for i in $(seq 1 "$instances"); do
+    ARREARS_BIND=127.0.0.1:$((18180 + i)) ARREARS_LOG=info /usr/bin/time -f "instance $i: max RSS %M KiB" -o "$work/time.$i" \
+      "$arrears" --database-url "postgres://postgres@127.0.0.1:5432/$shared" --config "$work/arrears.toml" \
+      --strategies "$book/strategies" --templates "$book/templates" serve > "$work/serve.$i.log" 2>&1 &
+    pids+=($!)
+  done
+  until [ "$(sql "$shared" "SELECT count(*) FROM plan_runs WHERE finished_at IS NOT NULL")" = 1 ]; do
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null || { cat "$work"/serve.*.log; exit 1; }; done
+    sleep 0.2
+  done
+  finished=$(date +%s.%N)
+  for pid in "${pids[@]}"; do pkill -TERM -P "$pid" || true; done
+  wait
+  awk "BEGIN { printf \"from the first start to the finished run (wall): %.1f s\\n\", $finished - $started }"
+  cat "$work"/time.*
+else
+  echo "== one process, $instances planners ($shared)"
+  /usr/bin/time -f "plan --workers $instances: %e s wall, max RSS %M KiB" "$arrears" \
+    --database-url "postgres://postgres@127.0.0.1:5432/$shared" --strategies "$book/strategies" \
+    --templates "$book/templates" plan --as-of 2026-11-22T01:00:00Z --workers "$instances" > /dev/null
+fi
 sql "$shared" "SELECT 'run ' || id || ': as_of ' || as_of || ', ' || accounts || ' accounts, ' || tasks || ' tasks, '
   || shards || ' shards, started to finished ' || round(extract(epoch FROM finished_at - started_at)::numeric, 1) || ' s'
   FROM plan_runs"
 sql "$shared" "SELECT 'shards planned by ' || process || ': ' || count(*)
   FROM (SELECT regexp_replace(holder, ' planner [0-9]+$', '') AS process FROM plan_run_shards) shards GROUP BY process"
-cat "$work"/time.*
 as_of=$(sql "$shared" "SELECT to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM plan_runs")
 shared_decisions=$(decisions "$shared")
 
