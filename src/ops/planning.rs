@@ -276,7 +276,8 @@ where
 /// sets `finished_at`. A failure (or a kill) leaves the saved pages and an unfinished run, which
 /// the next plan of the same day (in `options.zone`) with the same strategies continues after
 /// its `resume_after`; any other plan skips the saved accounts as `already_planned`. Reads the
-/// wall clock only for the run's `started_at` and `finished_at`.
+/// wall clock only for the run's `started_at` and `finished_at` and, in a sharded run, for the
+/// shards' claims and heartbeats.
 ///
 /// A sharded run (`options.workers` > 1 or `options.shared`) is cut into shards of
 /// `options.shard_accounts` consecutive accounts, which planners claim one at a time, here and

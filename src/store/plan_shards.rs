@@ -10,7 +10,7 @@ use super::plans::{NewPlanRun, RunCounts, finish_run, insert_run, stored_counts}
 use super::sql::{Sql, get, is_postgres};
 use crate::domain::ShardState;
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value};
 
 /// How long a claimed shard stays its planner's without a heartbeat (every saved part is one):
 /// after that, another planner takes it over and continues after its `resume_after`. A page is
@@ -57,17 +57,14 @@ pub async fn begin_sharded_run(
             through = None;
         }
         let mut sql = Sql::new(txn.get_database_backend());
-        sql.push("INSERT INTO plan_run_shards (run_id, shard, after_id, through_id, state) VALUES (");
-        sql.bind(run_id);
-        sql.push(", ");
-        sql.bind(shard);
-        sql.push(", ");
-        sql.bind(after.clone());
-        sql.push(", ");
-        sql.bind(through.clone());
-        sql.push(", ");
-        sql.bind(ShardState::Open.code());
-        sql.push(")");
+        sql.push("INSERT INTO plan_run_shards (run_id, shard, after_id, through_id, state) VALUES ");
+        sql.bind_row([
+            Value::from(run_id),
+            Value::from(shard),
+            Value::from(after.clone()),
+            Value::from(through.clone()),
+            Value::from(ShardState::Open.code()),
+        ]);
         txn.execute_raw(sql.statement()).await?;
         shard += 1;
         match through {
