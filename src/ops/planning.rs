@@ -324,7 +324,7 @@ where
     } else {
         record_strategy_versions(db, strategies, started_at).await?;
         let day = local_day(now, options.zone);
-        match store::unfinished_plan_run(db, &run, day.clone()).await? {
+        match store::unfinished_plan_run(db, &run, day).await? {
             Some(row) if row.shards > 0 => {
                 tracing::info!(run_id = row.id, shards = row.shards, "joining a sharded plan run");
                 context.now = row.as_of;
@@ -344,7 +344,12 @@ where
                     tracing::info!(run_id, shards, "sharded plan run started");
                     Start::Sharded { run_id, shards }
                 } else {
-                    Start::Single { writer: Some(Box::new(store::begin_plan_run(db, &run, Some(day)).await?)) }
+                    // The day's unfinished run of one planner is continued, found above once.
+                    let writer = match found {
+                        Some(row) => store::PlanRunWriter::continuing(db, row, started_at)?,
+                        None => store::begin_plan_run(db, &run, None).await?,
+                    };
+                    Start::Single { writer: Some(Box::new(writer)) }
                 }
             }
         }

@@ -219,19 +219,7 @@ pub async fn begin_plan_run(
     if let Some(range) = resumable
         && let Some(row) = unfinished_plan_run(db, run, range).await?
     {
-        let counts =
-            stored_counts("plan_runs", &row.id.to_string(), row.accounts, row.tasks, row.skips, &row.skip_counts)?;
-        return Ok(PlanRunWriter {
-            db: writer_connection(db),
-            checkpoints: super::sqlite_checkpoints::Checkpoints::for_writer(db),
-            run_id: row.id,
-            created_at: run.started_at,
-            as_of: row.as_of,
-            counts,
-            resume_after: row.resume_after,
-            resumed: true,
-            shard: None,
-        });
+        return PlanRunWriter::continuing(db, row, run.started_at);
     }
     let run_id = insert_run(db, run).await?;
     Ok(PlanRunWriter {
@@ -311,6 +299,29 @@ fn writer_connection(db: &DatabaseConnection) -> DatabaseConnection {
 }
 
 impl PlanRunWriter {
+    /// A writer that continues the interrupted run `row` (one of [`unfinished_plan_run`]): its
+    /// saved parts stay, its counts go on from the row's, its tasks are created at
+    /// `created_at`, and [`PlanRunWriter::resume_after`] tells where to continue.
+    pub fn continuing(
+        db: &DatabaseConnection,
+        row: entity::plan_runs::Model,
+        created_at: DateTime<Utc>,
+    ) -> Result<PlanRunWriter, StoreError> {
+        let counts =
+            stored_counts("plan_runs", &row.id.to_string(), row.accounts, row.tasks, row.skips, &row.skip_counts)?;
+        Ok(PlanRunWriter {
+            db: writer_connection(db),
+            checkpoints: super::sqlite_checkpoints::Checkpoints::for_writer(db),
+            run_id: row.id,
+            created_at,
+            as_of: row.as_of,
+            counts,
+            resume_after: row.resume_after,
+            resumed: true,
+            shard: None,
+        })
+    }
+
     /// A writer of one claimed shard of a sharded run (as of `as_of`, its tasks created at
     /// `created_at`), for the planner `holder` that claimed it: its parts move the shard's
     /// `resume_after`, counts and heartbeat, and its last part marks the shard done (the run
