@@ -20,11 +20,14 @@ pub(crate) fn push_open_in_queue(sql: &mut Sql, queue: &str, now: DateTime<Utc>,
     let now_number = sql.bind(now);
     sql.push(" AND not_after > ");
     sql.reuse(now_number);
+    // The state as a literal equal to `ux_tasks_leased_borrower`'s predicate, not a parameter:
+    // only then may SQLite, or a plan PostgreSQL caches for the statement, probe that partial
+    // index instead of scanning every task for each candidate.
     sql.push(
-        " AND NOT EXISTS (SELECT 1 FROM tasks AS held WHERE held.borrower_id = tasks.borrower_id AND held.state = ",
+        " AND NOT EXISTS (SELECT 1 FROM tasks AS held WHERE held.borrower_id = tasks.borrower_id AND held.state = '",
     );
-    sql.bind(TaskState::Leased.code());
-    sql.push(")");
+    sql.push(TaskState::Leased.code());
+    sql.push("')");
     if !skip.is_empty() {
         sql.push(" AND id NOT IN (");
         for (index, id) in skip.iter().enumerate() {
