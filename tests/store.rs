@@ -7,7 +7,7 @@ use arrears::domain::{Account, Borrower, Channel, ContactKind, ContactPoint, Fla
 use arrears::plan::Task;
 use arrears::store::{self, NewAttempt, NewPlanRun};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
-use common::{TestDb, all_dbs, with_database};
+use common::{TestDb, all_dbs, postgres_db, with_database};
 use entity::prelude::*;
 use rust_decimal::Decimal;
 use sea_orm::{EntityTrait, PaginatorTrait, QueryOrder};
@@ -408,4 +408,24 @@ async fn tables_without_statistics_are_analyzed_before_a_plan_reads_them() {
         let again = store::analyze_stale(&db.db, store::PLAN_TABLES).await.unwrap();
         assert!(again.is_empty(), "just analyzed, nothing is stale: {again:?}");
     }
+}
+
+/// Without `ARREARS_DB_POOL`, a PostgreSQL pool is sized from the server it opens on: half the
+/// server's free connection slots, between 4 and 32 (SQLite: nothing to size).
+#[tokio::test]
+async fn a_postgres_pool_is_sized_from_the_servers_free_connections() {
+    let Some(db) = postgres_db().await else { return };
+    assert!(std::env::var("ARREARS_DB_POOL").is_err(), "this test checks the pool sized from the server");
+    let before = store::server_room(&db.url).await.unwrap();
+    let expected = store::pool_for_server(before);
+    assert!(before.max_connections > 0 && before.in_use >= 1, "the server's room as read: {before:?}");
+    let pool = store::connect(&db.url).await.unwrap();
+    let size = pool.get_postgres_connection_pool().options().get_max_connections();
+    let after = store::server_room(&db.url).await.unwrap();
+    // Other tests open and close connections meanwhile: the pool follows the room as it was just
+    // before or just after it opened.
+    let candidates = [expected, store::pool_for_server(after)];
+    assert!(candidates.contains(&size), "pool of {size} on a server with {before:?} / {after:?}");
+    assert!((store::POOL_LEAST..=store::POOL_MOST).contains(&size));
+    pool.close().await.ok();
 }

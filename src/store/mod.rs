@@ -87,8 +87,8 @@ pub use tokens::{StoredToken, TokenSubject, find_token, insert_token};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use std::time::Duration;
 
@@ -156,7 +156,8 @@ impl StoreError {
 
 /// Connects to `url` (`sqlite://…` or `postgres://…`).
 ///
-/// PostgreSQL pools hold up to `ARREARS_DB_POOL` connections (default 32).
+/// PostgreSQL pools hold up to `ARREARS_DB_POOL` connections; unset, the pool is sized from the
+/// server (see [`pool_for_server`]).
 /// SQLite connections use WAL, a wait of at least 5 s for the write lock that tries again every
 /// millisecond (`sqlite_busy`), `synchronous=NORMAL` and a 64 MiB page cache; the file is created when the URL says `mode=rwc` or names no mode. An in-memory SQLite
 /// database gets a single connection (each connection would otherwise see its own database).
@@ -165,7 +166,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging_level(log::LevelFilter::Debug);
     if url.starts_with("postgres") {
-        options.max_connections(postgres_pool_size());
+        let size = match configured_pool_size() {
+            Some(size) => size,
+            None => pool_for_server(server_room(url).await?),
+        };
+        options.max_connections(size);
     }
     if url.starts_with("sqlite:") {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -190,11 +195,53 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     Ok(Database::connect(options).await?)
 }
 
-/// Connections per PostgreSQL pool: `ARREARS_DB_POOL`, default 32 (sqlx's own default, 10,
-/// starves a `serve` with many agents). Keep the sum over instances below the server's
-/// `max_connections`.
-fn postgres_pool_size() -> u32 {
-    std::env::var("ARREARS_DB_POOL").ok().and_then(|value| value.parse().ok()).filter(|size| *size > 0).unwrap_or(32)
+/// Connections per PostgreSQL pool as `ARREARS_DB_POOL` sets them (a positive number), if it does.
+fn configured_pool_size() -> Option<u32> {
+    std::env::var("ARREARS_DB_POOL").ok().and_then(|value| value.parse().ok()).filter(|size| *size > 0)
+}
+
+/// What a PostgreSQL server has room for when a pool is opened on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerRoom {
+    /// `max_connections`.
+    pub max_connections: u32,
+    /// Slots only superusers or reserved roles may take (`superuser_reserved_connections` plus
+    /// `reserved_connections` where the server has it).
+    pub reserved: u32,
+    /// Client connections open on the server now (other instances, tools, this probe).
+    pub in_use: u32,
+}
+
+/// The most connections a pool sized from the server holds: past it, more connections on a
+/// server of a few cores only queue inside PostgreSQL instead of in the pool.
+pub const POOL_MOST: u32 = 32;
+/// The fewest: a plan's reader, writer and shard claims, or a lease beside a reaper.
+pub const POOL_LEAST: u32 = 4;
+
+/// Connections for a new pool on a server with `room`: half of its free slots, so that another
+/// instance (or the CLI beside `serve`) still finds as many, within [`POOL_LEAST`] and
+/// [`POOL_MOST`].
+pub fn pool_for_server(room: ServerRoom) -> u32 {
+    let free = room.max_connections.saturating_sub(room.reserved).saturating_sub(room.in_use);
+    (free / 2).clamp(POOL_LEAST, POOL_MOST)
+}
+
+/// Asks the server at `url` for its [`ServerRoom`], over one connection closed afterwards.
+pub async fn server_room(url: &str) -> Result<ServerRoom, StoreError> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.max_connections(1).sqlx_logging_level(log::LevelFilter::Debug);
+    let probe = Database::connect(options).await?;
+    let sql = "SELECT CAST(current_setting('max_connections') AS INTEGER), \
+               CAST(current_setting('superuser_reserved_connections') AS INTEGER) \
+               + COALESCE(CAST(current_setting('reserved_connections', true) AS INTEGER), 0), \
+               CAST((SELECT COUNT(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS INTEGER)";
+    let row = probe.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await;
+    probe.close().await.ok();
+    let row = row?.ok_or_else(|| StoreError::Db(DbErr::RecordNotFound("the server's settings".into())))?;
+    let number = |index: usize| -> Result<u32, StoreError> {
+        Ok(u32::try_from(row.try_get_by_index::<i32>(index)?.max(0)).unwrap_or(0))
+    };
+    Ok(ServerRoom { max_connections: number(0)?, reserved: number(1)?, in_use: number(2)? })
 }
 
 /// An error of sqlx met where the store talks to it directly (a plan run's parts), as sea-orm
@@ -228,4 +275,23 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         ..TransactionOptions::default()
     };
     Ok(db.begin_with_options(options).await?)
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::{POOL_LEAST, POOL_MOST, ServerRoom, pool_for_server};
+
+    #[test]
+    fn a_pool_takes_half_the_free_slots_within_its_bounds() {
+        let room = |max_connections, in_use| ServerRoom { max_connections, reserved: 3, in_use };
+        // The default server, idle but for the probe: (100 - 3 - 1) / 2 = 48, capped.
+        assert_eq!(pool_for_server(room(100, 1)), POOL_MOST);
+        // Two instances already hold 60: (100 - 3 - 60) / 2 = 18.
+        assert_eq!(pool_for_server(room(100, 60)), 18);
+        // A small or crowded server still gets a working pool.
+        assert_eq!(pool_for_server(room(20, 15)), POOL_LEAST);
+        assert_eq!(pool_for_server(room(10, 40)), POOL_LEAST);
+        // A big server does not get more than helps.
+        assert_eq!(pool_for_server(room(1_000, 1)), POOL_MOST);
+    }
 }
