@@ -11,7 +11,11 @@
 //!    manual clock at 09:00 in Shanghai), K simulated agents with a token each, looping
 //!    `POST /v1/queues/bench/lease` → `POST /v1/tasks/{id}/complete` until the queue answers 204
 //!    three times in a row: leases per second, p50/p99 of the lease request, and double
-//!    assignments (a task id handed out twice: printed, and the process exits non-zero).
+//!    assignments (a task id handed out twice: printed, and the process exits non-zero);
+//! 3. **arrears with think time**: the same HTTP loop at `ARREARS_BENCH_THINK_AGENTS` agents
+//!    (default 200) who wait `ARREARS_BENCH_THINK_MS` (default 1,000 ms) after each completion
+//!    before the next lease, their starts spread evenly over one think time (agents do not all
+//!    sit down at the same millisecond): the lease latency an agent sees at a realistic load.
 //!
 //! The book: N accounts with one borrower each (Asia/Shanghai, one phone, amount due > 0, no
 //! flags, no history), imported from CSV through `arrears import`'s code; one human task each
@@ -23,7 +27,9 @@
 //! `cargo bench --bench lease`. Knobs: `ARREARS_BENCH_AGENTS=1,16,64,200`,
 //! `ARREARS_BENCH_TASKS` (tasks per loop, default 5,000), `ARREARS_BENCH_PG_POOL` (the
 //! PostgreSQL pool of both loops, default 64: the server's `max_connections` is shared with
-//! everything else on it), `ARREARS_BENCH_ONLY=sqlite|postgres`.
+//! everything else on it), `ARREARS_BENCH_ONLY=sqlite|postgres`, `ARREARS_BENCH_THINK_AGENTS`
+//! and `ARREARS_BENCH_THINK_MS` (0 agents skips the think-time loop), `ARREARS_BENCH_LEASE_SLOTS`
+//! (the engine's `lease_concurrency`; default twice the cores).
 
 use arrears::clock::Clock;
 use arrears::config::Config;
@@ -76,6 +82,8 @@ struct Knobs {
     tasks: usize,
     pg_pool: u32,
     only: Option<String>,
+    think_agents: usize,
+    think: std::time::Duration,
 }
 
 impl Knobs {
@@ -87,7 +95,16 @@ impl Knobs {
             .unwrap_or_else(|| vec![1, 16, 64, 200]);
         let tasks = std::env::var("ARREARS_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
         let pg_pool = std::env::var("ARREARS_BENCH_PG_POOL").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
-        Knobs { agents, tasks, pg_pool, only: std::env::var("ARREARS_BENCH_ONLY").ok() }
+        let think_agents = std::env::var("ARREARS_BENCH_THINK_AGENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+        let think_ms = std::env::var("ARREARS_BENCH_THINK_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
+        Knobs {
+            agents,
+            tasks,
+            pg_pool,
+            only: std::env::var("ARREARS_BENCH_ONLY").ok(),
+            think_agents,
+            think: std::time::Duration::from_millis(think_ms),
+        }
     }
 }
 
@@ -105,6 +122,9 @@ fn main() {
 struct Row {
     store: &'static str,
     agents: usize,
+    /// Think time between an agent's completion and its next lease (zero: a closed loop).
+    think_ms: u128,
+    /// The raw loop's rate (NaN for a think-time loop, which has no raw counterpart).
     raw: f64,
     http: f64,
     p50_ms: f64,
@@ -154,14 +174,15 @@ async fn run(knobs: &Knobs) -> bool {
     }
 
     println!(
-        "\n| store | agents | raw leases/s | HTTP leases/s | HTTP/raw | lease p50 | lease p99 | doubles | errors |"
+        "\n| store | agents | think | raw leases/s | HTTP leases/s | HTTP/raw | lease p50 | lease p99 | doubles | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2}x | {:.1} ms | {:.1} ms | {} | {} |",
+            "| {} | {} | {} ms | {:.0} | {:.0} | {:.2}x | {:.1} ms | {:.1} ms | {} | {} |",
             row.store,
             row.agents,
+            row.think_ms,
             row.raw,
             row.http,
             row.http / row.raw,
@@ -171,16 +192,16 @@ async fn run(knobs: &Knobs) -> bool {
             row.errors
         );
     }
-    if let Some(row) = rows.iter().find(|row| row.store == "PostgreSQL" && row.agents == 64) {
+    if let Some(row) = rows.iter().find(|row| row.store == "PostgreSQL" && row.agents == 64 && row.think_ms == 0) {
         let ratio = row.http / row.raw;
         println!(
             "target: PostgreSQL at 64 agents >= 0.5x the raw loop: {ratio:.2}x, {}",
             if ratio >= 0.5 { "met" } else { "MISSED" }
         );
     }
-    for row in rows.iter().filter(|row| row.agents == 200) {
+    for row in rows.iter().filter(|row| row.agents == 200 && row.think_ms == 1_000) {
         println!(
-            "target: {} lease p99 < 50 ms at 200 agents: {:.1} ms, {}",
+            "target: {} lease p99 < 50 ms at 200 agents with 1 s think time: {:.1} ms, {}",
             row.store,
             row.p99_ms,
             if row.p99_ms < 50.0 { "met" } else { "MISSED" }
@@ -319,7 +340,7 @@ async fn bench_store(
     all.extend(tasks(knobs.tasks..knobs.tasks + CHECK_TASKS, CHECK_QUEUE, now));
     arrears::store::raw_insert_tasks(&db, &all).await.expect("insert tasks");
     drop(all);
-    let most = knobs.agents.iter().copied().max().unwrap_or(1);
+    let most = knobs.agents.iter().copied().max().unwrap_or(1).max(knobs.think_agents);
     let mut tokens = Vec::with_capacity(most);
     for agent in 0..most {
         let token = create_token(&db, Role::Agent, Some(&format!("agent-{agent:03}")), None, now).await;
@@ -332,14 +353,26 @@ async fn bench_store(
     );
 
     let templates = tempfile::tempdir().expect("tempdir");
-    let config = Config::load(Path::new("/nonexistent/arrears.toml"), false).expect("default configuration");
+    let mut config = Config::load(Path::new("/nonexistent/arrears.toml"), false).expect("default configuration");
+    config.lease_concurrency = std::env::var("ARREARS_BENCH_LEASE_SLOTS").ok().and_then(|v| v.parse().ok());
     let settings = Settings {
         database_url: url.to_string(),
         strategies_dir: dir.to_path_buf(),
         templates_dir: templates.path().to_path_buf(),
         config,
     };
-    let state = AppState::with_strategies(db.clone(), settings, strategies(templates.path()), Clock::manual(now));
+    // The engine runs on the pool `serve` would open (on PostgreSQL sized from the server), with
+    // its lease slots; the raw loop keeps the bench's pool.
+    let app_db = if db.get_database_backend() == DbBackend::Postgres {
+        let app_db = arrears::store::connect(url).await.expect("connect the engine's pool");
+        let size = app_db.get_postgres_connection_pool().options().get_max_connections();
+        println!("{name}: the engine's pool (store::connect, sized from the server): {size} connections");
+        app_db
+    } else {
+        db.clone()
+    };
+    println!("{name}: lease requests worked on at once: {}", settings.config.lease_slots());
+    let state = AppState::with_strategies(app_db, settings, strategies(templates.path()), Clock::manual(now));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     let server = tokio::spawn(async move {
@@ -348,7 +381,7 @@ async fn bench_store(
     let client = reqwest::Client::builder().no_proxy().tcp_nodelay(true).build().expect("HTTP client");
 
     // Every task must pass the lease-time re-check: one agent leases the whole check queue.
-    let check = http_loop(&client, &base, &tokens[..1], CHECK_QUEUE).await;
+    let check = http_loop(&client, &base, &tokens[..1], CHECK_QUEUE, std::time::Duration::ZERO).await;
     assert!(check.errors.is_empty(), "{name}: re-check verification failed: {:?}", check.errors);
     assert_eq!(check.leased.len(), CHECK_TASKS, "{name}: every check task must be leased at K=1");
     println!("{name}: re-check verified: all {CHECK_TASKS} tasks of `{CHECK_QUEUE}` leased and completed by one agent");
@@ -361,46 +394,14 @@ async fn bench_store(
         assert_eq!(done_count(&db).await, knobs.tasks, "{name}: the raw loop completes every task");
 
         reset(&db).await;
-        let result = http_loop(&client, &base, &tokens[..agents], QUEUE).await;
-        let mut seen: HashMap<i64, Vec<usize>> = HashMap::new();
-        for &(id, agent) in &result.leased {
-            seen.entry(id).or_default().push(agent);
-        }
-        let mut doubles: Vec<(i64, Vec<usize>)> = seen.into_iter().filter(|(_, agents)| agents.len() > 1).collect();
-        doubles.sort_unstable();
-        for (id, holders) in &doubles {
-            println!("{name} K={agents}: DOUBLE ASSIGNMENT: task {id} handed to agents {holders:?}");
-        }
-        let mut errors = result.errors.clone();
-        let unique = result.leased.len() - doubles.iter().map(|(_, holders)| holders.len() - 1).sum::<usize>();
-        if unique != knobs.tasks {
-            errors.push(format!("{unique} distinct tasks leased over HTTP, expected {}", knobs.tasks));
-        }
-        let done = done_count(&db).await;
-        if done != knobs.tasks {
-            errors.push(format!("{done} tasks done after the HTTP loop, expected {}", knobs.tasks));
-        }
-        for error in errors.iter().take(10) {
-            println!("{name} K={agents}: ERROR: {error}");
-        }
-        let mut latencies = result.latencies;
-        latencies.sort_unstable();
-        let row = Row {
-            store: name,
-            agents,
-            raw: raw.leased as f64 / raw.elapsed,
-            http: result.leased.len() as f64 / result.elapsed,
-            p50_ms: percentile(&latencies, 50.0),
-            p99_ms: percentile(&latencies, 99.0),
-            doubles: doubles.len(),
-            errors: errors.len(),
-        };
+        let result = http_loop(&client, &base, &tokens[..agents], QUEUE, std::time::Duration::ZERO).await;
+        let mut row = http_row(name, &db, knobs, agents, std::time::Duration::ZERO, result).await;
+        row.raw = raw.leased as f64 / raw.elapsed;
         println!(
-            "{name} K={agents}: raw {:.0} leases/s ({:.2} s) | HTTP {:.0} leases/s ({:.2} s) = {:.2}x raw | lease p50 {:.1} ms, p99 {:.1} ms | doubles {} | errors {}",
+            "{name} K={agents}: raw {:.0} leases/s ({:.2} s) | HTTP {:.0} leases/s = {:.2}x raw | lease p50 {:.1} ms, p99 {:.1} ms | doubles {} | errors {}",
             row.raw,
             raw.elapsed,
             row.http,
-            result.elapsed,
             row.http / row.raw,
             row.p50_ms,
             row.p99_ms,
@@ -409,9 +410,66 @@ async fn bench_store(
         );
         rows.push(row);
     }
+    if knobs.think_agents > 0 {
+        let agents = knobs.think_agents;
+        reset(&db).await;
+        let result = http_loop(&client, &base, &tokens[..agents], QUEUE, knobs.think).await;
+        let row = http_row(name, &db, knobs, agents, knobs.think, result).await;
+        println!(
+            "{name} K={agents}, think {} ms: HTTP {:.0} leases/s | lease p50 {:.1} ms, p99 {:.1} ms | doubles {} | errors {}",
+            row.think_ms, row.http, row.p50_ms, row.p99_ms, row.doubles, row.errors
+        );
+        rows.push(row);
+    }
     server.abort();
     db.close().await.ok();
     rows
+}
+
+/// The row of one HTTP loop: its rate and latencies, with the double assignments and errors it
+/// met (every task leased once and done afterwards, or an error is counted).
+async fn http_row(
+    name: &'static str,
+    db: &DatabaseConnection,
+    knobs: &Knobs,
+    agents: usize,
+    think: std::time::Duration,
+    result: HttpResult,
+) -> Row {
+    let mut seen: HashMap<i64, Vec<usize>> = HashMap::new();
+    for &(id, agent) in &result.leased {
+        seen.entry(id).or_default().push(agent);
+    }
+    let mut doubles: Vec<(i64, Vec<usize>)> = seen.into_iter().filter(|(_, agents)| agents.len() > 1).collect();
+    doubles.sort_unstable();
+    for (id, holders) in &doubles {
+        println!("{name} K={agents}: DOUBLE ASSIGNMENT: task {id} handed to agents {holders:?}");
+    }
+    let mut errors = result.errors.clone();
+    let unique = result.leased.len() - doubles.iter().map(|(_, holders)| holders.len() - 1).sum::<usize>();
+    if unique != knobs.tasks {
+        errors.push(format!("{unique} distinct tasks leased over HTTP, expected {}", knobs.tasks));
+    }
+    let done = done_count(db).await;
+    if done != knobs.tasks {
+        errors.push(format!("{done} tasks done after the HTTP loop, expected {}", knobs.tasks));
+    }
+    for error in errors.iter().take(10) {
+        println!("{name} K={agents}: ERROR: {error}");
+    }
+    let mut latencies = result.latencies;
+    latencies.sort_unstable();
+    Row {
+        store: name,
+        agents,
+        think_ms: think.as_millis(),
+        raw: f64::NAN,
+        http: result.leased.len() as f64 / result.elapsed,
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        doubles: doubles.len(),
+        errors: errors.len(),
+    }
 }
 
 /// The `p`th percentile (nearest rank) of sorted microseconds, in milliseconds.
@@ -538,15 +596,18 @@ struct LeasedId {
 /// What one simulated agent saw: its leases, lease latencies, errors and its last completion.
 type AgentReport = (Vec<(i64, usize)>, Vec<u64>, Vec<String>, Instant);
 
-/// One simulated agent: leases and completes until `lease_url` answers 204 [`EMPTY_ANSWERS`]
-/// times in a row (or after 10 errors).
+/// One simulated agent: after `start`, leases and completes, waiting `think` after each
+/// completion, until `lease_url` answers 204 [`EMPTY_ANSWERS`] times in a row (or after 10
+/// errors).
 async fn agent_loop(
     client: reqwest::Client,
     base: String,
     lease_url: String,
     token: String,
     agent: usize,
+    (start, think): (std::time::Duration, std::time::Duration),
 ) -> AgentReport {
+    tokio::time::sleep(start).await;
     let (mut leased, mut latencies, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = Instant::now();
     let mut empty = 0;
@@ -584,7 +645,10 @@ async fn agent_loop(
         latencies.push(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
         leased.push((id, agent));
         match client.post(format!("{base}/v1/tasks/{id}/complete")).bearer_auth(&token).send().await {
-            Ok(done) if done.status() == reqwest::StatusCode::OK => last = Instant::now(),
+            Ok(done) if done.status() == reqwest::StatusCode::OK => {
+                last = Instant::now();
+                tokio::time::sleep(think).await;
+            }
             Ok(done) => {
                 let status = done.status();
                 let text = done.text().await.unwrap_or_default();
@@ -596,15 +660,24 @@ async fn agent_loop(
     (leased, latencies, errors, last)
 }
 
-/// K simulated agents (one token each) on `queue`, all at once.
-async fn http_loop(client: &reqwest::Client, base: &str, tokens: &[String], queue: &str) -> HttpResult {
+/// K simulated agents (one token each) on `queue`; with a `think` time their starts are spread
+/// evenly over one think time, else they all start at once.
+async fn http_loop(
+    client: &reqwest::Client,
+    base: &str,
+    tokens: &[String],
+    queue: &str,
+    think: std::time::Duration,
+) -> HttpResult {
     let started = Instant::now();
     let lease_url = format!("{base}/v1/queues/{queue}/lease");
     let handles: Vec<_> = tokens
         .iter()
         .enumerate()
         .map(|(agent, token)| {
-            tokio::spawn(agent_loop(client.clone(), base.to_string(), lease_url.clone(), token.clone(), agent))
+            let start = think.mul_f64(agent as f64 / tokens.len() as f64);
+            let (base, url, token) = (base.to_string(), lease_url.clone(), token.clone());
+            tokio::spawn(agent_loop(client.clone(), base, url, token, agent, (start, think)))
         })
         .collect();
     let mut result = HttpResult { leased: Vec::new(), latencies: Vec::new(), errors: Vec::new(), elapsed: 0.0 };

@@ -164,6 +164,10 @@ pub struct Config {
     /// How long an agent's lease lasts without a heartbeat (`15m`).
     #[serde(default = "Config::default_lease_ttl")]
     pub lease_ttl: String,
+    /// How many lease requests one `serve` instance works on at once; more wait their turn in
+    /// the instance (default: its cores, at least 2). See [`Config::lease_slots`].
+    #[serde(default)]
+    pub lease_concurrency: Option<usize>,
     /// Webhook endpoints by channel (`robot`, `sms`, `email`, `human`).
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
@@ -232,6 +236,16 @@ impl Queue {
 }
 
 impl Config {
+    /// Lease requests worked on at once: `lease_concurrency`, or the cores this process may use
+    /// (at least 2). A lease is CPU work in this process and in the store; claims of one
+    /// queue's head beyond that only skip each other's locked rows and stretch every lease's
+    /// latency (`docs/PERFORMANCE.md`, leasing).
+    pub fn lease_slots(&self) -> usize {
+        self.lease_concurrency.filter(|slots| *slots > 0).unwrap_or_else(|| {
+            std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1).max(2)
+        })
+    }
+
     /// `lease_ttl` as a duration (at least one second).
     pub fn lease_duration(&self) -> Result<chrono::Duration, String> {
         let parsed =
@@ -339,5 +353,19 @@ mod tests {
         assert_eq!(queues["m2"].calls_per_day(), (10 * 3 + 6 * 8) * 8);
         assert_eq!(config.promise_max_days, 60);
         assert_eq!(config.schedule.learn, "0 0 2 * * *");
+        assert_eq!(config.lease_slots(), 2);
+    }
+
+    /// Unset (or 0), lease requests are worked on as many at once as the process has cores,
+    /// and never fewer than two.
+    #[test]
+    fn lease_slots_default_to_the_cores() {
+        let mut config: Config = toml::from_str("").unwrap();
+        let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap();
+        assert_eq!(config.lease_slots(), cores.max(2));
+        config.lease_concurrency = Some(0);
+        assert_eq!(config.lease_slots(), cores.max(2));
+        config.lease_concurrency = Some(7);
+        assert_eq!(config.lease_slots(), 7);
     }
 }

@@ -54,11 +54,15 @@ pub struct AppState {
     pub tokens: Arc<crate::ops::tokens::TokenCache>,
     /// The dashboard's aggregates, kept a short while per page and filters.
     pub dashboard: Arc<crate::dashboard::DashboardCache>,
+    /// Lease requests worked on at once ([`crate::config::Config::lease_slots`]); the others
+    /// wait here, in order, instead of in the store.
+    pub leasing: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
     /// A state around a database, settings, a live strategy set and a clock.
     pub fn new(db: DatabaseConnection, settings: Settings, strategies: LiveStrategies, clock: Clock) -> AppState {
+        let leasing = Arc::new(tokio::sync::Semaphore::new(settings.config.lease_slots()));
         AppState {
             db,
             settings: Arc::new(settings),
@@ -70,6 +74,7 @@ impl AppState {
             ),
             tokens: Arc::default(),
             dashboard: Arc::default(),
+            leasing,
         }
     }
 

@@ -89,8 +89,10 @@ async fn lease(
     let agent = agent_of(&principal)?;
     let strategies = state.strategies.current();
     let fallback = fallback_policy(&state)?;
-    let now = state.clock.now();
     let rules = rules(&state, &strategies, &fallback);
+    // The semaphore is never closed: acquiring fails only if it were.
+    let _slot = state.leasing.acquire().await.map_err(ApiError::internal)?;
+    let now = state.clock.now();
     match work::lease_next(&state.db, &rules, &queue, &agent, now, lease_ttl(&state)?).await? {
         Some(lease) => {
             state.metrics.leases.inc();
