@@ -168,7 +168,18 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
     if url.starts_with("postgres") {
         let size = match configured_pool_size() {
             Some(size) => size,
-            None => pool_for_server(server_room(url).await?),
+            None => {
+                let room = server_room(url).await?;
+                let size = pool_for_server(room);
+                tracing::info!(
+                    connections = size,
+                    max_connections = room.max_connections,
+                    reserved = room.reserved,
+                    in_use = room.in_use,
+                    "PostgreSQL pool sized from the server"
+                );
+                size
+            }
         };
         options.max_connections(size);
     }
