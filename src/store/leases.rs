@@ -12,7 +12,13 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 /// `FROM tasks WHERE` the open human tasks of `queue` whose window contains `now` and whose
 /// borrower no agent holds, leaving out `skip`.
 pub(crate) fn push_open_in_queue(sql: &mut Sql, queue: &str, now: DateTime<Utc>, skip: &[i64]) {
-    sql.push(" FROM tasks WHERE channel = 'human' AND queue = ");
+    sql.push(" FROM tasks");
+    if !is_postgres(sql.backend()) {
+        // Without statistics SQLite prefers `idx_tasks_queue_day` (queue, not_before) and then
+        // sorts the whole queue for each lease; the lease index hands out the best task first.
+        sql.push(" INDEXED BY idx_tasks_open_queue");
+    }
+    sql.push(" WHERE channel = 'human' AND queue = ");
     sql.bind(queue);
     sql.push(" AND state IN ");
     sql.push(&TaskState::sql_list(TaskState::OPEN));
