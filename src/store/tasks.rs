@@ -557,8 +557,9 @@ pub async fn close_of_accounts(
     Ok(closed)
 }
 
-/// The states the expiry sweep closes: open, or sent to a machine (`dispatched`).
-const EXPIRING: &[TaskState] = &[TaskState::Planned, TaskState::Ready, TaskState::Dispatched];
+/// The states the expiry sweep closes: open, or sent to a machine (`dispatched`); the states of
+/// `idx_tasks_open_not_after`.
+pub const EXPIRING: &[TaskState] = &[TaskState::Planned, TaskState::Ready, TaskState::Dispatched];
 
 /// Expires at most `limit` tasks whose window closed at `now` (`not_after <= now`) and that
 /// nobody is working: `planned`, `ready` and `dispatched` (a message about it may still be
@@ -580,11 +581,19 @@ pub async fn expire_closed_windows(
     sql.bind(Reason::WindowClosed.to_string());
     sql.push(", state_changed_at = ");
     let now_number = sql.bind(now);
-    sql.push(" WHERE id IN (SELECT id FROM tasks WHERE state IN ");
+    sql.push(" WHERE id IN (SELECT id FROM tasks");
+    if !is_postgres(backend) {
+        // Without statistics SQLite prefers `idx_tasks_state_not_before` and reads every
+        // planned task for each batch.
+        sql.push(" INDEXED BY idx_tasks_open_not_after");
+    }
+    sql.push(" WHERE state IN ");
     sql.push(&expiring);
     sql.push(" AND not_after <= ");
     sql.reuse(now_number);
-    sql.push(" ORDER BY id LIMIT ");
+    // In the index's order: a batch stops after its first `limit` entries, and the rows it
+    // expires leave the index, so no batch reads what an earlier one closed.
+    sql.push(" ORDER BY not_after LIMIT ");
     sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
     if is_postgres(backend) {
         sql.push(" FOR UPDATE SKIP LOCKED");
