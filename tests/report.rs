@@ -11,7 +11,8 @@ use arrears::ops::work::{
     Actor, AttemptReport, PromiseReport, PromiseTerms, Rules, evaluate_promises, lease_next, record_attempt,
 };
 use arrears::policy::{Policy, PolicySettings};
-use arrears::report::{CURRENT, GroupBy, KpiReport, KpiRow, Period, StageOrder};
+use arrears::report::{CURRENT, FunderScope, GroupBy, KpiReport, KpiRow, Period, StageOrder};
+use arrears::store::{STATE_PAGE, book_states};
 use arrears::strategy::StrategySet;
 use chrono::{DateTime, Duration, Utc};
 use common::TestDb;
@@ -322,6 +323,26 @@ async fn check_history(test_db: &TestDb) {
     let ends: Vec<&str> = report.roll.entered.as_ref().unwrap().cells.iter().map(|cell| cell.to.as_str()).collect();
     assert_eq!(ends, [CURRENT, "early", "late"], "{b}: plan 2's stage changes are out");
     assert_eq!(group(&report, "late").attempts, 1, "{b}");
+
+    // The book is read page by page: pages of one and of three accounts (A1–A3, then A4) read
+    // the same states, entries and cures as one page of all four.
+    let zone: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    // Several periods in one pass are each period read alone.
+    let periods = [week(), Period { from: at("2026-11-24T00:00:00Z"), to: week().to }];
+    let whole = book_states(db, &periods, zone, &FunderScope::All, STATE_PAGE).await.unwrap();
+    assert_eq!(whole.len(), 2, "{b}");
+    assert_eq!(whole[0].states.accounts(), 4, "{b}");
+    for (period, book) in periods.iter().zip(&whole) {
+        assert_eq!(&book_states(db, &[*period], zone, &FunderScope::All, STATE_PAGE).await.unwrap()[0], book, "{b}");
+    }
+    assert_ne!(whole[0], whole[1], "{b}: the two periods differ (A1 entered collections in the first only)");
+    for page in [1, 3] {
+        let paged = book_states(db, &periods, zone, &FunderScope::All, page).await.unwrap();
+        assert_eq!(paged, whole, "{b}: pages of {page} accounts");
+    }
+    let entries = book_states(db, &[week()], zone, &FunderScope::All, 1).await.unwrap().remove(0).entries;
+    let cured: Vec<Option<DateTime<Utc>>> = entries.iter().map(|entry| entry.first_cure).collect();
+    assert_eq!(cured, [Some(at("2026-11-25T15:05:00Z")), None], "{b}: A1 paid in full (imported 11-25 15:05), A3 not");
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod m20261205_000013_page_history;
 mod m20261206_000014_queue_day;
 mod m20261207_000015_in_flight_borrower;
 mod m20261207_000016_plan_shards;
+mod m20261207_000017_book_states;
 mod m20261207_000018_expiry_index;
 
 /// The ordered list of migrations.
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000014_queue_day::Migration),
             Box::new(m20261207_000015_in_flight_borrower::Migration),
             Box::new(m20261207_000016_plan_shards::Migration),
+            Box::new(m20261207_000017_book_states::Migration),
             Box::new(m20261207_000018_expiry_index::Migration),
         ]
     }

@@ -543,7 +543,7 @@ pub(super) async fn csv(state: &AppState, params: &Params, file: &str) -> Result
 }
 
 /// The roll matrices of the [`TREND_WEEKS`] weeks that end at `to`, oldest first: one
-/// `ops::report::roll` per week.
+/// `ops::report::rolls` over the book for all of them.
 async fn weekly_rolls(
     state: &AppState,
     params: &Params,
@@ -552,16 +552,15 @@ async fn weekly_rolls(
 ) -> Result<Vec<(Period, RollMatrix)>, PageError> {
     let end = params.period(zone, now)?.to;
     let order = StageOrder::of(&state.strategies.current());
-    let mut weeks = Vec::new();
-    for back in (0..TREND_WEEKS).rev() {
-        let to = end - Duration::days(7 * back);
-        let period = Period { from: to - Duration::days(7), to };
-        weeks.push((
-            period,
-            crate::ops::report::roll(&state.db, period, &order, &crate::report::FunderScope::All).await?,
-        ));
-    }
-    Ok(weeks)
+    let periods: Vec<Period> = (0..TREND_WEEKS)
+        .rev()
+        .map(|back| {
+            let to = end - Duration::days(7 * back);
+            Period { from: to - Duration::days(7), to }
+        })
+        .collect();
+    let rolls = crate::ops::report::rolls(&state.db, &periods, &order, zone, &crate::report::FunderScope::All).await?;
+    Ok(periods.into_iter().zip(rolls).collect())
 }
 
 /// The weekly roll matrices behind every cell's trend, from the cache (keyed by `to` only:

@@ -54,19 +54,18 @@ pub fn scoped(mut report: KpiReport, scope: &FunderScope) -> KpiReport {
     report
 }
 
-/// The roll matrix of `period` alone (`KpiReport.roll` without the rest of the report): the
-/// accounts' states at its bounds, nothing else read.
-pub async fn roll(
+/// The roll matrices of `periods` alone (`KpiReport.roll` without the rest of the report): the
+/// book at their bounds, read in one pass (`store::book_states`), nothing else read; `zone` is
+/// the portfolio's. One matrix per period, in their order.
+pub async fn rolls(
     db: &impl ConnectionTrait,
-    period: Period,
+    periods: &[Period],
     order: &StageOrder,
+    zone: chrono_tz::Tz,
     scope: &FunderScope,
-) -> Result<report::RollMatrix, StoreError> {
-    let mut input = report::KpiInput { states: store::account_states(db, period, scope).await?, ..Default::default() };
-    if let Some(funder) = scope.funder() {
-        report::funder::take_share(&mut input, funder, &store::funding_shares(db, scope).await?);
-    }
-    Ok(report::roll::roll_matrix(&input.states, order))
+) -> Result<Vec<report::RollMatrix>, StoreError> {
+    let books = store::book_states(db, periods, zone, scope, store::STATE_PAGE).await?;
+    Ok(books.iter().map(|book| report::roll::roll_matrix(&book.states, order)).collect())
 }
 
 /// The portfolio zone, the period `--from`/`--to` in it (by default the 7 days before `now`),

@@ -6,7 +6,7 @@
 //! Pure: the store selects the accounts of the scope and loads their shares; no KPI is
 //! defined here (counts stay counts of the funder's accounts, see `docs/funders.md`).
 
-use super::{KpiInput, ReportError};
+use super::{AccountStates, KpiInput, ReportError};
 use crate::domain::{FundingShares, Money, is_funder_name};
 use std::collections::HashMap;
 use std::fmt;
@@ -67,36 +67,40 @@ impl fmt::Display for FunderScope {
     }
 }
 
-/// Cuts every amount of `input` (rows already restricted to `funder`'s accounts) to `funder`'s
-/// part, account by account: payments, promises resolved, and in the states the balance now
-/// and at the period's start. An account missing from `shares` counts nothing.
+/// Cuts the amounts of `input`'s rows (already restricted to `funder`'s accounts) to `funder`'s
+/// part, account by account: payments and promises resolved. An account missing from `shares`
+/// counts nothing. The states are cut as the store reads them ([`share_states`]).
 pub fn take_share(input: &mut KpiInput, funder: &str, shares: &HashMap<String, FundingShares>) {
-    let part = |account: &str, amount: Money, currency: &str| {
-        shares.get(account).map_or(Money::ZERO, |shares| shares.part_of(funder, amount, currency))
-    };
     for payment in &mut input.payments {
-        payment.amount = part(&payment.account_id, payment.amount, &payment.currency);
+        payment.amount = part(shares.get(&payment.account_id), funder, payment.amount, &payment.currency);
     }
     for promise in &mut input.promises_resolved {
-        promise.amount = part(&promise.account_id, promise.amount, &promise.currency);
+        promise.amount = part(shares.get(&promise.account_id), funder, promise.amount, &promise.currency);
     }
-    for states in &mut input.states {
-        // Split the balances at both bounds and now, each exactly; what was paid since a bound
-        // is the difference, so every balance adds up across funders.
-        let (account, currency) = (states.account_id.as_str(), states.currency.as_str());
-        let start = part(account, states.balance_now + states.paid_since_start, currency);
-        let end = part(account, states.balance_now + states.paid_since_end, currency);
-        let now = part(account, states.balance_now, currency);
-        states.balance_now = now;
-        states.paid_since_start = start - now;
-        states.paid_since_end = end - now;
-    }
+}
+
+/// `funder`'s part of `amount` of an account with `shares` (none: nothing).
+fn part(shares: Option<&FundingShares>, funder: &str, amount: Money, currency: &str) -> Money {
+    shares.map_or(Money::ZERO, |shares| shares.part_of(funder, amount, currency))
+}
+
+/// Cuts one account's balances (now, and at both bounds of the period) to `funder`'s part of
+/// them, each exactly; what was paid since a bound is the difference, so every balance adds up
+/// across funders. No shares (an account `funder` holds none of) counts nothing.
+pub fn share_states(states: &mut AccountStates, funder: &str, shares: Option<&FundingShares>) {
+    let currency = states.currency.as_str();
+    let start = part(shares, funder, states.balance_now + states.paid_since_start, currency);
+    let end = part(shares, funder, states.balance_now + states.paid_since_end, currency);
+    let now = part(shares, funder, states.balance_now, currency);
+    states.balance_now = now;
+    states.paid_since_start = start - now;
+    states.paid_since_end = end - now;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{AccountStates, PaymentRow, ResolvedPromise};
+    use crate::report::{PaymentRow, ResolvedPromise};
 
     fn money(text: &str) -> Money {
         text.parse().unwrap()
@@ -127,28 +131,30 @@ mod tests {
                 amount: money("0.05"),
                 currency: "USD".into(),
             }],
-            states: vec![AccountStates {
-                account_id: "X".into(),
-                currency: "USD".into(),
-                balance_now: money("10.01"),
-                paid_since_start: money("100"),
-                paid_since_end: money("0.02"),
-                start_stage: None,
-                start_cure: None,
-                end_stage: None,
-                end_cure: None,
-            }],
             ..KpiInput::default()
+        };
+        let states = AccountStates {
+            account_id: "X".into(),
+            currency: "USD".into(),
+            balance_now: money("10.01"),
+            paid_since_start: money("100"),
+            paid_since_end: money("0.02"),
+            start_stage: None,
+            start_cure: None,
+            end_stage: None,
+            end_cure: None,
         };
         let mut sums = (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO);
         for funder in ["a", "b", "c"] {
             let mut mine = input.clone();
             take_share(&mut mine, funder, &shares);
+            let mut my_states = states.clone();
+            share_states(&mut my_states, funder, shares.get("X"));
             sums.0 += mine.payments[0].amount;
             sums.1 += mine.promises_resolved[0].amount;
-            sums.2 += mine.states[0].balance_now;
-            sums.3 += mine.states[0].balance_now + mine.states[0].paid_since_start;
-            sums.4 += mine.states[0].balance_now + mine.states[0].paid_since_end;
+            sums.2 += my_states.balance_now;
+            sums.3 += my_states.balance_now + my_states.paid_since_start;
+            sums.4 += my_states.balance_now + my_states.paid_since_end;
         }
         assert_eq!(sums, (money("100"), money("0.05"), money("10.01"), money("110.01"), money("10.03")));
         let mut c = input.clone();
@@ -157,5 +163,8 @@ mod tests {
         let mut stranger = input;
         take_share(&mut stranger, "z", &shares);
         assert_eq!(stranger.payments[0].amount, Money::ZERO);
+        let mut strangers_states = states;
+        share_states(&mut strangers_states, "z", shares.get("X"));
+        assert_eq!(strangers_states.balance_now + strangers_states.paid_since_start, Money::ZERO);
     }
 }

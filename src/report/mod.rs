@@ -18,7 +18,7 @@ pub mod text;
 pub mod vintage;
 
 pub use funder::{FunderScope, UNFUNDED};
-pub use roll::{AccountStates, CURRENT, RollMatrix, StageBalance, StageOrder};
+pub use roll::{AccountStates, CURRENT, RollMatrix, StageBalance, StageOrder, StateCells};
 pub use text::{write_groups, write_portfolio, write_text};
 pub use vintage::{Vintage, VintageEntry};
 
@@ -27,7 +27,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use utoipa::ToSchema;
@@ -330,12 +330,11 @@ pub struct KpiInput {
     pub payments: Vec<PaymentRow>,
     /// Paid-in-full events in the period, in time order.
     pub cures: Vec<CureRow>,
-    /// Every account's states at the period's bounds (for the roll matrix).
-    pub states: Vec<AccountStates>,
-    /// Accounts that entered collections in the period (for the vintages).
+    /// The accounts' states at the period's bounds, folded by state and currency (the roll
+    /// matrix and the balances by stage).
+    pub states: StateCells,
+    /// Accounts that entered collections in the period, with their first cure (the vintages).
     pub entries: Vec<VintageEntry>,
-    /// The paid-in-full instants of those accounts since the period's start.
-    pub entry_cures: HashMap<String, Vec<DateTime<Utc>>>,
 }
 
 /// The amounts of a KPI row in one currency.
@@ -637,7 +636,7 @@ pub fn aggregate(input: &KpiInput, period: Period, by: GroupBy, order: &StageOrd
         funder: None,
         balances: roll::stage_balances(&input.states, order),
         roll: roll::roll_matrix(&input.states, order),
-        vintages: vintage::vintages(&input.entries, &input.entry_cures, period.to, zone),
+        vintages: vintage::vintages(&input.entries, period.to, zone),
     }
 }
 

@@ -4,7 +4,8 @@
 //! currency; and the order of states that "worse" means ([`StageOrder`]).
 //!
 //! Pure: the store supplies each account's latest stage entry and latest cure before each
-//! bound ([`AccountStates`]); this module decides the state from them and never reads a store.
+//! bound ([`AccountStates`]) and folds them into [`StateCells`] as it reads them, page by page;
+//! this module decides the states from them and never reads a store.
 
 use super::{CurrencyAmount, ratio};
 use crate::domain::Money;
@@ -153,18 +154,69 @@ pub struct RollMatrix {
     pub entered: Option<RollRow>,
 }
 
-/// Builds the matrix from each account's states at the period's bounds.
-pub fn roll_matrix(accounts: &[AccountStates], order: &StageOrder) -> RollMatrix {
+/// One cell of [`StateCells`]: the accounts of one currency in one state at a period's start
+/// and one at its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct StateCell {
+    accounts: u64,
+    /// Their balance at the start (each account's at least zero).
+    balance_start: Money,
+    /// Their balance at the end.
+    balance_end: Money,
+}
+
+/// The accounts of a book folded by (state at a period's start, state at its end, currency):
+/// everything the roll matrix and the balances by stage read, in memory that follows the
+/// number of states and currencies, not of accounts. The store adds the accounts page by page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCells {
+    /// `(start, end, currency, cell)`; a start of `None`: in no state at the start.
+    cells: Vec<(Option<String>, String, String, StateCell)>,
+}
+
+impl StateCells {
+    /// The cells of `accounts`.
+    pub fn of<'a>(accounts: impl IntoIterator<Item = &'a AccountStates>) -> StateCells {
+        let mut cells = StateCells::default();
+        for account in accounts {
+            cells.add(account);
+        }
+        cells
+    }
+
+    /// Adds one account (nothing when it is in no state at the period's end).
+    pub fn add(&mut self, account: &AccountStates) {
+        let Some(end) = state_at(account.end_stage.as_ref(), account.end_cure) else { return };
+        let start = state_at(account.start_stage.as_ref(), account.start_cure);
+        let currency = account.currency.as_str();
+        let found = self.cells.iter().position(|(from, to, held, _)| {
+            from.as_deref() == start && to.as_str() == end && held.as_str() == currency
+        });
+        let index = found.unwrap_or_else(|| {
+            self.cells.push((start.map(str::to_string), end.to_string(), currency.to_string(), StateCell::default()));
+            self.cells.len() - 1
+        });
+        let cell = &mut self.cells[index].3;
+        cell.accounts += 1;
+        cell.balance_start += (account.balance_now + account.paid_since_start).max(Money::ZERO);
+        cell.balance_end += account.balance_now + account.paid_since_end;
+    }
+
+    /// The number of accounts added in a state at the period's end.
+    pub fn accounts(&self) -> u64 {
+        self.cells.iter().map(|(_, _, _, cell)| cell.accounts).sum()
+    }
+}
+
+/// Builds the matrix from the accounts' states at the period's bounds.
+pub fn roll_matrix(accounts: &StateCells, order: &StageOrder) -> RollMatrix {
     // (from, to) -> (accounts, balance per currency); from None = entered in the period.
     type Cells<'a> = BTreeMap<(Option<&'a str>, &'a str), (u64, BTreeMap<&'a str, Money>)>;
     let mut cells: Cells = BTreeMap::new();
-    for account in accounts {
-        let Some(end) = state_at(account.end_stage.as_ref(), account.end_cure) else { continue };
-        let start = state_at(account.start_stage.as_ref(), account.start_cure);
-        let balance = (account.balance_now + account.paid_since_start).max(Money::ZERO);
-        let cell = cells.entry((start, end)).or_default();
-        cell.0 += 1;
-        *cell.1.entry(account.currency.as_str()).or_default() += balance;
+    for (start, end, currency, held) in &accounts.cells {
+        let cell = cells.entry((start.as_deref(), end.as_str())).or_default();
+        cell.0 += held.accounts;
+        *cell.1.entry(currency.as_str()).or_default() += held.balance_start;
     }
     let mut states: Vec<&str> = cells.keys().flat_map(|(from, to)| from.iter().copied().chain([*to])).collect();
     states.sort_by_key(|state| order.rank(state));
@@ -250,13 +302,12 @@ pub struct StageBalance {
 
 /// The book at the period's end by state, best state first: what a funder reads as its
 /// balances by stage.
-pub fn stage_balances(accounts: &[AccountStates], order: &StageOrder) -> Vec<StageBalance> {
+pub fn stage_balances(accounts: &StateCells, order: &StageOrder) -> Vec<StageBalance> {
     let mut by_state: BTreeMap<&str, (u64, BTreeMap<&str, Money>)> = BTreeMap::new();
-    for account in accounts {
-        let Some(end) = state_at(account.end_stage.as_ref(), account.end_cure) else { continue };
-        let entry = by_state.entry(end).or_default();
-        entry.0 += 1;
-        *entry.1.entry(account.currency.as_str()).or_default() += account.balance_now + account.paid_since_end;
+    for (_, end, currency, held) in &accounts.cells {
+        let entry = by_state.entry(end.as_str()).or_default();
+        entry.0 += held.accounts;
+        *entry.1.entry(currency.as_str()).or_default() += held.balance_end;
     }
     let mut states: Vec<_> = by_state.into_iter().collect();
     states.sort_by_key(|(state, _)| order.rank(state));
@@ -349,7 +400,7 @@ mod tests {
             account("j", "USD", "70", None, "M1"),
             AccountStates { end_stage: None, ..account("k", "USD", "1", None, "M1") },
         ];
-        let matrix = roll_matrix(&accounts, &order());
+        let matrix = roll_matrix(&StateCells::of(&accounts), &order());
         assert_eq!(matrix.states, [CURRENT, "M1", "M2", "M3"]);
         let names: Vec<&str> = matrix.rows.iter().map(|row| row.from.as_str()).collect();
         assert_eq!(names, [CURRENT, "M1", "M2"]);
@@ -381,8 +432,27 @@ mod tests {
     fn the_balance_at_the_start_adds_back_what_was_paid_since() {
         let mut paid = account("a", "USD", "0", Some("M1"), CURRENT);
         paid.paid_since_start = "120.50".parse().unwrap();
-        let matrix = roll_matrix(&[paid], &order());
+        let matrix = roll_matrix(&StateCells::of([&paid]), &order());
         assert_eq!(matrix.rows[0].balance[0].amount, "120.50".parse::<Money>().unwrap());
         assert_eq!(matrix.rows[0].balance_cure_rate[0].share, Some(1.0));
+    }
+
+    #[test]
+    fn cells_follow_the_states_not_the_accounts() {
+        let accounts: Vec<AccountStates> = (0..1000)
+            .map(|i| {
+                let end = if i % 4 == 0 { CURRENT } else { "M2" };
+                account(&format!("a{i}"), "USD", "10", Some("M1"), end)
+            })
+            .collect();
+        let cells = StateCells::of(&accounts);
+        assert_eq!(cells.cells.len(), 2, "two (start, end, currency) cells for a thousand accounts");
+        assert_eq!(cells.accounts(), 1000);
+        let balances = stage_balances(&cells, &order());
+        let by_stage: Vec<(&str, u64)> = balances.iter().map(|b| (b.stage.as_str(), b.accounts)).collect();
+        assert_eq!(by_stage, [(CURRENT, 250), ("M2", 750)]);
+        assert_eq!(balances[1].balance[0].amount, "7500".parse::<Money>().unwrap());
+        let row = &roll_matrix(&cells, &order()).rows[0];
+        assert_eq!((row.from.as_str(), row.roll_rate, row.cure_rate), ("M1", Some(0.75), Some(0.25)));
     }
 }

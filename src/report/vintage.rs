@@ -3,25 +3,35 @@
 //! 14, 30 and 60 days of entering — each share read only over the accounts whose horizon has
 //! passed by the report's end, so a young week never looks worse than it is.
 //!
-//! Pure: the store supplies the entries and the cures; no I/O, no clock.
+//! Pure: the store supplies the entries, each with its first cure after entering; no I/O, no
+//! clock.
 
 use super::ratio;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 /// The horizons of the vintage view, in days after entering collections.
 pub const HORIZONS: [i64; 4] = [7, 14, 30, 60];
 
-/// One account that entered collections: the first instant of the day after its due date.
+/// One account that entered collections: the first instant of the day after its due date, and
+/// its first paid-in-full since (all a horizon asks of its cures, without naming the account).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VintageEntry {
-    /// The account.
-    pub account_id: String,
     /// When it entered collections.
     pub entered_at: DateTime<Utc>,
+    /// Its first paid-in-full at or after `entered_at`, if any.
+    pub first_cure: Option<DateTime<Utc>>,
+}
+
+impl VintageEntry {
+    /// The entry of an account that entered at `entered_at` and was paid in full at `cures`
+    /// (any order; those before entering do not count).
+    pub fn new(entered_at: DateTime<Utc>, cures: &[DateTime<Utc>]) -> VintageEntry {
+        VintageEntry { entered_at, first_cure: cures.iter().copied().filter(|at| *at >= entered_at).min() }
+    }
 }
 
 /// One horizon of a week.
@@ -49,14 +59,9 @@ pub struct Vintage {
 }
 
 /// The vintages of `entries` as of `as_of`: a cure counts for a horizon when it falls in
-/// `[entered_at, entered_at + days)` and before `as_of`; an account counts for a horizon once
-/// `entered_at + days <= as_of`.
-pub fn vintages(
-    entries: &[VintageEntry],
-    cures: &HashMap<String, Vec<DateTime<Utc>>>,
-    as_of: DateTime<Utc>,
-    zone: Tz,
-) -> Vec<Vintage> {
+/// `[entered_at, entered_at + days)` and before `as_of` (the first cure since entering does
+/// when any does); an account counts for a horizon once `entered_at + days <= as_of`.
+pub fn vintages(entries: &[VintageEntry], as_of: DateTime<Utc>, zone: Tz) -> Vec<Vintage> {
     let mut weeks: BTreeMap<NaiveDate, Vec<&VintageEntry>> = BTreeMap::new();
     for entry in entries {
         let day = entry.entered_at.with_timezone(&zone).date_naive();
@@ -79,9 +84,7 @@ pub fn vintages(
                             continue;
                         }
                         matured += 1;
-                        let in_time = cures.get(&entry.account_id).is_some_and(|times| {
-                            times.iter().any(|at| *at >= entry.entered_at && *at < end && *at < as_of)
-                        });
+                        let in_time = entry.first_cure.is_some_and(|at| at < end && at < as_of);
                         cured += u64::from(in_time);
                     }
                     VintageHorizon { days, matured, cured, cure_rate: ratio(cured, matured) }
@@ -102,23 +105,24 @@ mod tests {
     #[test]
     fn each_horizon_counts_only_the_accounts_it_has_matured_for() {
         let zone: Tz = "UTC".parse().unwrap();
-        let entry = |id: &str, day: &str| VintageEntry { account_id: id.into(), entered_at: at(day) };
+        let entry = |day: &str, cures: &[&str]| {
+            VintageEntry::new(at(day), &cures.iter().map(|cure| at(cure)).collect::<Vec<_>>())
+        };
         // Week of Monday 2026-10-05: a (cured on day 3), b (cured on day 10), c (never).
         // Week of 2026-11-23: d, entered 2026-11-25, cured the next day.
         let entries = vec![
-            entry("a", "2026-10-05T00:00:00Z"),
-            entry("b", "2026-10-07T00:00:00Z"),
-            entry("c", "2026-10-11T00:00:00Z"),
-            entry("d", "2026-11-25T00:00:00Z"),
+            entry("2026-10-05T00:00:00Z", &["2026-10-08T10:00:00Z"]),
+            entry("2026-10-07T00:00:00Z", &["2026-10-17T10:00:00Z", "2026-09-01T00:00:00Z"]),
+            entry("2026-10-11T00:00:00Z", &[]),
+            entry("2026-11-25T00:00:00Z", &["2026-11-26T10:00:00Z"]),
         ];
-        let cures: HashMap<String, Vec<DateTime<Utc>>> = [
-            ("a".to_string(), vec![at("2026-10-08T10:00:00Z")]),
-            ("b".to_string(), vec![at("2026-09-01T00:00:00Z"), at("2026-10-17T10:00:00Z")]),
-            ("d".to_string(), vec![at("2026-11-26T10:00:00Z")]),
-        ]
-        .into();
+        assert_eq!(
+            entries[1].first_cure,
+            Some(at("2026-10-17T10:00:00Z")),
+            "the cure before entering is not its first"
+        );
         let as_of = at("2026-11-30T00:00:00Z");
-        let vintages = vintages(&entries, &cures, as_of, zone);
+        let vintages = vintages(&entries, as_of, zone);
         assert_eq!(vintages.len(), 2);
         let october = &vintages[0];
         assert_eq!((october.week, october.entered), (NaiveDate::from_ymd_opt(2026, 10, 5).unwrap(), 3));
@@ -134,8 +138,8 @@ mod tests {
     fn weeks_are_cut_in_the_portfolio_zone() {
         let zone: Tz = "Asia/Shanghai".parse().unwrap();
         // Sunday 2026-11-29 20:00 UTC is Monday 04:00 in Shanghai: the week of 2026-11-30.
-        let entries = vec![VintageEntry { account_id: "a".into(), entered_at: at("2026-11-29T20:00:00Z") }];
-        let vintages = vintages(&entries, &HashMap::new(), at("2026-12-01T00:00:00Z"), zone);
+        let entries = vec![VintageEntry::new(at("2026-11-29T20:00:00Z"), &[])];
+        let vintages = vintages(&entries, at("2026-12-01T00:00:00Z"), zone);
         assert_eq!(vintages[0].week, NaiveDate::from_ymd_opt(2026, 11, 30).unwrap());
     }
 }

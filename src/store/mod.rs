@@ -8,6 +8,7 @@
 mod account_view;
 mod audit;
 mod book;
+mod book_states;
 pub mod dashboard;
 mod deliveries;
 mod experiments;
@@ -55,6 +56,7 @@ pub use leases::{has_lease_candidate, lock_task, task_by_id};
 pub use locks::{plan_finished_since, try_lock, unlock};
 pub use models::{FACT_PAGE_ROWS, load_latest_model, read_attempt_facts, save_model};
 
+pub use book_states::{BookStates, STATE_PAGE, book_states};
 pub use experiments::{entered_experiments, entries_of, insert_entries, outcomes_of};
 pub use outcomes::{
     AccountFlags, OpenPromise, ReportedAttempt, TaskAttempt, account_flags, add_account_flag, attempt_at,
@@ -76,8 +78,8 @@ pub use reactions::{
 };
 pub use release::{release_candidates, tasks_by_id};
 pub use report::{
-    AttemptTallies, account_states, attempt_tallies, cures_in, funder_names, funding_shares, load_kpi_input,
-    payments_in, promises_made, promises_resolved, vintage_entries,
+    AttemptTallies, attempt_tallies, cures_in, funder_names, funding_shares, load_kpi_input, payments_in,
+    promises_made, promises_resolved,
 };
 pub use statistics::{PLAN_TABLES, analyze_stale};
 pub use task_state::{TaskCount, live_task_counts, task_counts};

@@ -1,8 +1,7 @@
 //! The reads behind the KPI report (`crate::report`): attempts, accounts and promises counted
 //! by task group and currency, resolved promises, payments and paid-in-full events with the task
-//! they are attributed to, all in one period `[from, to)`; each account's latest stage entry
-//! and cure before each bound (the roll matrix); the accounts entering collections in the
-//! period and their cures (the vintages).
+//! they are attributed to, all in one period `[from, to)`; and, through `store::book_states`,
+//! the book at the period's bounds (the roll matrix, the vintages).
 //!
 //! Counts are grouped in SQL; money is read row by row exactly ([`get_money`]) and summed by
 //! the caller with `rust_decimal`, never in SQL (SQLite stores it as a REAL). No KPI is
@@ -10,12 +9,11 @@
 
 use super::StoreError;
 use super::sql::{Sql, get, get_money};
-use crate::domain::{FundingShares, Money};
+use crate::domain::FundingShares;
 use crate::report::{
-    AccountAttempted, AccountStates, AttemptCount, CureRow, FunderScope, KpiInput, PaymentRow, Period, PromiseCount,
-    ResolvedPromise, TaskGroup, UNKNOWN_CURRENCY, VintageEntry,
+    AccountAttempted, AttemptCount, CureRow, FunderScope, KpiInput, PaymentRow, Period, PromiseCount, ResolvedPromise,
+    TaskGroup, UNKNOWN_CURRENCY,
 };
-use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use sea_orm::{ConnectionTrait, QueryResult};
 use std::collections::{BTreeMap, HashMap};
@@ -263,179 +261,6 @@ pub async fn cures_in(
     Ok(cures)
 }
 
-/// The latest of something before each bound of a period: `[before from, before to]`.
-type AtBounds<T> = [Option<T>; 2];
-
-/// Keeps `value` in the bounds it precedes when it is later than what they hold (by `key`).
-fn keep_latest<T, K: PartialOrd>(
-    bounds: &mut AtBounds<T>,
-    period: Period,
-    at: DateTime<Utc>,
-    value: T,
-    key: impl Fn(&T) -> K,
-) where
-    T: Clone,
-{
-    let later = |held: &Option<T>| held.as_ref().is_none_or(|held| key(&value) > key(held));
-    if at < period.from && later(&bounds[0]) {
-        bounds[0] = Some(value.clone());
-    }
-    if later(&bounds[1]) {
-        bounds[1] = Some(value);
-    }
-}
-
-/// Each account's latest stage entry before each bound (`(stage, at)`; the latest by instant,
-/// then by id), in one scan of the stage history before the period's end.
-async fn latest_stages(
-    db: &impl ConnectionTrait,
-    period: Period,
-) -> Result<HashMap<String, AtBounds<(String, DateTime<Utc>, i64)>>, StoreError> {
-    let mut sql = Sql::new(db.get_database_backend());
-    sql.push("SELECT account_id, to_stage, at, id FROM stage_history WHERE at < ");
-    sql.bind(period.to);
-    let mut stages: HashMap<String, AtBounds<(String, DateTime<Utc>, i64)>> = HashMap::new();
-    for row in db.query_all_raw(sql.statement()).await? {
-        let account_id: String = get(&row, 0, "stage_history", "account_id")?;
-        let id: i64 = get(&row, 3, "stage_history", &account_id)?;
-        let stage: String = get(&row, 1, "stage_history", &account_id)?;
-        let at: DateTime<Utc> = get(&row, 2, "stage_history", &account_id)?;
-        let bounds = stages.entry(account_id).or_default();
-        keep_latest(bounds, period, at, (stage, at, id), |(_, at, id)| (*at, *id));
-    }
-    Ok(stages)
-}
-
-/// Each account's latest paid-in-full before each bound, in one scan of those audit rows.
-async fn latest_cures(
-    db: &impl ConnectionTrait,
-    period: Period,
-) -> Result<HashMap<String, AtBounds<DateTime<Utc>>>, StoreError> {
-    let mut sql = Sql::new(db.get_database_backend());
-    sql.push(
-        "SELECT entity_id, at FROM audit_log WHERE action = 'account.paid_in_full' AND entity = 'account' AND at < ",
-    );
-    sql.bind(period.to);
-    let mut cures: HashMap<String, AtBounds<DateTime<Utc>>> = HashMap::new();
-    for row in db.query_all_raw(sql.statement()).await? {
-        let account_id: String = get(&row, 0, "audit_log", "entity_id")?;
-        let at: DateTime<Utc> = get(&row, 1, "audit_log", &account_id)?;
-        keep_latest(cures.entry(account_id).or_default(), period, at, at, |at| *at);
-    }
-    Ok(cures)
-}
-
-/// Every account of `scope` that had a stage before the period's end, with its states at both
-/// bounds, its balance now and the payments it received since each bound.
-pub async fn account_states(
-    db: &impl ConnectionTrait,
-    period: Period,
-    scope: &FunderScope,
-) -> Result<Vec<AccountStates>, StoreError> {
-    let backend = db.get_database_backend();
-    let (mut stages, mut cures) = (latest_stages(db, period).await?, latest_cures(db, period).await?);
-
-    // Paid since the start, and since the end.
-    let mut paid: HashMap<String, (Money, Money)> = HashMap::new();
-    let mut sql = Sql::new(backend);
-    sql.push("SELECT id, account_id, amount, paid_at FROM payments WHERE paid_at >= ");
-    sql.bind(period.from);
-    for row in db.query_all_raw(sql.statement()).await? {
-        let id: i64 = get(&row, 0, "payments", "id")?;
-        let id = id.to_string();
-        let account_id: String = get(&row, 1, "payments", &id)?;
-        let amount = get_money(&row, 2, backend, "payments", &id)?;
-        let at: DateTime<Utc> = get(&row, 3, "payments", &id)?;
-        let sums = paid.entry(account_id).or_default();
-        sums.0 += amount;
-        if at >= period.to {
-            sums.1 += amount;
-        }
-    }
-
-    let mut states = Vec::with_capacity(stages.len());
-    let mut sql = Sql::new(backend);
-    sql.push("SELECT id, currency, balance FROM accounts acc WHERE 1 = 1");
-    push_scope(&mut sql, "acc.funders", scope);
-    sql.push(" ORDER BY id");
-    for row in db.query_all_raw(sql.statement()).await? {
-        let account_id: String = get(&row, 0, "accounts", "id")?;
-        let [start_stage, end_stage] = stages.remove(&account_id).unwrap_or_default();
-        let [start_cure, end_cure] = cures.remove(&account_id).unwrap_or_default();
-        if end_stage.is_none() && end_cure.is_none() {
-            continue;
-        }
-        let without_id = |(stage, at, _): (String, DateTime<Utc>, i64)| (stage, at);
-        let (paid_since_start, paid_since_end) = paid.remove(&account_id).unwrap_or_default();
-        states.push(AccountStates {
-            currency: get(&row, 1, "accounts", &account_id)?,
-            balance_now: get_money(&row, 2, backend, "accounts", &account_id)?,
-            paid_since_start,
-            paid_since_end,
-            start_stage: start_stage.map(without_id),
-            start_cure,
-            end_stage: end_stage.map(without_id),
-            end_cure,
-            account_id,
-        });
-    }
-    Ok(states)
-}
-
-/// The accounts that entered collections in the period: those whose due date's next day
-/// starts (in `zone`) within it and that were put in a stage at or after that instant; and
-/// the paid-in-full instants of those accounts since then.
-pub async fn vintage_entries(
-    db: &impl ConnectionTrait,
-    period: Period,
-    zone: Tz,
-    scope: &FunderScope,
-) -> Result<(Vec<VintageEntry>, HashMap<String, Vec<DateTime<Utc>>>), StoreError> {
-    let backend = db.get_database_backend();
-    let first: NaiveDate = period.from.with_timezone(&zone).date_naive() - Duration::days(1);
-    let last: NaiveDate = period.to.with_timezone(&zone).date_naive();
-    let mut sql = Sql::new(backend);
-    sql.push(
-        "SELECT a.id, a.due_date, (SELECT MAX(sh.at) FROM stage_history sh WHERE sh.account_id = a.id) \
-         FROM accounts a WHERE a.due_date >= ",
-    );
-    sql.bind(first);
-    sql.push(" AND a.due_date <= ");
-    sql.bind(last);
-    push_scope(&mut sql, "a.funders", scope);
-    sql.push(" ORDER BY a.id");
-    let mut entries = Vec::new();
-    for row in db.query_all_raw(sql.statement()).await? {
-        let account_id: String = get(&row, 0, "accounts", "id")?;
-        let due: NaiveDate = get(&row, 1, "accounts", &account_id)?;
-        let staged: Option<DateTime<Utc>> = get(&row, 2, "accounts", &account_id)?;
-        let Some(entered_at) = due.succ_opt().and_then(|day| crate::report::start_of_day(day, zone)) else {
-            continue;
-        };
-        if period.contains(entered_at) && staged.is_some_and(|at| at >= entered_at) {
-            entries.push(VintageEntry { account_id, entered_at });
-        }
-    }
-    let mut cures: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
-    let mut sql = Sql::new(backend);
-    sql.push(
-        "SELECT l.entity_id, l.at FROM audit_log l JOIN accounts a ON a.id = l.entity_id \
-         WHERE l.action = 'account.paid_in_full' AND l.entity = 'account' AND a.due_date >= ",
-    );
-    sql.bind(first);
-    sql.push(" AND a.due_date <= ");
-    sql.bind(last);
-    sql.push(" AND l.at >= ");
-    sql.bind(period.from - Duration::days(1));
-    push_scope(&mut sql, "a.funders", scope);
-    for row in db.query_all_raw(sql.statement()).await? {
-        let account_id: String = get(&row, 0, "audit_log", "entity_id")?;
-        let at: DateTime<Utc> = get(&row, 1, "audit_log", &account_id)?;
-        cures.entry(account_id).or_default().push(at);
-    }
-    Ok((entries, cures))
-}
-
 /// The funding shares of the accounts in `scope`, by account.
 pub async fn funding_shares(
     db: &impl ConnectionTrait,
@@ -466,7 +291,7 @@ pub async fn load_kpi_input(
     zone: Tz,
     scope: &FunderScope,
 ) -> Result<KpiInput, StoreError> {
-    let (entries, entry_cures) = vintage_entries(db, period, zone, scope).await?;
+    let book = super::book_states(db, &[period], zone, scope, super::STATE_PAGE).await?.pop().unwrap_or_default();
     let tallies = attempt_tallies(db, period, scope).await?;
     let mut input = KpiInput {
         attempts: tallies.attempts,
@@ -475,9 +300,8 @@ pub async fn load_kpi_input(
         promises_resolved: promises_resolved(db, period, scope).await?,
         payments: payments_in(db, period, scope).await?,
         cures: cures_in(db, period, scope).await?,
-        states: account_states(db, period, scope).await?,
-        entries,
-        entry_cures,
+        states: book.states,
+        entries: book.entries,
     };
     if let Some(funder) = scope.funder() {
         crate::report::funder::take_share(&mut input, funder, &funding_shares(db, scope).await?);
