@@ -429,3 +429,26 @@ async fn a_postgres_pool_is_sized_from_the_servers_free_connections() {
     assert!((store::POOL_LEAST..=store::POOL_MOST).contains(&size));
     pool.close().await.ok();
 }
+
+/// The dashboard's balances by product and stage are summed by the database, exactly: on
+/// SQLite, where money is a REAL, each amount is rounded to ten-thousandths before it is summed
+/// (8.29 is 82899.99999999999 ten-thousandths as a float, 82899 if truncated).
+#[tokio::test]
+async fn balances_by_stage_are_summed_exactly_by_the_database() {
+    for test_db in all_dbs().await {
+        let (db, b) = (&test_db.db, test_db.backend);
+        let header = "account_id,borrower_id,name,phones,email,timezones,product,currency,amount_due,balance,due_date,\
+                      tags,flags,consent_robot";
+        let lines: Vec<String> = [("A1", "0.1"), ("A2", "0.2"), ("A3", "1234.5678"), ("A4", "8.29")]
+            .iter()
+            .map(|(id, balance)| {
+                format!("{id},B{id},N,+12025550100,,America/New_York,cash,USD,1,{balance},2026-11-01,,,true")
+            })
+            .collect();
+        common::import_lines(db, arrears::import::ImportKind::Accounts, header, &lines, at(2, 0)).await;
+        let balances = store::dashboard::stage_balances(db).await.unwrap();
+        assert_eq!(balances.len(), 1, "{b}: {balances:?}");
+        assert_eq!(balances[0].accounts, 4, "{b}");
+        assert_eq!(balances[0].balance, Decimal::from_str("1243.1578").unwrap(), "{b}");
+    }
+}

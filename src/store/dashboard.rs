@@ -6,13 +6,14 @@
 //!
 //! Each is one statement (or one per page of rows), grouped or packed by the database, never
 //! one query per row. Counts are grouped in SQL; money is read exactly ([`get_money`],
-//! [`money_text`]) and summed by the caller with `rust_decimal` — on SQLite, where money is a
-//! REAL, never in SQL. No KPI and no clock here: periods and instants come in.
+//! [`money_text`]) and summed by the caller with `rust_decimal`, or summed exactly by the
+//! database ([`exact_money_sum`]: on SQLite, where money is a REAL, as integer ten-thousandths,
+//! never as floats). No KPI and no clock here: periods and instants come in.
 
 use super::StoreError;
 use super::book::{money_field, money_text, unpack};
 use super::report::{count, push_period};
-use super::sql::{Sql, get, get_money, is_postgres};
+use super::sql::{Sql, exact_money_sum, get, get_money, get_money_sum, is_postgres};
 use crate::domain::{DeliveryState, Money, TaskOrigin};
 use crate::learn::ModelCurves;
 use crate::report::{Period, UNKNOWN_CURRENCY};
@@ -65,49 +66,23 @@ pub struct StageBalance {
     pub balance: Money,
 }
 
-/// Every account counted by product, stage and currency, with its balance summed exactly: on
-/// PostgreSQL by `SUM` over `numeric`; on SQLite the accounts are grouped by balance as well
-/// (one packed text) and each distinct balance is multiplied by its count here.
+/// Every account counted by product, stage and currency, with its balance summed exactly in one
+/// grouped statement ([`exact_money_sum`]): what is held follows the groups, not the accounts.
 pub async fn stage_balances(db: &impl ConnectionTrait) -> Result<Vec<StageBalance>, StoreError> {
     let backend = db.get_database_backend();
     let mut totals: BTreeMap<(String, Option<String>, String), (u64, Money)> = BTreeMap::new();
-    if is_postgres(backend) {
-        let mut sql = Sql::new(backend);
-        sql.push(
-            "SELECT product, stage, currency, COUNT(*), COALESCE(SUM(balance), 0) FROM accounts \
-             GROUP BY product, stage, currency",
-        );
-        for row in db.query_all_raw(sql.statement()).await? {
-            let product: String = get(&row, 0, "accounts", "product")?;
-            let stage: Option<String> = get(&row, 1, "accounts", &product)?;
-            let currency: String = get(&row, 2, "accounts", &product)?;
-            let accounts = count(&row, 3, "accounts")?;
-            let balance = get_money(&row, 4, backend, "accounts", &product)?;
-            totals.insert((product, stage, currency), (accounts, balance));
-        }
-    } else {
-        let mut sql = Sql::new(backend);
-        sql.push(
-            "SELECT json_group_array(json_array(product, stage, currency, b, n)) FROM \
-             (SELECT product, stage, currency, CAST(balance AS TEXT) AS b, COUNT(*) AS n FROM accounts \
-              GROUP BY product, stage, currency, b) AS grouped",
-        );
-        let text = match db.query_one_raw(sql.statement()).await? {
-            Some(row) => get::<Option<String>>(&row, 0, "accounts", "(balances)")?.unwrap_or_else(|| "[]".into()),
-            None => "[]".into(),
-        };
-        let rows: Vec<(String, Option<String>, String, String, i64)> = unpack(&text, "accounts")?;
-        for (product, stage, currency, balance, accounts) in rows {
-            let amount = money_text(&balance).ok_or_else(|| StoreError::Corrupt {
-                table: "accounts",
-                id: product.clone(),
-                message: format!("balance `{balance}`"),
-            })?;
-            let accounts = u64::try_from(accounts).unwrap_or(0);
-            let entry = totals.entry((product, stage, currency)).or_default();
-            entry.0 += accounts;
-            entry.1 += amount * Money::from(accounts);
-        }
+    let mut sql = Sql::new(backend);
+    sql.push(&format!(
+        "SELECT product, stage, currency, COUNT(*), {} FROM accounts GROUP BY product, stage, currency",
+        exact_money_sum(backend, "balance")
+    ));
+    for row in db.query_all_raw(sql.statement()).await? {
+        let product: String = get(&row, 0, "accounts", "product")?;
+        let stage: Option<String> = get(&row, 1, "accounts", &product)?;
+        let currency: String = get(&row, 2, "accounts", &product)?;
+        let accounts = count(&row, 3, "accounts")?;
+        let balance = get_money_sum(&row, 4, backend, "accounts", &product)?;
+        totals.insert((product, stage, currency), (accounts, balance));
     }
     Ok(totals
         .into_iter()

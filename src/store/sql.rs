@@ -370,6 +370,33 @@ pub(crate) fn get_money(
     })
 }
 
+/// The exact sum of a money column over a group, as SQL: PostgreSQL sums its `numeric`; on
+/// SQLite, where money is a REAL, each amount is rounded to ten-thousandths (what
+/// [`get_money`] reads it as) and summed as an integer, which SQLite adds exactly (it fails
+/// loudly, "integer overflow", past 922 trillion per group). Read it with [`get_money_sum`].
+pub(crate) fn exact_money_sum(backend: DbBackend, column: &str) -> String {
+    if is_postgres(backend) {
+        format!("COALESCE(SUM({column}), 0)")
+    } else {
+        format!("COALESCE(SUM(CAST(ROUND({column} * 10000) AS INTEGER)), 0)")
+    }
+}
+
+/// Reads an [`exact_money_sum`].
+pub(crate) fn get_money_sum(
+    row: &QueryResult,
+    index: usize,
+    backend: DbBackend,
+    table: &'static str,
+    id: &str,
+) -> Result<Money, StoreError> {
+    if is_postgres(backend) {
+        return get_money(row, index, backend, table, id);
+    }
+    let ten_thousandths: i64 = get(row, index, table, id)?;
+    Ok(Money::new(ten_thousandths, 4).normalize())
+}
+
 /// The decimal a stored REAL stands for (see [`get_money`]).
 pub(crate) fn money_from_f64(value: f64) -> Option<Money> {
     if !value.is_finite() {
