@@ -5,8 +5,9 @@
 //!
 //! A page is [`STATE_PAGE`] accounts in id order; its stage history, cures and payments are read
 //! by the page's range of account ids, so what is held follows the page and the states, never
-//! the book. Several periods (the dashboard's weekly roll trend) are read in one pass. No KPI is decided here: `report::roll` decides the states, `report::vintage` the
-//! horizons, `report::funder` a funder's part.
+//! the book. Several periods (the dashboard's weekly roll trend) are read in one pass. No KPI is
+//! decided here: `report::roll` decides the states, `report::vintage` the horizons,
+//! `report::funder` a funder's part.
 
 use super::StoreError;
 use super::report::push_scope;
