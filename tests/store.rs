@@ -452,3 +452,83 @@ async fn balances_by_stage_are_summed_exactly_by_the_database() {
         assert_eq!(balances[0].balance, Decimal::from_str("1243.1578").unwrap(), "{b}");
     }
 }
+
+#[tokio::test]
+async fn the_expiry_sweep_closes_every_closed_window_once_in_batches_and_nothing_else() {
+    use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter};
+    let now = at(22, 12);
+    // (state, window opens and closes in hours from now, expired by the sweep). The still-open
+    // planned tasks sit between closed ones in the release index's order (`not_before`, id), and
+    // a window that closes at `now` is closed.
+    let cases: &[(&str, i64, i64, bool)] = &[
+        ("planned", -6, -1, true),
+        ("planned", -6, 1, false),
+        ("planned", -6, 0, true),
+        ("planned", -5, -2, true),
+        ("planned", -5, 2, false),
+        ("planned", -6, -3, true),
+        ("planned", -4, -3, true),
+        ("planned", 1, 3, false),
+        ("ready", -6, -1, true),
+        ("ready", -3, 1, false),
+        ("dispatched", -2, -1, true),
+        ("dispatched", -2, 0, true),
+        ("leased", -6, -1, false),
+        ("done", -6, -1, false),
+    ];
+    for db in all_dbs().await {
+        let b = db.backend;
+        let tasks: Vec<Task> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, (_, opens, closes, _))| Task {
+                not_before: (now + Duration::hours(*opens)).fixed_offset(),
+                not_after: (now + Duration::hours(*closes)).fixed_offset(),
+                ..task(&format!("A-{i:05}"), day(22), 1, "M1")
+            })
+            .collect();
+        store::raw_insert_tasks(&db, &tasks).await.unwrap();
+        for (i, (state, ..)) in cases.iter().enumerate() {
+            db.execute_unprepared(&format!("UPDATE tasks SET state = '{state}' WHERE account_id = 'A-{i:05}'"))
+                .await
+                .unwrap();
+        }
+        // Batches of two: more batches than closed tasks of either kind need.
+        let mut sweep = store::tasks::ExpirySweep::default();
+        let mut expired = Vec::new();
+        let mut batches = 0;
+        while !sweep.finished() {
+            expired.extend(store::tasks::expire_closed_windows(&*db, "engine", now, &mut sweep, 2).await.unwrap());
+            batches += 1;
+            assert!(batches <= cases.len(), "{b}: the sweep ends");
+        }
+        let stored: BTreeMap<String, (i64, String, Option<String>)> = Tasks::find()
+            .all(&*db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|task| (task.account_id, (task.id, task.state, task.state_reason)))
+            .collect();
+        let mut expected = Vec::new();
+        for (i, (state, _, _, expires)) in cases.iter().enumerate() {
+            let (id, now_state, reason) = &stored[&format!("A-{i:05}")];
+            if *expires {
+                expected.push(*id);
+                assert_eq!((now_state.as_str(), reason.as_deref()), ("expired", Some("window_closed")), "{b}: {i}");
+            } else {
+                assert_eq!((now_state.as_str(), reason.as_deref()), (*state, None), "{b}: {i} is left as it was");
+            }
+        }
+        expired.sort_unstable();
+        assert_eq!(expired, expected, "{b}: each closed task once");
+        let audits =
+            AuditLog::find().filter(entity::audit_log::Column::Action.eq("task.expired")).count(&*db).await.unwrap();
+        assert_eq!(audits, expected.len() as u64, "{b}: one audit row each");
+        // A second sweep finds nothing.
+        let mut again = store::tasks::ExpirySweep::default();
+        while !again.finished() {
+            let ids = store::tasks::expire_closed_windows(&*db, "engine", now, &mut again, 2).await.unwrap();
+            assert!(ids.is_empty(), "{b}");
+        }
+    }
+}

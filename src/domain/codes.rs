@@ -371,8 +371,8 @@ mod tests {
         assert!(leases.contains(&format!("channel = '{}'", Channel::Human.code())));
         let in_flight = include_str!("../../migration/src/m20261207_000015_in_flight_borrower.rs");
         assert!(in_flight.contains(&format!("state IN {}", TaskState::sql_list(TaskState::IN_FLIGHT))));
-        let expiry = include_str!("../../migration/src/m20261207_000018_expiry_index.rs");
-        assert!(expiry.contains(&format!("WHERE state IN {}", TaskState::sql_list(crate::store::tasks::EXPIRING))));
+        let expiry = include_str!("../../migration/src/m20261207_000019_released_expiry_index.rs");
+        assert!(expiry.contains(&format!("WHERE state IN {}", TaskState::sql_list(crate::store::tasks::RELEASED))));
         let shards = include_str!("../../migration/src/m20261207_000016_plan_shards.rs");
         assert!(shards.contains(&format!(".default(\"{}\")", ShardState::Open.code())));
     }

@@ -137,18 +137,17 @@ pub async fn release_due(
 async fn expire_closed(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, ReleaseError> {
     let reason = Reason::WindowClosed.to_string();
     let mut expired = 0;
-    loop {
+    let mut sweep = store::tasks::ExpirySweep::default();
+    while !sweep.finished() {
         let txn = store::begin_write(db).await?;
-        let ids = store::tasks::expire_closed_windows(&txn, ENGINE, now, EXPIRE_BATCH).await?;
+        let ids = store::tasks::expire_closed_windows(&txn, ENGINE, now, &mut sweep, EXPIRE_BATCH).await?;
         let readies: Vec<String> = ids.iter().map(|id| task_webhook_id(*id, TASK_READY)).collect();
         let keys: Vec<&str> = readies.iter().map(String::as_str).collect();
         store::void_unsent(&txn, &keys, &reason, now).await?;
         txn.commit().await?;
         expired += ids.len() as u64;
-        if (ids.len() as u64) < EXPIRE_BATCH {
-            return Ok(expired);
-        }
     }
+    Ok(expired)
 }
 
 /// What every task of one step shares.

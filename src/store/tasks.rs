@@ -557,23 +557,49 @@ pub async fn close_of_accounts(
     Ok(closed)
 }
 
-/// The states the expiry sweep closes: open, or sent to a machine (`dispatched`); the states of
-/// `idx_tasks_open_not_after`.
+/// The states the expiry sweep closes: open, or sent to a machine (`dispatched`).
 pub const EXPIRING: &[TaskState] = &[TaskState::Planned, TaskState::Ready, TaskState::Dispatched];
 
-/// Expires at most `limit` tasks whose window closed at `now` (`not_after <= now`) and that
-/// nobody is working: `planned`, `ready` and `dispatched` (a message about it may still be
-/// waiting in the outbox: the caller voids it). State `expired`, reason `window_closed`, audit
-/// `task.expired` by `actor`. `leased` tasks are left to their lease. Returns their ids. On
-/// PostgreSQL rows another sweeper holds are skipped.
+/// The released states the sweep closes, and the states of `idx_tasks_released_not_after`. A
+/// `planned` task is not in that index: a plan inserts every task `planned`, and a plan's insert
+/// into one more index of every row was ~15 % of a saved plan (see `docs/PERFORMANCE.md`, step
+/// 9). The sweep finds closed planned tasks by the release index instead.
+pub const RELEASED: &[TaskState] = &[TaskState::Ready, TaskState::Dispatched];
+
+/// How far one expiry sweep has got. It closes the released tasks first, in
+/// `idx_tasks_released_not_after`'s order (the ones it expires leave that index, so no batch
+/// reads what an earlier one closed). Then it walks the `planned` tasks whose window has opened,
+/// in the release index's order `(not_before, id)`, from the last one it expired: a `planned`
+/// task whose window closed has `not_before <= not_after <= now`, and the ones still in their
+/// window stay in that index, so the walk goes on after them instead of reading them again.
+#[derive(Debug, Clone, Default)]
+pub struct ExpirySweep {
+    released_done: bool,
+    planned_after: Option<(DateTime<Utc>, i64)>,
+    finished: bool,
+}
+
+impl ExpirySweep {
+    /// Whether every task whose window closed has been expired.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+}
+
+/// Expires the next batch of at most `limit` tasks whose window closed at `now` (`not_after <=
+/// now`) and that nobody is working ([`EXPIRING`]: a message about a `dispatched` one may still
+/// be waiting in the outbox: the caller voids it), where `sweep` has got to. State `expired`,
+/// reason `window_closed`, audit `task.expired` by `actor`. `leased` tasks are left to their
+/// lease. Returns their ids; call again until [`ExpirySweep::finished`]. On PostgreSQL rows
+/// another sweeper holds are skipped.
 pub async fn expire_closed_windows(
     db: &impl ConnectionTrait,
     actor: &str,
     now: DateTime<Utc>,
+    sweep: &mut ExpirySweep,
     limit: u64,
 ) -> Result<Vec<i64>, StoreError> {
     let backend = db.get_database_backend();
-    let expiring = TaskState::sql_list(EXPIRING);
     let mut sql = Sql::new(backend);
     sql.push("UPDATE tasks SET state = ");
     sql.bind(TaskState::Expired.code());
@@ -581,30 +607,64 @@ pub async fn expire_closed_windows(
     sql.bind(Reason::WindowClosed.to_string());
     sql.push(", state_changed_at = ");
     let now_number = sql.bind(now);
-    sql.push(" WHERE id IN (SELECT id FROM tasks");
-    if !is_postgres(backend) {
-        // Without statistics SQLite prefers `idx_tasks_state_not_before` and reads every
-        // planned task for each batch.
-        sql.push(" INDEXED BY idx_tasks_open_not_after");
-    }
-    sql.push(" WHERE state IN ");
-    sql.push(&expiring);
-    sql.push(" AND not_after <= ");
-    sql.reuse(now_number);
-    // In the index's order: a batch stops after its first `limit` entries, and the rows it
-    // expires leave the index, so no batch reads what an earlier one closed.
-    sql.push(" ORDER BY not_after LIMIT ");
+    let states = if sweep.released_done {
+        // Without statistics SQLite might take another index and read every task of a state.
+        sql.push(" WHERE id IN (SELECT id FROM tasks");
+        if !is_postgres(backend) {
+            sql.push(" INDEXED BY idx_tasks_state_not_before");
+        }
+        sql.push(" WHERE state = '");
+        sql.push(TaskState::Planned.code());
+        sql.push("' AND not_before <= ");
+        sql.reuse(now_number);
+        sql.push(" AND not_after <= ");
+        sql.reuse(now_number);
+        if let Some((not_before, id)) = sweep.planned_after {
+            sql.push(" AND (not_before, id) > (");
+            sql.bind(not_before);
+            sql.push(", ");
+            sql.bind(id);
+            sql.push(")");
+        }
+        sql.push(" ORDER BY not_before, id");
+        TaskState::sql_list(&[TaskState::Planned])
+    } else {
+        sql.push(" WHERE id IN (SELECT id FROM tasks");
+        if !is_postgres(backend) {
+            sql.push(" INDEXED BY idx_tasks_released_not_after");
+        }
+        let released = TaskState::sql_list(RELEASED);
+        sql.push(" WHERE state IN ");
+        sql.push(&released);
+        sql.push(" AND not_after <= ");
+        sql.reuse(now_number);
+        sql.push(" ORDER BY not_after");
+        released
+    };
+    sql.push(" LIMIT ");
     sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
     if is_postgres(backend) {
         sql.push(" FOR UPDATE SKIP LOCKED");
     }
     sql.push(") AND state IN ");
-    sql.push(&expiring);
-    sql.push(" RETURNING id");
-    let mut ids = Vec::new();
+    sql.push(&states);
+    sql.push(" RETURNING id, not_before");
+    let mut expired = Vec::new();
     for row in db.query_all_raw(sql.statement()).await? {
-        ids.push(get::<i64>(&row, 0, "tasks", "expired")?);
+        let id = get::<i64>(&row, 0, "tasks", "expired")?;
+        expired.push((get::<DateTime<Utc>>(&row, 1, "tasks", &id.to_string())?, id));
     }
+    expired.sort_unstable();
+    let full = expired.len() as u64 >= limit;
+    if sweep.released_done {
+        if let Some(last) = expired.last() {
+            sweep.planned_after = Some(*last);
+        }
+        sweep.finished = !full;
+    } else {
+        sweep.released_done = !full;
+    }
+    let mut ids: Vec<i64> = expired.into_iter().map(|(_, id)| id).collect();
     ids.sort_unstable();
     let detail = serde_json::json!({"reason": Reason::WindowClosed});
     let rows: Vec<(String, serde_json::Value)> = ids.iter().map(|id| (id.to_string(), detail.clone())).collect();
