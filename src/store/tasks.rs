@@ -573,16 +573,24 @@ pub const RELEASED: &[TaskState] = &[TaskState::Ready, TaskState::Dispatched];
 /// task whose window closed has `not_before <= not_after <= now`, and the ones still in their
 /// window stay in that index, so the walk goes on after them instead of reading them again.
 #[derive(Debug, Clone, Default)]
-pub struct ExpirySweep {
-    released_done: bool,
-    planned_after: Option<(DateTime<Utc>, i64)>,
-    finished: bool,
+pub struct ExpirySweep(SweepPhase);
+
+/// Where an [`ExpirySweep`] is.
+#[derive(Debug, Clone, Default)]
+enum SweepPhase {
+    /// Closing the released tasks.
+    #[default]
+    Released,
+    /// Walking the planned tasks, after the last one expired (if any yet).
+    Planned(Option<(DateTime<Utc>, i64)>),
+    /// Every task whose window closed is expired.
+    Finished,
 }
 
 impl ExpirySweep {
     /// Whether every task whose window closed has been expired.
     pub fn finished(&self) -> bool {
-        self.finished
+        matches!(self.0, SweepPhase::Finished)
     }
 }
 
@@ -599,6 +607,12 @@ pub async fn expire_closed_windows(
     sweep: &mut ExpirySweep,
     limit: u64,
 ) -> Result<Vec<i64>, StoreError> {
+    let (states, index, after) = match sweep.0 {
+        SweepPhase::Released => (RELEASED, "idx_tasks_released_not_after", None),
+        SweepPhase::Planned(after) => (&[TaskState::Planned][..], "idx_tasks_state_not_before", after),
+        SweepPhase::Finished => return Ok(Vec::new()),
+    };
+    let states = TaskState::sql_list(states);
     let backend = db.get_database_backend();
     let mut sql = Sql::new(backend);
     sql.push("UPDATE tasks SET state = ");
@@ -607,19 +621,22 @@ pub async fn expire_closed_windows(
     sql.bind(Reason::WindowClosed.to_string());
     sql.push(", state_changed_at = ");
     let now_number = sql.bind(now);
-    let states = if sweep.released_done {
+    sql.push(" WHERE id IN (SELECT id FROM tasks");
+    if !is_postgres(backend) {
         // Without statistics SQLite might take another index and read every task of a state.
-        sql.push(" WHERE id IN (SELECT id FROM tasks");
-        if !is_postgres(backend) {
-            sql.push(" INDEXED BY idx_tasks_state_not_before");
-        }
-        sql.push(" WHERE state = '");
-        sql.push(TaskState::Planned.code());
-        sql.push("' AND not_before <= ");
+        sql.push(" INDEXED BY ");
+        sql.push(index);
+    }
+    sql.push(" WHERE state IN ");
+    sql.push(&states);
+    sql.push(" AND not_after <= ");
+    sql.reuse(now_number);
+    if matches!(sweep.0, SweepPhase::Released) {
+        sql.push(" ORDER BY not_after");
+    } else {
+        sql.push(" AND not_before <= ");
         sql.reuse(now_number);
-        sql.push(" AND not_after <= ");
-        sql.reuse(now_number);
-        if let Some((not_before, id)) = sweep.planned_after {
+        if let Some((not_before, id)) = after {
             sql.push(" AND (not_before, id) > (");
             sql.bind(not_before);
             sql.push(", ");
@@ -627,20 +644,7 @@ pub async fn expire_closed_windows(
             sql.push(")");
         }
         sql.push(" ORDER BY not_before, id");
-        TaskState::sql_list(&[TaskState::Planned])
-    } else {
-        sql.push(" WHERE id IN (SELECT id FROM tasks");
-        if !is_postgres(backend) {
-            sql.push(" INDEXED BY idx_tasks_released_not_after");
-        }
-        let released = TaskState::sql_list(RELEASED);
-        sql.push(" WHERE state IN ");
-        sql.push(&released);
-        sql.push(" AND not_after <= ");
-        sql.reuse(now_number);
-        sql.push(" ORDER BY not_after");
-        released
-    };
+    }
     sql.push(" LIMIT ");
     sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
     if is_postgres(backend) {
@@ -649,22 +653,21 @@ pub async fn expire_closed_windows(
     sql.push(") AND state IN ");
     sql.push(&states);
     sql.push(" RETURNING id, not_before");
-    let mut expired = Vec::new();
+    let mut ids = Vec::new();
+    let mut last = after;
     for row in db.query_all_raw(sql.statement()).await? {
         let id = get::<i64>(&row, 0, "tasks", "expired")?;
-        expired.push((get::<DateTime<Utc>>(&row, 1, "tasks", &id.to_string())?, id));
+        let key = (get::<DateTime<Utc>>(&row, 1, "tasks", &id.to_string())?, id);
+        last = last.max(Some(key));
+        ids.push(id);
     }
-    expired.sort_unstable();
-    let full = expired.len() as u64 >= limit;
-    if sweep.released_done {
-        if let Some(last) = expired.last() {
-            sweep.planned_after = Some(*last);
-        }
-        sweep.finished = !full;
-    } else {
-        sweep.released_done = !full;
-    }
-    let mut ids: Vec<i64> = expired.into_iter().map(|(_, id)| id).collect();
+    let full = ids.len() as u64 >= limit;
+    sweep.0 = match sweep.0 {
+        SweepPhase::Released if full => SweepPhase::Released,
+        SweepPhase::Released => SweepPhase::Planned(None),
+        _ if full => SweepPhase::Planned(last),
+        _ => SweepPhase::Finished,
+    };
     ids.sort_unstable();
     let detail = serde_json::json!({"reason": Reason::WindowClosed});
     let rows: Vec<(String, serde_json::Value)> = ids.iter().map(|id| (id.to_string(), detail.clone())).collect();
