@@ -21,6 +21,13 @@ use std::collections::HashSet;
 /// amortise the statement's step over many rows (the remainder goes in one row at a time).
 const CHUNK_ROWS: usize = 64;
 
+/// The verb of every multi-row `INSERT` here. A plain `INSERT` (`OR ABORT`) must undo its own
+/// earlier rows when a later one breaks a constraint, so SQLite first copies every page each
+/// statement touches into a statement journal: ~10 % of a part's task insert (see
+/// docs/PERFORMANCE.md, step 10). `OR FAIL` keeps no such copy. Nothing is lost by it: any
+/// error ends the part's whole transaction, which is rolled back, never committed halfway.
+const INSERT: &str = "INSERT OR FAIL INTO";
+
 /// Saves one part in one `BEGIN IMMEDIATE` transaction on the writer's connection: claims the
 /// run's row, reads which of the part's account-days already have tasks, inserts the rest with
 /// their stage changes and experiment entries, and writes the run's counts (`before` plus this
@@ -118,38 +125,32 @@ fn insert_tasks(
     tasks: &[Task],
 ) -> Result<u64, StoreError> {
     let created_at = timestamp(created_at);
-    insert_rows(
-        txn,
-        &format!("INSERT INTO tasks ({})", super::plans::TASK_COLUMNS),
-        18,
-        tasks,
-        |statement, at, task| {
-            let mut column = at;
-            let mut bind = |value: &dyn rusqlite::ToSql| {
-                statement.raw_bind_parameter(column, value)?;
-                column += 1;
-                rusqlite::Result::Ok(())
-            };
-            bind(&run_id)?;
-            bind(&created_at)?;
-            bind(&&*task.account_id)?;
-            bind(&&*task.borrower_id)?;
-            bind(&date(task.local_date))?;
-            bind(&task.dpd)?;
-            bind(&&*task.stage)?;
-            bind(&&*task.strategy)?;
-            bind(&&*task.rule)?;
-            bind(&task.arm.as_deref())?;
-            bind(&task.channel.code())?;
-            bind(&task.queue.as_deref())?;
-            bind(&task.template.as_deref())?;
-            bind(&small_i32(task.attempt))?;
-            bind(&small_i32(task.calls_allowed))?;
-            bind(&timestamp(task.not_before.with_timezone(&Utc)))?;
-            bind(&timestamp(task.not_after.with_timezone(&Utc)))?;
-            bind(&task.priority)
-        },
-    )
+    insert_rows(txn, &format!("{INSERT} tasks ({})", super::plans::TASK_COLUMNS), 18, tasks, |statement, at, task| {
+        let mut column = at;
+        let mut bind = |value: &dyn rusqlite::ToSql| {
+            statement.raw_bind_parameter(column, value)?;
+            column += 1;
+            rusqlite::Result::Ok(())
+        };
+        bind(&run_id)?;
+        bind(&created_at)?;
+        bind(&&*task.account_id)?;
+        bind(&&*task.borrower_id)?;
+        bind(&date(task.local_date))?;
+        bind(&task.dpd)?;
+        bind(&&*task.stage)?;
+        bind(&&*task.strategy)?;
+        bind(&&*task.rule)?;
+        bind(&task.arm.as_deref())?;
+        bind(&task.channel.code())?;
+        bind(&task.queue.as_deref())?;
+        bind(&task.template.as_deref())?;
+        bind(&small_i32(task.attempt))?;
+        bind(&small_i32(task.calls_allowed))?;
+        bind(&timestamp(task.not_before.with_timezone(&Utc)))?;
+        bind(&timestamp(task.not_after.with_timezone(&Utc)))?;
+        bind(&task.priority)
+    })
 }
 
 /// Sets the accounts' new stage (by primary key, one prepared statement) and writes one
@@ -170,7 +171,7 @@ fn apply_stage_changes(
     let at = timestamp(at);
     insert_rows(
         txn,
-        "INSERT INTO stage_history (at, plan_run_id, account_id, from_stage, to_stage)",
+        &format!("{INSERT} stage_history (at, plan_run_id, account_id, from_stage, to_stage)"),
         5,
         changes,
         |statement, column, change| {
@@ -337,6 +338,28 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(row.try_get_by_index::<String>(0).unwrap(), date(day));
+    }
+
+    /// A row that breaks a constraint halfway through a 64-row chunk fails the part, and the
+    /// part's transaction keeps none of it: `OR FAIL` leaves the chunk's earlier rows in place
+    /// only until the transaction is rolled back.
+    #[test]
+    fn a_bad_row_in_a_chunk_fails_the_insert_and_the_rolled_back_transaction_keeps_nothing() {
+        let mut connection = rusqlite::Connection::open_in_memory().unwrap();
+        connection.execute_batch("CREATE TABLE t (a INTEGER NOT NULL UNIQUE, b TEXT NOT NULL)").unwrap();
+        let mut rows: Vec<i64> = (0..(CHUNK_ROWS as i64 + 10)).collect();
+        rows[CHUNK_ROWS / 2] = 3;
+        {
+            let txn = connection.transaction().unwrap();
+            let error = insert_rows(&txn, &format!("{INSERT} t (a, b)"), 2, &rows, |statement, column, row| {
+                statement.raw_bind_parameter(column, row)?;
+                statement.raw_bind_parameter(column + 1, "x")
+            })
+            .unwrap_err();
+            assert!(error.to_string().contains("UNIQUE"), "{error}");
+        }
+        let kept: i64 = connection.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0)).unwrap();
+        assert_eq!(kept, 0);
     }
 
     #[test]
