@@ -198,11 +198,55 @@ async fn a_borrower_with_more_contact_points_than_one_read_returns_is_read_whole
         .await
         .unwrap();
 
+        let before = &first.portfolio.borrowers[&account.borrower_id].contact_points;
+        // In the order they were added: the borrower's own points first, then p1 ... p40001
+        // (by address, p10 would come before p2).
+        let in_id_order = |points: &[arrears::domain::ContactPoint], path: &str| {
+            assert_eq!(points.len(), own + extra, "{}: {path}", test_db.backend);
+            assert_eq!(&points[..own], &before[..], "{}: {path}", test_db.backend);
+            for (index, point) in points[own..].iter().enumerate() {
+                assert_eq!(point.address, format!("p{}@example.com", index + 1), "{}: {path}", test_db.backend);
+            }
+        };
         let page = arrears::store::load_book_page(db, "", 10_000).await.unwrap();
-        let points = &page.portfolio.borrowers[&account.borrower_id].contact_points;
-        assert_eq!(points.len(), own + extra, "{}: a plan page", test_db.backend);
+        in_id_order(&page.portfolio.borrowers[&account.borrower_id].contact_points, "a plan page");
         let (book, _) = arrears::store::load_hand_off(db, &[account.id.as_str()], now).await.unwrap();
-        let points = &book.borrowers[&account.borrower_id].contact_points;
-        assert_eq!(points.len(), own + extra, "{}: a hand-off", test_db.backend);
+        in_id_order(&book.borrowers[&account.borrower_id].contact_points, "a hand-off");
+    }
+}
+
+/// A borrower's contact points are read in the order they were added (their ids), whatever
+/// the order of the index they are found by (kind, then address): the first usable phone is
+/// the one the lender gave first, on a plan page and at a hand-off alike.
+#[tokio::test]
+async fn a_borrowers_contact_points_come_in_the_order_they_were_added() {
+    let now: DateTime<Utc> = "2026-11-22T01:30:00Z".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    arrears::demo::write_portfolio(dir.path(), 20, 3, now).unwrap();
+    for test_db in common::all_dbs().await {
+        let db = &test_db.db;
+        load_book(db, dir.path()).await;
+        let first = arrears::store::load_book_page(db, "", 10_000).await.unwrap();
+        let account = first.portfolio.accounts[3].clone();
+        use sea_orm::ConnectionTrait;
+        db.execute_unprepared(&format!(
+            "DELETE FROM contact_points WHERE borrower_id = '{0}'; \
+             INSERT INTO contact_points (borrower_id, kind, address) VALUES ('{0}', 'phone', '+15550000009'); \
+             INSERT INTO contact_points (borrower_id, kind, address) VALUES ('{0}', 'email', 'z@example.com'); \
+             INSERT INTO contact_points (borrower_id, kind, address) VALUES ('{0}', 'phone', '+15550000001'); \
+             INSERT INTO contact_points (borrower_id, kind, address) VALUES ('{0}', 'email', 'a@example.com')",
+            account.borrower_id
+        ))
+        .await
+        .unwrap();
+        let added = ["+15550000009", "z@example.com", "+15550000001", "a@example.com"];
+        let page = arrears::store::load_book_page(db, "", 10_000).await.unwrap();
+        let read: Vec<&str> =
+            page.portfolio.borrowers[&account.borrower_id].contact_points.iter().map(|p| p.address.as_str()).collect();
+        assert_eq!(read, added, "{}: a plan page", test_db.backend);
+        let (book, _) = arrears::store::load_hand_off(db, &[account.id.as_str()], now).await.unwrap();
+        let read: Vec<&str> =
+            book.borrowers[&account.borrower_id].contact_points.iter().map(|p| p.address.as_str()).collect();
+        assert_eq!(read, added, "{}: a hand-off", test_db.backend);
     }
 }

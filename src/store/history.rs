@@ -277,7 +277,7 @@ pub(crate) fn hand_off_pages<'a>(
     vec![
         Box::new(move |sql: &mut Sql| super::book::push_accounts(sql, book)),
         Box::new(move |sql: &mut Sql| super::book::push_borrowers(sql, book, String::new())),
-        Box::new(move |sql: &mut Sql| super::book::push_contact_points(sql, book, 0)),
+        Box::new(move |sql: &mut Sql| super::book::push_contact_points(sql, book, super::book::PointRead::Whole)),
         Box::new(move |sql: &mut Sql| push_attempts(sql, scope, attempts_since, None)),
         Box::new(move |sql: &mut Sql| push_in_flight(sql, scope, 0)),
         Box::new(move |sql: &mut Sql| push_open_promises(sql, scope, 0)),
@@ -365,7 +365,7 @@ fn push_attempts(sql: &mut Sql, scope: HistoryScope<'_>, since: DateTime<Utc>, a
                 sql.push("))");
             }
         },
-        "at, id",
+        Some("at, id"),
         PAGE_ROWS,
     );
 }
@@ -426,7 +426,7 @@ fn push_in_flight(sql: &mut Sql, scope: HistoryScope<'_>, after: i64) {
             push_after_id(sql, after);
             scope.of_borrowers(sql, "borrower_id");
         },
-        "id",
+        Some("id"),
         PAGE_ROWS,
     );
 }
@@ -476,7 +476,7 @@ fn push_open_promises(sql: &mut Sql, scope: HistoryScope<'_>, after: i64) {
             push_after_id(sql, after);
             scope.of_accounts(sql, None);
         },
-        "id",
+        Some("id"),
         PAGE_ROWS,
     );
 }
@@ -533,7 +533,7 @@ fn push_last_conversations(sql: &mut Sql, scope: HistoryScope<'_>, after: String
             scope.of_accounts(sql, Some(&after));
             sql.push(" GROUP BY account_id");
         },
-        "account_id",
+        Some("account_id"),
         PAGE_ROWS,
     );
 }
@@ -575,7 +575,7 @@ fn push_planned_days(sql: &mut Sql, scope: HistoryScope<'_>, dates: &RangeInclus
             push_after_id(sql, after);
             scope.of_accounts(sql, None);
         },
-        "id",
+        Some("id"),
         PAGE_ROWS,
     );
 }

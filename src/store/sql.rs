@@ -260,7 +260,7 @@ pub(crate) async fn json_page(
 ) -> Result<String, StoreError> {
     let mut sql = Sql::new(db.get_database_backend());
     sql.push("SELECT ");
-    push_json_page(&mut sql, columns, fields, from, filter, order, limit);
+    push_json_page(&mut sql, columns, fields, from, filter, Some(order), limit);
     let row = db.query_one_raw(sql.statement()).await?;
     match row {
         Some(row) => Ok(get::<Option<String>>(&row, 0, "page", from)?.unwrap_or_else(|| "[]".into())),
@@ -269,21 +269,26 @@ pub(crate) async fn json_page(
 }
 
 /// The scalar sub-query of [`json_page`], `(SELECT <packed page>)`, pushed into `sql`: several
-/// of them in one `SELECT` read several pages in one round trip (see [`json_pages`]).
+/// of them in one `SELECT` read several pages in one round trip (see [`json_pages`]). Without
+/// an `order` the page is any `limit` of the matching rows, in no order: complete only when
+/// fewer than `limit` come back.
 pub(crate) fn push_json_page(
     sql: &mut Sql,
     columns: &str,
     fields: &str,
     from: &str,
     filter: impl FnOnce(&mut Sql),
-    order: &str,
+    order: Option<&str>,
     limit: u64,
 ) {
     if is_postgres(sql.backend) {
         sql.push("(SELECT COALESCE(json_agg(json_build_array(");
         sql.push(fields);
-        sql.push(") ORDER BY ");
-        sql.push(order);
+        sql.push(")");
+        if let Some(order) = order {
+            sql.push(" ORDER BY ");
+            sql.push(order);
+        }
         sql.push(")::text, '[]') FROM (SELECT ");
     } else {
         sql.push("(SELECT json_group_array(json_array(");
@@ -295,8 +300,10 @@ pub(crate) fn push_json_page(
     sql.push(from);
     sql.push(" WHERE ");
     filter(sql);
-    sql.push(" ORDER BY ");
-    sql.push(order);
+    if let Some(order) = order {
+        sql.push(" ORDER BY ");
+        sql.push(order);
+    }
     sql.push(" LIMIT ");
     sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
     sql.push(") AS page)");
