@@ -276,11 +276,11 @@ pub(super) fn stored_counts(
 /// with a cold cache; one connection keeps the `tasks` indexes cached from one part to the
 /// next. It never checkpoints the WAL after its commits: [`sqlite_checkpoints::Checkpoints`](super::sqlite_checkpoints::Checkpoints)
 /// does, mostly beside it (a checkpoint after the writer's commit had stopped the writer for
-/// 70-350 ms each time, ~1.9 s of a 1,000,000-account plan). It keeps its
-/// statement journals in memory (`temp_store=memory`): each 64-row `INSERT` may fail halfway,
-/// so SQLite saves the original of every page it touches first, and past 64 KiB it wrote those
-/// to a temporary file, 38 % of the writer's time on the 1,000,000-account book. (An in-memory
-/// database has one connection, which is shared.)
+/// 70-350 ms each time, ~1.9 s of a 1,000,000-account plan). It keeps any statement journal
+/// in memory (`temp_store=memory`): past 64 KiB SQLite wrote one to a temporary file, 38 % of
+/// the writer's time on the 1,000,000-account book when every 64-row `INSERT` journalled the
+/// pages it touched. (The multi-row inserts are now `OR FAIL` and journal nothing; see
+/// `store::sqlite_parts`.) (An in-memory database has one connection, which is shared.)
 fn writer_connection(db: &DatabaseConnection) -> DatabaseConnection {
     if is_postgres(db.get_database_backend()) {
         return db.clone();
