@@ -208,11 +208,25 @@ async fn a_borrower_with_more_contact_points_than_one_read_returns_is_read_whole
                 assert_eq!(point.address, format!("p{}@example.com", index + 1), "{}: {path}", test_db.backend);
             }
         };
-        let page = arrears::store::load_book_page(db, "", 10_000).await.unwrap();
-        in_id_order(&page.portfolio.borrowers[&account.borrower_id].contact_points, "a plan page");
-        let (book, _) = arrears::store::load_hand_off(db, &[account.id.as_str()], now).await.unwrap();
-        in_id_order(&book.borrowers[&account.borrower_id].contact_points, "a hand-off");
+        for (path, points) in points_on_both_paths(db, &account, now).await {
+            in_id_order(&points, path);
+        }
     }
+}
+
+/// The contact points of `account`'s borrower as a plan page reads them and as a hand-off
+/// (lease, release, attempt) reads them, each with the path's name.
+async fn points_on_both_paths(
+    db: &sea_orm::DatabaseConnection,
+    account: &arrears::domain::Account,
+    now: DateTime<Utc>,
+) -> [(&'static str, Vec<arrears::domain::ContactPoint>); 2] {
+    let mut page = arrears::store::load_book_page(db, "", 10_000).await.unwrap();
+    let (mut book, _) = arrears::store::load_hand_off(db, &[account.id.as_str()], now).await.unwrap();
+    let points = |borrowers: &mut std::collections::HashMap<_, arrears::domain::Borrower, _>| {
+        std::mem::take(&mut borrowers.get_mut(&account.borrower_id).unwrap().contact_points)
+    };
+    [("a plan page", points(&mut page.portfolio.borrowers)), ("a hand-off", points(&mut book.borrowers))]
 }
 
 /// A borrower's contact points are read in the order they were added (their ids), whatever
@@ -240,13 +254,9 @@ async fn a_borrowers_contact_points_come_in_the_order_they_were_added() {
         .await
         .unwrap();
         let added = ["+15550000009", "z@example.com", "+15550000001", "a@example.com"];
-        let page = arrears::store::load_book_page(db, "", 10_000).await.unwrap();
-        let read: Vec<&str> =
-            page.portfolio.borrowers[&account.borrower_id].contact_points.iter().map(|p| p.address.as_str()).collect();
-        assert_eq!(read, added, "{}: a plan page", test_db.backend);
-        let (book, _) = arrears::store::load_hand_off(db, &[account.id.as_str()], now).await.unwrap();
-        let read: Vec<&str> =
-            book.borrowers[&account.borrower_id].contact_points.iter().map(|p| p.address.as_str()).collect();
-        assert_eq!(read, added, "{}: a hand-off", test_db.backend);
+        for (path, points) in points_on_both_paths(db, &account, now).await {
+            let read: Vec<&str> = points.iter().map(|point| point.address.as_str()).collect();
+            assert_eq!(read, added, "{}: {path}", test_db.backend);
+        }
     }
 }
