@@ -291,12 +291,9 @@ mod persist {
         now: DateTime<Utc>,
         templates: &std::path::Path,
     ) -> (f64, f64) {
-        for statement in [
-            "DELETE FROM tasks",
-            "DELETE FROM stage_history",
-            "DELETE FROM plan_runs",
-            "UPDATE accounts SET stage = NULL",
-        ] {
+        for statement in
+            ["DELETE FROM tasks", "DELETE FROM stage_history", "DELETE FROM plan_runs", "DELETE FROM account_stages"]
+        {
             db.execute_unprepared(statement).await.expect("reset the plan");
         }
         let strategies = tempfile::tempdir().expect("tempdir");

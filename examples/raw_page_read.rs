@@ -18,6 +18,9 @@ const PAGE: usize = 10_000;
 const ACCOUNT_FIELDS: &str = "id, borrower_id, product, currency, CAST(amount_due AS TEXT), CAST(balance AS TEXT), \
     due_date, tags, flags, engine_flags, scores, attrs, broken_promises, stage, funders, hold_until, engine_tags";
 
+/// The accounts with their stored stages, as `store::book` reads them.
+const ACCOUNTS: &str = "accounts LEFT JOIN account_stages ON account_stages.account_id = accounts.id";
+
 /// The page's borrowers, as a sub-query of one parameter (the page's `after`).
 const PAGE_BORROWERS: &str = "SELECT borrower_id FROM accounts WHERE id > ?1 ORDER BY id LIMIT 10000";
 
@@ -67,7 +70,7 @@ fn json_page(db: &Connection, after: &str) -> anyhow::Result<(usize, Option<Stri
         let sql = format!("SELECT (SELECT json_group_array(json_array({fields})) FROM ({page}) AS page)");
         Ok(db.prepare_cached(&sql)?.query_row([after], |row| row.get(0))?)
     };
-    let accounts = packed(ACCOUNT_FIELDS, format!("SELECT * FROM accounts WHERE id > ?1 ORDER BY id LIMIT {PAGE}"))?;
+    let accounts = packed(ACCOUNT_FIELDS, format!("SELECT * FROM {ACCOUNTS} WHERE id > ?1 ORDER BY id LIMIT {PAGE}"))?;
     let accounts: Vec<AccountRow<'_>> = serde_json::from_str(&accounts)?;
     let borrowers: Vec<BorrowerRow> = serde_json::from_str(&packed(BORROWER_FIELDS, borrowers_sql("*"))?)?;
     let points: Vec<PointRow> = serde_json::from_str(&packed(POINT_FIELDS, points_sql("*"))?)?;
@@ -79,7 +82,7 @@ fn json_page(db: &Connection, after: &str) -> anyhow::Result<(usize, Option<Stri
 fn row_page(db: &Connection, after: &str) -> anyhow::Result<(usize, Option<String>, usize)> {
     let mut accounts = 0;
     let mut last = None;
-    let sql = format!("SELECT {ACCOUNT_FIELDS} FROM accounts WHERE id > ?1 ORDER BY id LIMIT {PAGE}");
+    let sql = format!("SELECT {ACCOUNT_FIELDS} FROM {ACCOUNTS} WHERE id > ?1 ORDER BY id LIMIT {PAGE}");
     let mut statement = db.prepare_cached(&sql)?;
     let mut rows = statement.query([after])?;
     while let Some(row) = rows.next()? {

@@ -341,6 +341,7 @@ async fn payments_posted_at_the_same_moment_all_count() {
         let planned = plan(&app).await;
         for id in &ids {
             assert!(!tasks_of(&planned, id).is_empty(), "{backend}: {id} has open tasks");
+            assert!(account(&app, id).await["stage"].is_string(), "{backend}: {id} is in the stage it was planned in");
         }
 
         // 60 + 40 on every account, 60 requests at once.
@@ -361,6 +362,7 @@ async fn payments_posted_at_the_same_moment_all_count() {
                 (Some("0"), Some("4900")),
                 "{backend} {id}"
             );
+            assert!(shown["stage"].is_null(), "{backend} {id}: paid in full, it is in no stage: {}", shown["stage"]);
             for task in shown["tasks"].as_array().unwrap() {
                 assert_eq!(
                     (task["state"].as_str(), task["state_reason"].as_str()),
@@ -381,6 +383,7 @@ async fn payments_posted_at_the_same_moment_all_count() {
             })
             .collect();
         post_accounts(&app, Value::Array(batch)).await;
+        plan(&app).await;
         let mut bodies = Vec::new();
         for index in 0..10 {
             bodies.push(payment(&format!("C-{index}"), "30", &format!("S-{index}")));
@@ -405,7 +408,9 @@ async fn payments_posted_at_the_same_moment_all_count() {
                 .await
                 .unwrap();
             assert_eq!(stored.len(), 1, "{backend}");
-            assert_eq!(account(&app, &id).await["amount_due"], "70", "{backend} {id}: lowered once");
+            let shown = account(&app, &id).await;
+            assert_eq!(shown["amount_due"], "70", "{backend} {id}: lowered once");
+            assert!(shown["stage"].is_string(), "{backend} {id}: still owing, it keeps its stage");
         }
 
         // Binary fractions: 0.7 then 0.3 on 1.0 owing leaves nothing (REAL money on SQLite).

@@ -210,15 +210,18 @@ async fn stage_changes_are_recorded_once_each() {
         assert_eq!(history[1].at, at(23, 0));
         assert_eq!(store::stage_history_of(&*db, "A-00000").await.unwrap().len(), 1, "{}: unchanged stage", db.backend);
         assert!(store::stage_history_of(&*db, "A-missing").await.unwrap().is_empty());
-        let stages: Vec<Option<String>> = Accounts::find()
-            .order_by_asc(entity::accounts::Column::Id)
+        // The stored stages: one row per account in a stage, none for an account not in the book.
+        let stages: Vec<(String, String)> = AccountStages::find()
+            .order_by_asc(entity::account_stages::Column::AccountId)
             .all(&db.db)
             .await
             .unwrap()
             .into_iter()
-            .map(|account| account.stage)
+            .map(|row| (row.account_id, row.stage))
             .collect();
-        assert_eq!(stages, [Some("M1".into()), Some("M2".into()), Some("pre-due".into())], "{}", db.backend);
+        let expected =
+            [("A-00000", "M1"), ("A-00001", "M2"), ("A-00002", "pre-due")].map(|(a, s)| (a.into(), s.into()));
+        assert_eq!(stages, expected, "{}", db.backend);
     }
 }
 
@@ -371,6 +374,47 @@ async fn migrations_are_idempotent() {
     for db in all_dbs().await {
         store::migrate(&db).await.unwrap();
         assert_eq!(Tasks::find().count(&db.db).await.unwrap(), 0, "{}", db.backend);
+    }
+}
+
+/// A store planned before the stage moved out of `accounts` keeps each account's stored stage:
+/// the migration moves it into `account_stages` (an account in no stage gets no row), and its
+/// `down` puts it back.
+#[tokio::test]
+async fn stored_stages_move_to_their_own_table_and_back() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    for db in all_dbs().await {
+        let ids = with_accounts(&db, 3).await;
+        Migrator::down(&db.db, Some(1)).await.unwrap();
+        let backend = db.db.get_database_backend();
+        for (id, stage) in [(&ids[0], "M1"), (&ids[2], "M2")] {
+            let set = format!("UPDATE accounts SET stage = '{stage}' WHERE id = '{id}'");
+            db.db.execute_raw(sea_orm::Statement::from_string(backend, set)).await.unwrap();
+        }
+        Migrator::up(&db.db, None).await.unwrap();
+        let stages: Vec<(String, String)> = AccountStages::find()
+            .order_by_asc(entity::account_stages::Column::AccountId)
+            .all(&db.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.account_id, row.stage))
+            .collect();
+        assert_eq!(stages, [(ids[0].clone(), "M1".into()), (ids[2].clone(), "M2".into())], "{}", db.backend);
+        let page = store::load_book_page(&db.db, "", 10).await.unwrap();
+        assert_eq!(page.stored_stages, [Some("M1".into()), None, Some("M2".into())], "{}", db.backend);
+
+        Migrator::down(&db.db, Some(1)).await.unwrap();
+        let back = db
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(backend, "SELECT stage FROM accounts ORDER BY id"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get_by_index::<Option<String>>(0).unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(back, [Some("M1".into()), None, Some("M2".into())], "{}", db.backend);
     }
 }
 

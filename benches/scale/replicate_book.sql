@@ -17,10 +17,10 @@ INSERT INTO contact_points (borrower_id, kind, address, opted_out, wrong_number,
     wrong_number, retired_at
   FROM contact_points CROSS JOIN generate_series(1, 9) k ORDER BY 1, id;
 INSERT INTO accounts (id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, scores, attrs,
-    broken_promises, stage, updated_at, engine_flags, funders, hold_until, engine_tags)
+    broken_promises, updated_at, engine_flags, funders, hold_until, engine_tags)
   SELECT 'A' || lpad((substr(id, 2)::bigint + k * 1000000)::text, 8, '0'),
     'B' || lpad((substr(borrower_id, 2)::bigint + k * 1000000)::text, 8, '0'),
-    product, currency, amount_due, balance, due_date, tags, flags, scores, attrs, broken_promises, stage, updated_at,
+    product, currency, amount_due, balance, due_date, tags, flags, scores, attrs, broken_promises, updated_at,
     engine_flags, funders, hold_until, engine_tags
   FROM accounts CROSS JOIN generate_series(1, 9) k;
 VACUUM ANALYZE;

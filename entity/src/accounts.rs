@@ -1,4 +1,4 @@
-//! `accounts`: the loans.
+//! `accounts`: the loans (the stage a plan put each in is in `account_stages`).
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -33,9 +33,6 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub attrs: String,
     pub broken_promises: i32,
-    /// The stage the last plan run put the account in.
-    #[sea_orm(column_type = "Text", nullable)]
-    pub stage: Option<String>,
     /// Flags set by the engine (outcomes, operators), `;`-joined; an import never removes them.
     #[sea_orm(column_type = "Text")]
     pub engine_flags: String,

@@ -4,6 +4,7 @@
 
 pub mod prelude;
 
+pub mod account_stages;
 pub mod accounts;
 pub mod api_tokens;
 pub mod attempts;

@@ -1,5 +1,6 @@
 //! Every entity under its table's name.
 
+pub use super::account_stages::Entity as AccountStages;
 pub use super::accounts::Entity as Accounts;
 pub use super::api_tokens::Entity as ApiTokens;
 pub use super::attempts::Entity as Attempts;

@@ -23,6 +23,7 @@ mod m20261207_000016_plan_shards;
 mod m20261207_000017_book_states;
 mod m20261207_000018_expiry_index;
 mod m20261207_000019_released_expiry_index;
+mod m20261208_000020_account_stages;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_book_states::Migration),
             Box::new(m20261207_000018_expiry_index::Migration),
             Box::new(m20261207_000019_released_expiry_index::Migration),
+            Box::new(m20261208_000020_account_stages::Migration),
         ]
     }
 }

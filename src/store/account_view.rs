@@ -2,7 +2,7 @@
 //! points, open promises and tasks. Read-only; money is read exactly (see `sql::get_money`).
 
 use super::StoreError;
-use super::book::split_list;
+use super::book::{ACCOUNTS_WITH_STAGES, split_list};
 use super::sql::{Sql, get, get_money};
 use crate::domain::{Flag, Flags, Money};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -77,8 +77,10 @@ pub async fn account_view(db: &impl ConnectionTrait, id: &str) -> Result<Option<
     let mut sql = Sql::new(backend);
     sql.push(
         "SELECT id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, scores, \
-         attrs, broken_promises, stage, updated_at, engine_flags, funders FROM accounts WHERE id = ",
+         attrs, broken_promises, stage, updated_at, engine_flags, funders FROM ",
     );
+    sql.push(ACCOUNTS_WITH_STAGES);
+    sql.push(" WHERE id = ");
     sql.bind(id);
     let Some(row) = db.query_one_raw(sql.statement()).await? else {
         return Ok(None);

@@ -221,8 +221,14 @@ pub(crate) fn push_accounts(sql: &mut Sql, scope: Scope<'_>) {
     );
     let columns = "id, borrower_id, product, currency, amount_due, balance, due_date, tags, flags, \
                    engine_flags, scores, attrs, broken_promises, stage, funders, hold_until, engine_tags";
-    push_json_page(sql, columns, &fields, "accounts", |sql| scope.accounts(sql), Some("id"), scope.limit());
+    push_json_page(sql, columns, &fields, ACCOUNTS_WITH_STAGES, |sql| scope.accounts(sql), Some("id"), scope.limit());
 }
+
+/// `accounts` with each account's stored stage (`stage`, null when in none): the stage lives in
+/// `account_stages`, so that a plan's stage changes write narrow rows instead of rewriting the
+/// wide ones of `accounts` (see the migration `m20261208_000020_account_stages`).
+pub(crate) const ACCOUNTS_WITH_STAGES: &str =
+    "accounts LEFT JOIN account_stages ON account_stages.account_id = accounts.id";
 
 /// The scope's accounts with their stored stages, and the key to continue after (`None` when
 /// the page was not full).

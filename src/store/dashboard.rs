@@ -11,7 +11,7 @@
 //! never as floats). No KPI and no clock here: periods and instants come in.
 
 use super::StoreError;
-use super::book::{money_field, money_text, unpack};
+use super::book::{ACCOUNTS_WITH_STAGES, money_field, money_text, unpack};
 use super::report::{count, push_period};
 use super::sql::{Sql, exact_money_sum, get, get_money, get_money_sum, is_postgres};
 use crate::domain::{DeliveryState, Money, TaskOrigin};
@@ -73,7 +73,7 @@ pub async fn stage_balances(db: &impl ConnectionTrait) -> Result<Vec<StageBalanc
     let mut totals: BTreeMap<(String, Option<String>, String), (u64, Money)> = BTreeMap::new();
     let mut sql = Sql::new(backend);
     sql.push(&format!(
-        "SELECT product, stage, currency, COUNT(*), {} FROM accounts GROUP BY product, stage, currency",
+        "SELECT product, stage, currency, COUNT(*), {} FROM {ACCOUNTS_WITH_STAGES} GROUP BY product, stage, currency",
         exact_money_sum(backend, "balance")
     ));
     for row in db.query_all_raw(sql.statement()).await? {

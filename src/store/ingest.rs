@@ -544,15 +544,12 @@ pub async fn apply_payment_totals(
         if postgres {
             sql.push(
                 ") UPDATE accounts SET amount_due = GREATEST(accounts.amount_due - v.paid, 0), \
-                 balance = GREATEST(accounts.balance - v.paid, 0), \
-                 stage = CASE WHEN accounts.amount_due - v.paid <= 0 THEN NULL ELSE accounts.stage END, updated_at = ",
+                 balance = GREATEST(accounts.balance - v.paid, 0), updated_at = ",
             );
         } else {
             sql.push(
                 ") UPDATE accounts SET amount_due = ROUND(MAX(accounts.amount_due - CAST(v.paid AS REAL), 0), 4), \
-                 balance = ROUND(MAX(accounts.balance - CAST(v.paid AS REAL), 0), 4), \
-                 stage = CASE WHEN ROUND(accounts.amount_due - CAST(v.paid AS REAL), 4) <= 0 THEN NULL \
-                 ELSE accounts.stage END, updated_at = ",
+                 balance = ROUND(MAX(accounts.balance - CAST(v.paid AS REAL), 0), 4), updated_at = ",
             );
         }
         sql.bind(now);
@@ -575,6 +572,14 @@ pub async fn apply_payment_totals(
         }
     }
     paid.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    let cleared: Vec<&str> =
+        paid.iter().filter(|account| account.amount_due.is_zero()).map(|account| account.account_id.as_str()).collect();
+    for chunk in cleared.chunks(in_list_chunk(backend, 0)) {
+        let mut sql = Sql::new(backend);
+        sql.push("DELETE FROM account_stages WHERE ");
+        push_in_list(&mut sql, "account_id", chunk);
+        db.execute_raw(sql.statement()).await?;
+    }
     Ok(paid)
 }
 

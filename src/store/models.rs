@@ -17,13 +17,13 @@ use std::borrow::Cow;
 /// Attempts read per page by [`read_attempt_facts`].
 pub const FACT_PAGE_ROWS: u64 = 50_000;
 
-/// The stage of attempt `a` (on account `ac`): its task's stage; else the last stage the
-/// account was put in at or before the attempt (`stage_history`); else the account's stage
-/// stored now; else `unknown`.
+/// The stage of attempt `a`: its task's stage; else the last stage the account was put in at or
+/// before the attempt (`stage_history`); else the account's stage stored now (`acs`, its row of
+/// `account_stages`); else `unknown`.
 const STAGE: &str = "COALESCE(t.stage, \
      (SELECT sh.to_stage FROM stage_history sh WHERE sh.account_id = a.account_id AND sh.at <= a.at \
       ORDER BY sh.at DESC, sh.id DESC LIMIT 1), \
-     ac.stage, 'unknown')";
+     acs.stage, 'unknown')";
 
 /// Stores a fitted model; returns its version (the row id).
 pub async fn save_model(
@@ -90,7 +90,7 @@ pub async fn read_attempt_facts(
             &columns,
             "attempt_id, borrower_id, stage, channel, product, at, outcome, timezones",
             "attempts a LEFT JOIN tasks t ON t.id = a.task_id LEFT JOIN accounts ac ON ac.id = a.account_id \
-             LEFT JOIN borrowers b ON b.id = a.borrower_id",
+             LEFT JOIN account_stages acs ON acs.account_id = a.account_id LEFT JOIN borrowers b ON b.id = a.borrower_id",
             |sql| {
                 sql.push("a.id > ");
                 sql.bind(after);

@@ -1,8 +1,8 @@
 //! Persisting plan runs: the run row, its tasks (bulk, idempotent per account, day and attempt)
 //! and the stage changes it decided.
 
-use super::book::unpack;
-use super::sql::{PAGE_ROWS, Sql, get, in_list_chunk, insert_values, is_postgres, json_page, page_key, push_in_list};
+use super::book::{ACCOUNTS_WITH_STAGES, unpack};
+use super::sql::{PAGE_ROWS, Sql, get, insert_values, is_postgres, json_page, page_key};
 use super::{StoreError, begin_write};
 use crate::plan::Task;
 use chrono::{DateTime, Utc};
@@ -50,8 +50,8 @@ pub struct NewPlanRun {
 /// - inserts the `plan_runs` row;
 /// - inserts the tasks in multi-row statements (`UNNEST` arrays on PostgreSQL), skipping those
 ///   whose `(account_id, local_date, attempt)` already exists, so re-planning a day adds nothing;
-/// - sets `accounts.stage` where `stages` (account id → stage) differs from the stored stage and
-///   writes one `stage_history` row per change, at `run.as_of`.
+/// - sets each account's stage (`account_stages`) where `stages` (account id → stage) differs
+///   from the stored stage and writes one `stage_history` row per change, at `run.as_of`.
 ///
 /// Task times are stored in UTC; `created_at` of the tasks is `run.started_at`; the run's
 /// `finished_at` is `finished_at`. The planner itself saves page by page instead (see
@@ -840,7 +840,7 @@ pub struct StageChange {
     pub to: Arc<str>,
 }
 
-/// Compares planned stages with the stored ones, reading `accounts` page by page.
+/// Compares planned stages with the stored ones, reading the accounts page by page.
 async fn stage_changes(
     db: &impl ConnectionTrait,
     stages: &[(String, Arc<str>)],
@@ -858,7 +858,7 @@ async fn stage_changes(
             db,
             "id, stage",
             "id, stage",
-            "accounts",
+            ACCOUNTS_WITH_STAGES,
             |sql| {
                 sql.push("id > ");
                 sql.bind(after);
@@ -886,9 +886,19 @@ async fn stage_changes(
     Ok(changes)
 }
 
-/// Writes stage changes: the accounts' new stage and one `stage_history` row each. PostgreSQL:
-/// one `UPDATE ... FROM UNNEST` and one `INSERT ... SELECT FROM UNNEST` per chunk; SQLite:
-/// `UPDATE`s grouped by new stage and a multi-row insert.
+/// Where a multi-row `INSERT INTO` setting accounts' stages goes (`VALUES (account_id, stage)`
+/// rows follow, then [`SET_STAGES_TAIL`]): an account's first stage inserts its row, a later
+/// one replaces the stage.
+pub(crate) const SET_STAGES_INTO: &str = "account_stages (account_id, stage)";
+/// The tail of a [`SET_STAGES_INTO`] statement.
+pub(crate) const SET_STAGES_TAIL: &str = "ON CONFLICT (account_id) DO UPDATE SET stage = excluded.stage";
+/// The same from two arrays on PostgreSQL (`$1` account ids, `$2` stages).
+pub(crate) const SET_STAGES_POSTGRES: &str = "INSERT INTO account_stages (account_id, stage) \
+     SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT (account_id) DO UPDATE SET stage = excluded.stage";
+
+/// Writes stage changes: the accounts' new stage (`account_stages`) and one `stage_history` row
+/// each. PostgreSQL: one `INSERT ... SELECT FROM UNNEST` of each per chunk; SQLite: multi-row
+/// inserts.
 async fn apply_stage_changes(
     db: &impl ConnectionTrait,
     run_id: i64,
@@ -906,8 +916,7 @@ async fn apply_stage_changes(
             let to: Vec<String> = chunk.iter().map(|change| change.to.to_string()).collect();
             db.execute_raw(sea_orm::Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "UPDATE accounts a SET stage = u.stage FROM UNNEST($1::text[], $2::text[]) AS u(id, stage) \
-                 WHERE a.id = u.id",
+                SET_STAGES_POSTGRES,
                 [Value::from(ids.clone()), Value::from(to.clone())],
             ))
             .await?;
@@ -922,20 +931,19 @@ async fn apply_stage_changes(
         }
         return Ok(());
     }
-    let mut by_stage: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for change in changes {
-        by_stage.entry(&*change.to).or_default().push(&change.account_id);
-    }
-    for (stage, ids) in &by_stage {
-        for chunk in ids.chunks(in_list_chunk(backend, 1)) {
-            let mut sql = Sql::with_capacity(backend, 64 + chunk.len() * 8, chunk.len() + 1);
-            sql.push("UPDATE accounts SET stage = ");
-            sql.bind(*stage);
-            sql.push(" WHERE ");
-            push_in_list(&mut sql, "id", chunk);
-            db.execute_raw(sql.statement()).await?;
-        }
-    }
+    insert_values(
+        db,
+        &format!("INSERT INTO {SET_STAGES_INTO}"),
+        &[],
+        2,
+        changes,
+        |change, values| {
+            values.push(Value::from(change.account_id.as_str()));
+            values.push(Value::from(&*change.to));
+        },
+        SET_STAGES_TAIL,
+    )
+    .await?;
     insert_values(
         db,
         "INSERT INTO stage_history (at, plan_run_id, account_id, from_stage, to_stage)",

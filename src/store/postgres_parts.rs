@@ -7,8 +7,8 @@
 //! here.
 
 use super::plans::{
-    PartSaved, PartWrite, PlanRunError, RunCounts, StageChange, TASK_COLUMNS, count_i64, fresh_part, planned_among,
-    small_i32, total_after,
+    PartSaved, PartWrite, PlanRunError, RunCounts, SET_STAGES_POSTGRES, StageChange, TASK_COLUMNS, count_i64,
+    fresh_part, planned_among, small_i32, total_after,
 };
 use super::{StoreError, sqlx_error};
 use crate::domain::ShardState;
@@ -164,7 +164,7 @@ async fn copy_tasks(
     Ok(inserted)
 }
 
-/// Sets the accounts' new stage and copies one `stage_history` row per change.
+/// Sets the accounts' new stage (`account_stages`) and copies one `stage_history` row per change.
 async fn apply_stage_changes(
     connection: &mut PgConnection,
     run_id: i64,
@@ -176,14 +176,7 @@ async fn apply_stage_changes(
     }
     let ids: Vec<&str> = changes.iter().map(|change| change.account_id.as_str()).collect();
     let stages: Vec<&str> = changes.iter().map(|change| &*change.to).collect();
-    sqlx::query(
-        "UPDATE accounts a SET stage = u.stage FROM UNNEST($1::text[], $2::text[]) AS u(id, stage) WHERE a.id = u.id",
-    )
-    .bind(&ids)
-    .bind(&stages)
-    .execute(&mut *connection)
-    .await
-    .map_err(sqlx_error)?;
+    sqlx::query(SET_STAGES_POSTGRES).bind(&ids).bind(&stages).execute(&mut *connection).await.map_err(sqlx_error)?;
     let mut rows = BinaryCopy::default();
     for change in changes {
         rows.row(5);
