@@ -69,6 +69,18 @@ async fn with_accounts(db: &TestDb, n: usize) -> Vec<String> {
     ids
 }
 
+/// Every row of `account_stages`, `(account, stage)` in account order.
+async fn stored_stages(db: &TestDb) -> Vec<(String, String)> {
+    AccountStages::find()
+        .order_by_asc(entity::account_stages::Column::AccountId)
+        .all(&db.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.account_id, row.stage))
+        .collect()
+}
+
 fn task(account_id: &str, local_date: NaiveDate, attempt: u32, stage: &str) -> Task {
     let zone = FixedOffset::east_opt(8 * 3600).unwrap();
     let opens = zone.from_local_datetime(&local_date.and_hms_opt(9, 0, 0).unwrap()).unwrap();
@@ -211,14 +223,7 @@ async fn stage_changes_are_recorded_once_each() {
         assert_eq!(store::stage_history_of(&*db, "A-00000").await.unwrap().len(), 1, "{}: unchanged stage", db.backend);
         assert!(store::stage_history_of(&*db, "A-missing").await.unwrap().is_empty());
         // The stored stages: one row per account in a stage, none for an account not in the book.
-        let stages: Vec<(String, String)> = AccountStages::find()
-            .order_by_asc(entity::account_stages::Column::AccountId)
-            .all(&db.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|row| (row.account_id, row.stage))
-            .collect();
+        let stages = stored_stages(&db).await;
         let expected =
             [("A-00000", "M1"), ("A-00001", "M2"), ("A-00002", "pre-due")].map(|(a, s)| (a.into(), s.into()));
         assert_eq!(stages, expected, "{}", db.backend);
@@ -393,14 +398,7 @@ async fn stored_stages_move_to_their_own_table_and_back() {
             db.db.execute_raw(sea_orm::Statement::from_string(backend, set)).await.unwrap();
         }
         Migrator::up(&db.db, None).await.unwrap();
-        let stages: Vec<(String, String)> = AccountStages::find()
-            .order_by_asc(entity::account_stages::Column::AccountId)
-            .all(&db.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|row| (row.account_id, row.stage))
-            .collect();
+        let stages = stored_stages(&db).await;
         assert_eq!(stages, [(ids[0].clone(), "M1".into()), (ids[2].clone(), "M2".into())], "{}", db.backend);
         let page = store::load_book_page(&db.db, "", 10).await.unwrap();
         assert_eq!(page.stored_stages, [Some("M1".into()), None, Some("M2".into())], "{}", db.backend);
