@@ -3,8 +3,12 @@
 -- points and accounts nine more times under new ids (A01000001 ... A10000000, B... likewise),
 -- without history, as `benchmark_book DIR 10000000` numbers them.
 --
+-- `plan_memory.sh` runs it on a copy of the imported file whose WAL is folded in, through
+-- Python's `sqlite3` with `isolation_level = None` so that the script's own BEGIN and COMMIT
+-- hold the three inserts:
+--
 --   cp /tmp/imp.db /tmp/imp10.db
---   python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(open(sys.argv[2]).read())" \
+--   python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.isolation_level=None; c.executescript(open(sys.argv[2]).read())" \
 --     /tmp/imp10.db benches/scale/replicate_book_sqlite.sql
 DELETE FROM attempts;
 DELETE FROM promises;
